@@ -1,0 +1,24 @@
+# The two commands of the README: `make demo` and `make test`. Both set up a fresh machine first.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup test lint demo clean-servers
+
+setup:
+	@bash scripts/setup.sh
+
+# The whole test suite against the real servers (they start and stop inside pytest).
+test: setup
+	@start=$$SECONDS; $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	  printf '[test] %-28s %4ss\n' "pytest" "$$((SECONDS - start))"; exit $$rc
+
+# Static checks: ruff (lint + format), mypy strict, import-linter contracts.
+lint: setup
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy
+	@$(VENV)/bin/lint-imports
+
+demo: setup
+	@PYTHONPATH=scripts $(PY) -m testground.demo $(DEMO_ARGS)

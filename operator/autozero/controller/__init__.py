@@ -1,0 +1,1 @@
+"""The kopf operator: handlers, the reconcile loop, and status/Event/metrics reporting."""

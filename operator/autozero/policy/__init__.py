@@ -1,0 +1,1 @@
+"""The ScalingPolicy resource: manifest dict -> typed, validated model; errors carry field paths."""

@@ -1,0 +1,1 @@
+"""Scale targets: one module per target kind (GCE MIGs, Kubernetes /scale) behind ScaleTarget."""

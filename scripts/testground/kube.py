@@ -1,0 +1,264 @@
+"""A real Kubernetes control plane on loopback: etcd, kube-apiserver (RBAC on), controller-manager.
+
+Built from Go modules by scripts/build-go-tools.sh. Pods never run (there is no kubelet), but
+Deployments get ReplicaSets, `/scale` works, and RBAC is enforced, which is all autozero needs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import ssl
+import subprocess
+import tempfile
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from testground.pki import CertificateAuthority, CertPair, service_account_keys
+from testground.process import ManagedProcess, ServerStartError, free_port
+from testground.tools import go_tools
+
+
+def _https_ok(url: str, ca: Path, client: CertPair | None, expect: bytes = b"ok") -> bool:
+    context = ssl.create_default_context(cafile=str(ca))
+    if client is not None:
+        context.load_cert_chain(str(client.cert), str(client.key))
+    with urllib.request.urlopen(url, context=context, timeout=2) as response:
+        return bool(response.status == 200 and response.read().strip() == expect)
+
+
+def _http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return bool(response.status == 200)
+
+
+class Etcd:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.client_port = free_port()
+        self.peer_port = free_port()
+        self.url = f"http://127.0.0.1:{self.client_port}"
+        self.process = ManagedProcess(
+            "etcd",
+            [
+                str(go_tools().etcd),
+                "--name=autozero",
+                f"--data-dir={workdir / 'data'}",
+                f"--listen-client-urls={self.url}",
+                f"--advertise-client-urls={self.url}",
+                f"--listen-peer-urls=http://127.0.0.1:{self.peer_port}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{self.peer_port}",
+                f"--initial-cluster=autozero=http://127.0.0.1:{self.peer_port}",
+                "--unsafe-no-fsync",  # test data; fsync only slows the suite down
+                "--log-level=warn",
+            ],
+            workdir=workdir,
+        )
+
+    def start(self) -> float:
+        self.process.start()
+        return self.process.wait_ready(lambda: _http_ok(f"{self.url}/health"), timeout=60)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+@dataclass
+class KubeCluster:
+    """A running control plane and the files a client needs to reach it as cluster admin."""
+
+    workdir: Path
+    ca: CertificateAuthority
+    admin: CertPair
+    sa_keys: CertPair
+    port: int
+    etcd: Etcd
+    apiserver: ManagedProcess
+    controller_manager: ManagedProcess
+    kubeconfig: Path
+    start_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def kubectl(self) -> Path:
+        return go_tools().kubectl
+
+    @property
+    def helm(self) -> Path:
+        return go_tools().helm
+
+    def write_kubeconfig(
+        self, path: Path, *, user: str, client: CertPair | None = None, token: str | None = None
+    ) -> Path:
+        credentials: dict[str, str] = {}
+        if client is not None:
+            credentials = {"client-certificate": str(client.cert), "client-key": str(client.key)}
+        if token is not None:
+            credentials = {"token": token}
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "autozero-test",
+                    "cluster": {
+                        "server": self.server,
+                        "certificate-authority": str(self.ca.cert_path),
+                    },
+                }
+            ],
+            "users": [{"name": user, "user": credentials}],
+            "contexts": [{"name": user, "context": {"cluster": "autozero-test", "user": user}}],
+            "current-context": user,
+        }
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        return path
+
+    def kubeconfig_for(self, user: str, groups: tuple[str, ...] = ()) -> Path:
+        """A kubeconfig that authenticates as `user` (in `groups`) with a client certificate."""
+        safe = "".join(ch if ch.isalnum() else "-" for ch in user)
+        pair = self.ca.issue(f"user-{safe}", common_name=user, organizations=groups)
+        return self.write_kubeconfig(self.workdir / f"kubeconfig-{safe}", user=user, client=pair)
+
+    def kubectl_run(
+        self,
+        *args: str,
+        kubeconfig: Path | None = None,
+        input_text: str | None = None,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.kubectl), f"--kubeconfig={kubeconfig or self.kubeconfig}", *args],
+            capture_output=True,
+            text=True,
+            input=input_text,
+            check=check,
+            timeout=120,
+        )
+
+    def restart_apiserver(self) -> float:
+        """Stop and start the apiserver on the same port (for resume-after-outage tests)."""
+        self.apiserver.stop()
+        self.apiserver.start()
+        return self._wait_apiserver()
+
+    def _wait_apiserver(self) -> float:
+        return self.apiserver.wait_ready(
+            lambda: _https_ok(f"{self.server}/readyz", self.ca.cert_path, self.admin),
+            timeout=120,
+        )
+
+    def stop(self) -> None:
+        for process in (self.controller_manager, self.apiserver):
+            process.stop()
+        self.etcd.stop()
+
+
+def start_cluster(workdir: Path | None = None, *, controller_manager: bool = True) -> KubeCluster:
+    """Start etcd, kube-apiserver and (optionally) kube-controller-manager; return when ready."""
+    tools = go_tools()
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="autozero-kube-"))
+    pki_dir = workdir / "pki"
+    ca = CertificateAuthority(pki_dir)
+    serving = ca.issue("apiserver", common_name="kube-apiserver", server=True)
+    admin = ca.issue("admin", common_name="autozero-admin", organizations=("system:masters",))
+    sa_keys = service_account_keys(pki_dir)
+
+    etcd = Etcd(workdir / "etcd")
+    timings: dict[str, float] = {}
+    timings["etcd"] = etcd.start()
+
+    port = free_port()
+    apiserver = ManagedProcess(
+        "kube-apiserver",
+        [
+            str(tools.kube_apiserver),
+            f"--etcd-servers={etcd.url}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--tls-cert-file={serving.cert}",
+            f"--tls-private-key-file={serving.key}",
+            f"--client-ca-file={ca.cert_path}",
+            "--authorization-mode=RBAC",
+            f"--service-account-key-file={sa_keys.cert}",
+            f"--service-account-signing-key-file={sa_keys.key}",
+            "--service-account-issuer=https://kubernetes.default.svc",
+            "--api-audiences=https://kubernetes.default.svc",
+            # Never routed: the apiserver only needs a range to allocate Service IPs from.
+            "--service-cluster-ip-range=10.96.0.0/16",
+            "--allow-privileged=true",
+            "--enable-priority-and-fairness=false",
+            "--profiling=false",
+            "--v=1",
+        ],
+        workdir=workdir / "apiserver",
+    )
+    cluster = KubeCluster(
+        workdir=workdir,
+        ca=ca,
+        admin=admin,
+        sa_keys=sa_keys,
+        port=port,
+        etcd=etcd,
+        apiserver=apiserver,
+        controller_manager=ManagedProcess(
+            "kube-controller-manager", ["true"], workdir=workdir / "controller-manager"
+        ),
+        kubeconfig=workdir / "kubeconfig",
+        start_seconds=timings,
+    )
+    try:
+        apiserver.start()
+        timings["kube-apiserver"] = cluster._wait_apiserver()
+        cluster.write_kubeconfig(cluster.kubeconfig, user="autozero-admin", client=admin)
+        if controller_manager:
+            cm_port = free_port()
+            cluster.controller_manager = ManagedProcess(
+                "kube-controller-manager",
+                [
+                    str(tools.kube_controller_manager),
+                    f"--kubeconfig={cluster.kubeconfig}",
+                    f"--authentication-kubeconfig={cluster.kubeconfig}",
+                    f"--authorization-kubeconfig={cluster.kubeconfig}",
+                    "--bind-address=127.0.0.1",
+                    f"--secure-port={cm_port}",
+                    "--leader-elect=false",
+                    f"--service-account-private-key-file={sa_keys.key}",
+                    f"--root-ca-file={ca.cert_path}",
+                    "--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller",
+                    "--v=1",
+                ],
+                workdir=workdir / "controller-manager",
+            )
+            cluster.controller_manager.start()
+            timings["kube-controller-manager"] = cluster.controller_manager.wait_ready(
+                lambda: _insecure_ok(f"https://127.0.0.1:{cm_port}/healthz"),
+                timeout=60,
+            )
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def _insecure_ok(url: str) -> bool:
+    """The controller-manager serves a self-signed certificate; its /healthz needs no auth."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with urllib.request.urlopen(url, context=context, timeout=2) as response:
+        return bool(response.status == 200 and response.read().strip() == b"ok")
+
+
+def remove_workdir(cluster: KubeCluster) -> None:
+    shutil.rmtree(cluster.workdir, ignore_errors=True)
+
+
+__all__ = ["Etcd", "KubeCluster", "ServerStartError", "remove_workdir", "start_cluster"]

@@ -1,0 +1,66 @@
+"""Fixtures that start the real servers once per session and stop them (by PID) at the end.
+
+A server that cannot start raises ServerStartError with its log tail: the tests that need it
+fail with that message. Nothing here ever skips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from testground.kube import KubeCluster, start_cluster
+from testground.prometheus import PrometheusServer
+from testground.rabbitmq import RabbitMQServer
+from testground.redis_server import RedisServer
+
+
+@pytest.fixture(scope="session")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
+    cluster = start_cluster(tmp_path_factory.mktemp("kube"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def kube_api(kube: KubeCluster) -> Iterator[k8s_client.ApiClient]:
+    """A kubernetes.client.ApiClient authenticated as cluster admin."""
+    api = k8s_config.new_client_from_config(config_file=str(kube.kubeconfig))
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQServer]:
+    server = RabbitMQServer(tmp_path_factory.mktemp("rabbitmq"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    server = PrometheusServer(tmp_path_factory.mktemp("prometheus"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

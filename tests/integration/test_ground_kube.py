@@ -1,0 +1,136 @@
+"""Smoke tests: the control plane is a real Kubernetes with RBAC on, reached by its real clients."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+
+import pytest
+from kubernetes import client as k8s_client
+from kubernetes.client.rest import ApiException
+from kubernetes.config import new_client_from_config
+from testground.kube import KubeCluster, start_cluster
+from testground.process import processes_in_group, wait_for
+from testground.tools import VERSIONS, go_tools
+
+
+@pytest.fixture
+def namespace(kube_api: k8s_client.ApiClient) -> str:
+    name = f"smoke-{uuid.uuid4().hex[:8]}"
+    k8s_client.CoreV1Api(kube_api).create_namespace(
+        k8s_client.V1Namespace(metadata=k8s_client.V1ObjectMeta(name=name))
+    )
+    return name
+
+
+def test_apiserver_reports_the_pinned_release(kube_api: k8s_client.ApiClient) -> None:
+    info = k8s_client.VersionApi(kube_api).get_code()
+    assert info.git_version == VERSIONS["KUBERNETES_VERSION"]
+
+
+def test_configmap_through_the_python_client_and_kubectl(
+    kube: KubeCluster, kube_api: k8s_client.ApiClient, namespace: str
+) -> None:
+    core = k8s_client.CoreV1Api(kube_api)
+    core.create_namespaced_config_map(
+        namespace,
+        k8s_client.V1ConfigMap(
+            metadata=k8s_client.V1ObjectMeta(name="written-by-python"), data={"queue": "bids"}
+        ),
+    )
+    out = kube.kubectl_run("get", "configmap", "written-by-python", "-n", namespace, "-o", "json")
+    assert json.loads(out.stdout)["data"] == {"queue": "bids"}
+
+    kube.kubectl_run(
+        "create", "configmap", "written-by-kubectl", "-n", namespace, "--from-literal=size=3"
+    )
+    assert core.read_namespaced_config_map("written-by-kubectl", namespace).data == {"size": "3"}
+
+
+def test_kubectl_is_the_pinned_release(kube: KubeCluster) -> None:
+    out = kube.kubectl_run("version", "-o", "json")
+    versions = json.loads(out.stdout)
+    assert versions["clientVersion"]["gitVersion"] == VERSIONS["KUBERNETES_VERSION"]
+    assert versions["serverVersion"]["gitVersion"] == VERSIONS["KUBERNETES_VERSION"]
+
+
+def test_deployment_gets_a_replicaset_and_scales(
+    kube_api: k8s_client.ApiClient, namespace: str
+) -> None:
+    apps = k8s_client.AppsV1Api(kube_api)
+    labels = {"app": "worker"}
+    apps.create_namespaced_deployment(
+        namespace,
+        k8s_client.V1Deployment(
+            metadata=k8s_client.V1ObjectMeta(name="worker"),
+            spec=k8s_client.V1DeploymentSpec(
+                replicas=0,
+                selector=k8s_client.V1LabelSelector(match_labels=labels),
+                template=k8s_client.V1PodTemplateSpec(
+                    metadata=k8s_client.V1ObjectMeta(labels=labels),
+                    spec=k8s_client.V1PodSpec(
+                        containers=[k8s_client.V1Container(name="w", image="worker:1")]
+                    ),
+                ),
+            ),
+        ),
+    )
+    replica_sets = wait_for(
+        lambda: apps.list_namespaced_replica_set(namespace, label_selector="app=worker").items,
+        timeout=60,
+    )
+    assert replica_sets[0].metadata.owner_references[0].name == "worker"
+
+    # The /scale subresource: what autozero reads and writes.
+    apps.patch_namespaced_deployment_scale("worker", namespace, {"spec": {"replicas": 3}})
+    scale = apps.read_namespaced_deployment_scale("worker", namespace)
+    assert scale.spec.replicas == 3
+    wait_for(
+        lambda: (
+            apps.list_namespaced_replica_set(namespace, label_selector="app=worker")
+            .items[0]
+            .spec.replicas
+            == 3
+        ),
+        timeout=60,
+    )
+
+
+def test_rbac_is_enforced(kube: KubeCluster, namespace: str) -> None:
+    stranger = kube.kubeconfig_for("stranger")
+    api = new_client_from_config(config_file=str(stranger))
+    try:
+        with pytest.raises(ApiException) as denied:
+            k8s_client.CoreV1Api(api).list_namespaced_config_map(namespace)
+        assert denied.value.status == 403
+    finally:
+        api.close()
+    answer = kube.kubectl_run(
+        "auth", "can-i", "list", "configmaps", "-n", namespace, kubeconfig=stranger, check=False
+    )
+    assert answer.stdout.strip() == "no"
+
+    kube.kubectl_run(
+        "create", "rolebinding", "stranger-view", "-n", namespace,
+        "--clusterrole=view", "--user=stranger",
+    )  # fmt: skip
+    answer = kube.kubectl_run(
+        "auth", "can-i", "list", "configmaps", "-n", namespace, kubeconfig=stranger, check=False
+    )
+    assert answer.stdout.strip() == "yes"
+
+
+def test_helm_is_the_pinned_release() -> None:
+    out = subprocess.run(
+        [str(go_tools().helm), "version", "--short"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.startswith(VERSIONS["HELM_VERSION"])
+
+
+def test_stopping_the_cluster_leaves_no_process(tmp_path_factory: pytest.TempPathFactory) -> None:
+    cluster = start_cluster(tmp_path_factory.mktemp("kube-stop"))
+    groups = [cluster.etcd.process.pid, cluster.apiserver.pid, cluster.controller_manager.pid]
+    assert all(processes_in_group(g) for g in groups)
+    cluster.stop()
+    assert [pid for g in groups for pid in processes_in_group(g)] == []
