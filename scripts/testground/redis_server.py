@@ -23,14 +23,21 @@ class RedisServer:
         self.password = password
         argv = [
             str(debian_binary("redis-server")),
-            "--bind", "127.0.0.1",
-            "--port", str(self.port),
-            "--dir", str(self.workdir),
-            "--save", "",
-            "--appendonly", "no",
-            "--daemonize", "no",
-            "--protected-mode", "yes",
-        ]  # fmt: skip
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.workdir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+        ]
         if password:
             argv += ["--requirepass", password]
         self.process = ManagedProcess("redis-server", argv, workdir=self.workdir)

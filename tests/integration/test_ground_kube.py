@@ -112,9 +112,14 @@ def test_rbac_is_enforced(kube: KubeCluster, namespace: str) -> None:
     assert answer.stdout.strip() == "no"
 
     kube.kubectl_run(
-        "create", "rolebinding", "stranger-view", "-n", namespace,
-        "--clusterrole=view", "--user=stranger",
-    )  # fmt: skip
+        "create",
+        "rolebinding",
+        "stranger-view",
+        "-n",
+        namespace,
+        "--clusterrole=view",
+        "--user=stranger",
+    )
     answer = kube.kubectl_run(
         "auth", "can-i", "list", "configmaps", "-n", namespace, kubeconfig=stranger, check=False
     )

@@ -1,0 +1,336 @@
+"""decide(): one group, one cycle. Pure: everything it knows comes in as arguments.
+
+Order of evaluation (DESIGN.md §3): profile -> record samples -> activation (wake / sleep) ->
+rules (any Increase, or all Decrease) -> flapping guard -> clamp to the profile's bounds ->
+safety (a failing source never lowers the count; fallback raises a Degraded group).
+The caller applies the decision (or not: paused, dry run) and, once applied, calls
+`GroupState.after_scale` so the cooldowns start from the real change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from autozero.engine.activation import (
+    Activity,
+    describe_activity,
+    next_idle_since,
+    read_activity,
+)
+from autozero.engine.aggregate import Sample
+from autozero.engine.decision import Action, Decision, Reason, RuleStatus, RuleVerdict
+from autozero.engine.durations import format_duration
+from autozero.engine.readings import Observation, Reading
+from autozero.engine.rules import evaluate_rule, would_flap
+from autozero.engine.schedule import active_profile
+from autozero.engine.spec import Capacity, Direction, GroupSpec, Profile, Statistic
+from autozero.engine.state import GroupState
+
+_NOT_INTENSIVE = (Statistic.SUM, Statistic.COUNT)
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    decision: Decision
+    state: GroupState  # the state to keep; call `after_scale` on it once the change is applied
+
+
+def _record(
+    spec: GroupSpec, state: GroupState, observations: Mapping[str, Observation], now: float
+) -> tuple[dict[str, tuple[Sample, ...]], dict[str, int], tuple[str, ...]]:
+    """Append this cycle's samples (dropping those too old for any window) and count failures."""
+    windows: dict[str, tuple[Sample, ...]] = {}
+    failures: dict[str, int] = {}
+    failing: list[str] = []
+    for metric in spec.metrics:
+        seen = observations.get(metric)
+        kept = state.windows.get(metric, ())
+        keep_seconds = spec.history_seconds[metric]
+        if kept:
+            cutoff = now - keep_seconds
+            start = 0
+            while start < len(kept) and kept[start][0] <= cutoff:
+                start += 1
+            kept = kept[start:]
+        if isinstance(seen, Reading):
+            failures[metric] = 0
+            if keep_seconds > 0:
+                if seen.per_instance:
+                    fresh = tuple((now, float(v), str(i)) for i, v in seen.per_instance.items())
+                else:
+                    fresh = ((now, float(seen.value), ""),)
+                kept = kept + fresh
+        else:
+            failures[metric] = state.failures.get(metric, 0) + 1
+            failing.append(metric)
+        if kept:
+            windows[metric] = kept
+    return windows, failures, tuple(failing)
+
+
+def _wake_count(capacity: Capacity) -> int:
+    return max(1, capacity.minimum, min(capacity.default, capacity.maximum))
+
+
+def _hold_reason(verdicts: tuple[RuleVerdict, ...]) -> tuple[Reason, str]:
+    """Why no rule moved the count: the most telling verdict, in this order of precedence."""
+    if not verdicts:
+        return Reason.NO_RULES, "the active profile has no rules"
+    for status, reason in (
+        (RuleStatus.IN_COOLDOWN, Reason.IN_COOLDOWN),
+        (RuleStatus.SOURCE_FAILED, Reason.SOURCE_FAILED),
+        (RuleStatus.INSUFFICIENT_DATA, Reason.INSUFFICIENT_DATA),
+    ):
+        for verdict in verdicts:
+            if verdict.status is status:
+                return reason, verdict.detail
+    decreases = [v for v in verdicts if v.direction is Direction.DECREASE]
+    if any(v.fired for v in decreases):
+        unmet = next(v for v in decreases if not v.fired)
+        return (
+            Reason.NOT_ALL_DECREASE_RULES_FIRED,
+            f"not every Decrease rule fired ({unmet.detail})",
+        )
+    return Reason.NO_RULE_FIRED, "no rule fired"
+
+
+def decide(
+    spec: GroupSpec,
+    state: GroupState,
+    observations: Mapping[str, Observation],
+    *,
+    now: datetime,
+    current: int,
+) -> Evaluation:
+    """Decide `spec`'s replica count at `now` (aware), given its count and this cycle's reads."""
+    t = now.timestamp()
+    windows, failures, failing = _record(spec, state, observations, t)
+    degraded = tuple(m for m in failing if failures[m] >= spec.failure.threshold)
+    active = active_profile(spec, now)
+    profile = active.profile
+    capacity = spec.capacity_of(profile)
+    activity = read_activity(spec.activation, observations)
+    idle_since = (
+        next_idle_since(
+            activity, any_source_failing=bool(failing), previous=state.idle_since, now=t
+        )
+        if current > 0
+        else None
+    )
+    new_state = replace(state, windows=windows, failures=failures, idle_since=idle_since)
+
+    def outcome(
+        target: int, reason: Reason, message: str, verdicts: tuple[RuleVerdict, ...] = ()
+    ) -> Evaluation:
+        decision = Decision(
+            group=spec.name,
+            at=now,
+            profile=profile.name,
+            current=current,
+            target=target,
+            action=Action.between(current, target),
+            reason=reason,
+            message=message,
+            rules=verdicts,
+            pending=activity.pending,
+            in_flight=activity.in_flight,
+            failing=failing,
+            degraded=degraded,
+            idle_since=None
+            if idle_since is None
+            else datetime.fromtimestamp(idle_since, now.tzinfo),
+        )
+        return Evaluation(decision, new_state)
+
+    fallback = spec.failure.fallback_replicas if degraded else None
+    if current == 0:
+        return outcome(*_asleep(spec, capacity, activity, fallback, degraded))
+
+    # Awake. Sleep first: it needs idleness for idle_for, a profile that allows 0, no fallback.
+    activation = spec.activation
+    if (
+        activation is not None
+        and idle_since is not None
+        and t - idle_since >= activation.idle_for.total_seconds()
+        and capacity.minimum == 0
+        and fallback is None
+    ):
+        return outcome(
+            0,
+            Reason.IDLE,
+            f"idle {format_duration(activation.idle_for)}: "
+            f"{describe_activity(activation.metric, activity)}",
+        )
+
+    floor = max(1, capacity.minimum)
+    ceiling = max(floor, capacity.maximum)
+    note = _activity_note(spec, activity, idle_since, t, capacity)
+
+    if spec.handoff:
+        target, reason, message = current, Reason.HANDOFF, "a native autoscaler owns the count"
+        verdicts: tuple[RuleVerdict, ...] = ()
+    else:
+        verdicts, target, reason, message = _apply_rules(
+            profile, windows, failing, current, state.last_scale_at, t, floor, ceiling
+        )
+
+    # Clamp to the active profile's bounds.
+    if target > ceiling:
+        target, reason = ceiling, Reason.SCHEDULE_MAXIMUM
+        message = f"lowered to the maximum {ceiling} of profile {profile.name}"
+    elif target < floor:
+        target, reason = floor, Reason.SCHEDULE_MINIMUM
+        message = f"raised to the minimum {floor} of profile {profile.name}"
+    # Safety: a failing source never lowers the count; a Degraded group rises to its fallback.
+    if target < current and failing:
+        target, reason = current, Reason.SOURCE_FAILED
+        message = f"not scaling in while {', '.join(failing)} cannot be read"
+    if fallback is not None and target < min(fallback, ceiling):
+        target, reason = min(fallback, ceiling), Reason.FALLBACK
+        message = (
+            f"fallback to {target}: {', '.join(degraded)} failing "
+            f"for {spec.failure.threshold}+ reads"
+        )
+    if target == current and note:
+        message = f"{message}; {note}"
+    return outcome(target, reason, message, verdicts)
+
+
+def _asleep(
+    spec: GroupSpec,
+    capacity: Capacity,
+    activity: Activity,
+    fallback: int | None,
+    degraded: tuple[str, ...],
+) -> tuple[int, Reason, str]:
+    """A group at zero: fallback, pending work or a schedule minimum wakes it; else it sleeps."""
+    if fallback is not None and fallback > 0:
+        target = capacity.clamp(max(1, fallback))
+        return target, Reason.FALLBACK, f"fallback to {target}: {', '.join(degraded)} failing"
+    activation = spec.activation
+    if activation is not None and activity.work_pending:
+        return (
+            _wake_count(capacity),
+            Reason.WORK_PENDING,
+            f"work pending: {describe_activity(activation.metric, activity)}",
+        )
+    if capacity.minimum > 0:
+        return (
+            capacity.minimum,
+            Reason.SCHEDULE_MINIMUM,
+            f"raised to the minimum {capacity.minimum}",
+        )
+    if activation is None:
+        return 0, Reason.ASLEEP, "asleep: the group has no activation metric"
+    if activity.failed is not None:
+        return (
+            0,
+            Reason.SOURCE_FAILED,
+            f"asleep: cannot read {activation.metric} ({activity.failed.message})",
+        )
+    return 0, Reason.ASLEEP, f"asleep: {describe_activity(activation.metric, activity)}"
+
+
+def _apply_rules(
+    profile: Profile,
+    windows: Mapping[str, tuple[Sample, ...]],
+    failing: tuple[str, ...],
+    current: int,
+    last_scale_at: float | None,
+    now: float,
+    floor: int,
+    ceiling: int,
+) -> tuple[tuple[RuleVerdict, ...], int, Reason, str]:
+    verdicts = tuple(
+        evaluate_rule(
+            index,
+            rule,
+            samples=windows.get(rule.metric, ()),
+            failed=rule.metric in failing,
+            now=now,
+            current=current,
+            last_scale_at=last_scale_at,
+        )
+        for index, rule in enumerate(profile.rules)
+    )
+    fired_up = [v for v in verdicts if v.direction is Direction.INCREASE and v.fired]
+    if fired_up:
+        wanted = max(v.proposed or current for v in fired_up)
+        message = "; ".join(v.detail for v in fired_up)
+        if min(wanted, ceiling) <= current:
+            return verdicts, current, Reason.AT_BOUND, f"{message}; already at maximum {ceiling}"
+        return verdicts, min(wanted, ceiling), Reason.RULE_FIRED, message
+
+    decreases = [v for v in verdicts if v.direction is Direction.DECREASE]
+    if decreases and all(v.fired for v in decreases):
+        # The smallest step: the largest of the counts the Decrease rules ask for.
+        wanted = max(floor, max(v.proposed or current for v in decreases))
+        message = "; ".join(v.detail for v in decreases)
+        if wanted >= current:
+            return verdicts, current, Reason.AT_BOUND, f"{message}; already at minimum {floor}"
+        if failing:
+            return (
+                verdicts,
+                current,
+                Reason.SOURCE_FAILED,
+                (f"not scaling in while {', '.join(failing)} cannot be read"),
+            )
+        intensive = {
+            v.index: rule.per_instance
+            or (
+                rule.statistic not in _NOT_INTENSIVE
+                and any(s[2] for s in windows.get(rule.metric, ()))
+            )
+            for rule, v in zip(profile.rules, verdicts, strict=True)
+        }
+        # Flapping guard: try the asked count, then ever smaller steps; hold if all would flap.
+        first_flap = would_flap(
+            profile.rules, verdicts, current=current, new=wanted, intensive=intensive
+        )
+        if first_flap is None:
+            return verdicts, wanted, Reason.ALL_DECREASE_RULES_FIRED, message
+        for candidate in range(wanted + 1, current):
+            if (
+                would_flap(
+                    profile.rules, verdicts, current=current, new=candidate, intensive=intensive
+                )
+                is None
+            ):
+                return (
+                    verdicts,
+                    candidate,
+                    Reason.ALL_DECREASE_RULES_FIRED,
+                    (f"{message}; stepped to {candidate} ({first_flap.detail})"),
+                )
+        return verdicts, current, Reason.WOULD_FLAP, first_flap.detail
+    reason, message = _hold_reason(verdicts)
+    return verdicts, current, reason, message
+
+
+def _activity_note(
+    spec: GroupSpec, activity: Activity, idle_since: float | None, now: float, capacity: Capacity
+) -> str:
+    """Why the group is not going to zero yet, for Hold messages of an awake group."""
+    activation = spec.activation
+    if activation is None:
+        return ""
+    if activity.failed is not None:
+        return f"{activation.metric} unreadable"
+    if capacity.minimum > 0:
+        return f"profile minimum {capacity.minimum} keeps the group awake"
+    if (activity.in_flight or 0) > 0:
+        return f"{activity.in_flight:g} jobs in flight"
+    if activity.work_pending:
+        return f"{activity.pending:g} jobs pending"
+    if idle_since is not None:
+        return (
+            f"idle {format_duration_seconds(now - idle_since)} of "
+            f"{format_duration(activation.idle_for)}"
+        )
+    return ""
+
+
+def format_duration_seconds(seconds: float) -> str:
+    return format_duration(timedelta(seconds=round(max(0.0, seconds))))

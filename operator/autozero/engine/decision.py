@@ -1,0 +1,95 @@
+"""The engine's answer: a target count, the action it means, and every reason behind it.
+
+Every outcome, and above all every Hold, carries a `Reason` code and one sentence that can go
+straight into a status condition or an Event, the way the HPA says why it keeps its count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from autozero.engine.spec import Direction, Operator
+
+
+class Action(StrEnum):
+    WAKE = "Wake"  # 0 -> awake
+    SCALE_OUT = "ScaleOut"
+    SCALE_IN = "ScaleIn"
+    SLEEP = "Sleep"  # awake -> 0
+    HOLD = "Hold"
+
+    @staticmethod
+    def between(current: int, target: int) -> Action:
+        if target == current:
+            return Action.HOLD
+        if current == 0:
+            return Action.WAKE
+        if target == 0:
+            return Action.SLEEP
+        return Action.SCALE_OUT if target > current else Action.SCALE_IN
+
+
+class Reason(StrEnum):
+    WORK_PENDING = "WorkPending"  # wake: jobs wait
+    IDLE = "Idle"  # sleep: nothing pending nor in flight for idleFor
+    RULE_FIRED = "RuleFired"  # scale out: an Increase rule fired
+    ALL_DECREASE_RULES_FIRED = "AllDecreaseRulesFired"  # scale in
+    SCHEDULE_MINIMUM = "ScheduleMinimum"  # raised to the active profile's minimum
+    SCHEDULE_MAXIMUM = "ScheduleMaximum"  # lowered to the active profile's maximum
+    FALLBACK = "Fallback"  # raised to fallback replicas while Degraded
+    ASLEEP = "Asleep"  # hold at 0: nothing pending
+    NO_RULE_FIRED = "NoRuleFired"
+    NO_RULES = "NoRules"
+    NOT_ALL_DECREASE_RULES_FIRED = "NotAllDecreaseRulesFired"
+    IN_COOLDOWN = "InCooldown"
+    INSUFFICIENT_DATA = "InsufficientData"
+    SOURCE_FAILED = "SourceFailed"  # a failing source blocks every step down
+    WOULD_FLAP = "WouldFlap"
+    IN_FLIGHT = "InFlight"  # the count may not go below 1 while jobs run
+    AT_BOUND = "AtBound"  # a rule fired but the count is already at the bound
+    HANDOFF = "Handoff"  # a native autoscaler owns the count while awake
+
+
+class RuleStatus(StrEnum):
+    FIRED = "Fired"
+    NOT_MET = "NotMet"
+    INSUFFICIENT_DATA = "InsufficientData"
+    SOURCE_FAILED = "SourceFailed"
+    IN_COOLDOWN = "InCooldown"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleVerdict:
+    index: int  # position in the active profile's rules
+    metric: str
+    direction: Direction
+    operator: Operator
+    threshold: float
+    observed: float | None  # the aggregated value compared (after perInstance division)
+    status: RuleStatus
+    proposed: int | None  # the count this rule asks for when it fires
+    detail: str
+
+    @property
+    def fired(self) -> bool:
+        return self.status is RuleStatus.FIRED
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    group: str
+    at: datetime
+    profile: str
+    current: int
+    target: int
+    action: Action
+    reason: Reason
+    message: str
+    rules: tuple[RuleVerdict, ...] = ()
+    pending: float | None = None
+    in_flight: float | None = None
+    failing: tuple[str, ...] = ()  # metrics whose read failed this cycle
+    degraded: tuple[str, ...] = ()  # metrics failing for `failure.threshold` cycles or more
+    idle_since: datetime | None = None

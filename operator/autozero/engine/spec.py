@@ -1,0 +1,217 @@
+"""What the engine needs to know about a group: capacity, profiles, rules, activation, fallback.
+
+These are the engine's own immutable value types. `autozero.policy` builds them from a manifest;
+the engine never sees YAML, Kubernetes objects or clients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from functools import cached_property
+
+
+class Statistic(StrEnum):
+    """How samples within one time grain are reduced across instances."""
+
+    AVERAGE = "Average"
+    MIN = "Min"
+    MAX = "Max"
+    SUM = "Sum"
+    LAST = "Last"
+    COUNT = "Count"
+
+
+class TimeAggregation(StrEnum):
+    """How the grains of one time window are reduced to the value a rule compares."""
+
+    AVERAGE = "Average"
+    MINIMUM = "Minimum"
+    MAXIMUM = "Maximum"
+    TOTAL = "Total"
+    LAST = "Last"
+    COUNT = "Count"
+
+
+class Operator(StrEnum):
+    EQUALS = "Equals"
+    NOT_EQUALS = "NotEquals"
+    GREATER_THAN = "GreaterThan"
+    GREATER_THAN_OR_EQUAL = "GreaterThanOrEqual"
+    LESS_THAN = "LessThan"
+    LESS_THAN_OR_EQUAL = "LessThanOrEqual"
+
+    def holds(self, value: float, threshold: float) -> bool:
+        match self:
+            case Operator.EQUALS:
+                return value == threshold
+            case Operator.NOT_EQUALS:
+                return value != threshold
+            case Operator.GREATER_THAN:
+                return value > threshold
+            case Operator.GREATER_THAN_OR_EQUAL:
+                return value >= threshold
+            case Operator.LESS_THAN:
+                return value < threshold
+            case Operator.LESS_THAN_OR_EQUAL:
+                return value <= threshold
+
+    @property
+    def symbol(self) -> str:
+        return _SYMBOLS[self]
+
+
+_SYMBOLS = {
+    Operator.EQUALS: "=",
+    Operator.NOT_EQUALS: "≠",
+    Operator.GREATER_THAN: ">",
+    Operator.GREATER_THAN_OR_EQUAL: "≥",
+    Operator.LESS_THAN: "<",
+    Operator.LESS_THAN_OR_EQUAL: "≤",
+}
+
+
+class Direction(StrEnum):
+    INCREASE = "Increase"
+    DECREASE = "Decrease"
+
+
+class ActionType(StrEnum):
+    CHANGE_COUNT = "ChangeCount"
+    PERCENT_CHANGE_COUNT = "PercentChangeCount"
+    EXACT_COUNT = "ExactCount"
+
+
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    minimum: int
+    maximum: int
+    default: int
+
+    def clamp(self, count: int) -> int:
+        return max(self.minimum, min(self.maximum, count))
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleAction:
+    direction: Direction
+    type: ActionType
+    value: float
+    cooldown: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    metric: str
+    time_grain: timedelta
+    statistic: Statistic
+    time_window: timedelta
+    time_aggregation: TimeAggregation
+    operator: Operator
+    threshold: float
+    action: ScaleAction
+    per_instance: bool = False
+
+    @property
+    def grains(self) -> int:
+        """How many grains make one full window."""
+        return max(1, round(self.time_window / self.time_grain))
+
+
+@dataclass(frozen=True, slots=True)
+class Recurrence:
+    """Weekly start times (`days` x `hours` x `minutes`) in an IANA time zone.
+
+    As in Azure, a recurrence runs from its start until the next profile's start. `duration`, when
+    set, ends it earlier, so "office hours 08:00 for 10h" needs no second profile to stop at 18:00.
+    """
+
+    time_zone: str
+    days: frozenset[int]  # 0 = Monday ... 6 = Sunday, as datetime.weekday()
+    hours: tuple[int, ...]
+    minutes: tuple[int, ...] = (0,)
+    duration: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FixedDate:
+    """A one-off window [start, end); both aware datetimes."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    name: str
+    rules: tuple[Rule, ...] = ()
+    capacity: Capacity | None = None  # None: the group's own capacity
+    recurrence: Recurrence | None = None
+    fixed_date: FixedDate | None = None
+
+    @property
+    def scheduled(self) -> bool:
+        return self.recurrence is not None or self.fixed_date is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Activation:
+    """Wake on pending > 0 of `metric`; sleep once pending = in-flight = 0 for `idle_for`."""
+
+    metric: str
+    idle_for: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class FailurePolicy:
+    """After `threshold` consecutive failed reads a source makes the group Degraded; with
+    `fallback_replicas` set, a Degraded group is raised (never lowered) to that count."""
+
+    threshold: int = 3
+    fallback_replicas: int | None = None
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    name: str
+    capacity: Capacity
+    profiles: tuple[Profile, ...] = ()
+    activation: Activation | None = None
+    failure: FailurePolicy = field(default_factory=FailurePolicy)
+    handoff: bool = False  # a native autoscaler owns the count while awake
+
+    @cached_property
+    def default_profile(self) -> Profile:
+        for profile in self.profiles:
+            if not profile.scheduled:
+                return profile
+        return Profile(name="default")
+
+    @cached_property
+    def scheduled_profiles(self) -> tuple[Profile, ...]:
+        return tuple(p for p in self.profiles if p.scheduled)
+
+    @cached_property
+    def metrics(self) -> tuple[str, ...]:
+        """Every metric this group reads, activation first, in a stable order."""
+        names: dict[str, None] = {}
+        if self.activation is not None:
+            names[self.activation.metric] = None
+        for profile in self.profiles:
+            for rule in profile.rules:
+                names[rule.metric] = None
+        return tuple(names)
+
+    @cached_property
+    def history_seconds(self) -> dict[str, float]:
+        """How far back samples of each metric must be kept: its longest window plus one grain."""
+        keep: dict[str, float] = dict.fromkeys(self.metrics, 0.0)
+        for profile in self.profiles:
+            for rule in profile.rules:
+                span = (rule.time_window + rule.time_grain).total_seconds()
+                keep[rule.metric] = max(keep[rule.metric], span)
+        return keep
+
+    def capacity_of(self, profile: Profile) -> Capacity:
+        return profile.capacity or self.capacity
