@@ -1,12 +1,20 @@
-"""The `autozero` command line: run, simulate, validate, demo."""
+"""The `autozero` command line: simulate and validate (run and demo arrive with their issues)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
 
 from autozero import __version__
+from autozero.engine.decision import Action
+from autozero.engine.durations import DurationError, parse_duration
+from autozero.manifests import ManifestError, load_policy
+from autozero.policy.errors import PolicyInvalid
+from autozero.simulator import TraceError, decision_json, read_trace, simulate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,17 +23,85 @@ def build_parser() -> argparse.ArgumentParser:
         description="Scale worker groups to zero when idle, and back up when work arrives.",
     )
     parser.add_argument("--version", action="version", version=f"autozero {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sim = commands.add_parser(
+        "simulate",
+        help="replay a metric trace through a policy's engine",
+        description="Evaluate POLICY every --step over TRACE (CSV: time,metric,value"
+        "[,instance][,in_flight]); the simulated group follows each decision at once.",
+    )
+    sim.add_argument("-f", "--filename", required=True, help="the ScalingPolicy manifest")
+    sim.add_argument("--trace", required=True, help="the CSV trace")
+    sim.add_argument("--group", action="append", default=[], help="only this group (repeatable)")
+    sim.add_argument("--initial-replicas", type=int, default=0, metavar="N")
+    sim.add_argument("--step", help="evaluation interval (default: the policy's pollingInterval)")
+    sim.add_argument("--output", choices=("jsonl", "table"), default="table")
     return parser
+
+
+def _fail(message: str) -> int:
+    print(f"autozero: {message}", file=sys.stderr)
+    return 1
+
+
+def run_simulate(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        policy = load_policy(args.filename)
+    except PolicyInvalid as exc:
+        for error in exc.errors:
+            print(f"{args.filename}: {error}", file=sys.stderr)
+        return 1
+    except ManifestError as exc:
+        return _fail(str(exc))
+    unknown = [g for g in args.group if g not in {grp.name for grp in policy.groups}]
+    if unknown:
+        return _fail(f"{args.filename}: no group named {', '.join(unknown)}")
+    try:
+        step = parse_duration(args.step) if args.step else None
+        trace = read_trace(
+            Path(args.trace).read_text(), args.trace, {m.name for m in policy.metrics}
+        )
+    except (TraceError, DurationError) as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"{args.trace}: {exc.strerror}")
+    if step is not None and step.total_seconds() <= 0:
+        return _fail("--step must be positive")
+    decisions, summaries = simulate(
+        policy, trace, groups=args.group, initial_replicas=args.initial_replicas, step=step
+    )
+    if args.output == "jsonl":
+        for decision in decisions:
+            out.write(json.dumps(decision_json(decision)) + "\n")
+        out.write(json.dumps({"summary": {g: s.to_json() for g, s in summaries.items()}}) + "\n")
+        return 0
+    out.write(f"{'time':20}  {'group':12}  {'profile':12}  {'action':8}  {'replicas':>8}  why\n")
+    for decision in decisions:
+        if decision.action is Action.HOLD:
+            continue
+        out.write(
+            f"{decision.at.strftime('%Y-%m-%dT%H:%M:%SZ'):20}  {decision.group:12}  "
+            f"{decision.profile:12}  {decision.action.value:8}  "
+            f"{decision.current:>3} → {decision.target:<3}  {decision.message}\n"
+        )
+    for summary in summaries.values():
+        latencies = ", ".join(f"{s:g}s" for s in summary.wake_latencies) or "none"
+        out.write(
+            f"\n{summary.group}: {summary.scale_events} scale events, "
+            f"{summary.replica_seconds / 3600:.2f} replica-hours, peak {summary.peak_replicas}, "
+            f"final {summary.final_replicas}, wake latency {latencies}\n"
+        )
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return 2
-    return 0
+    if args.command == "simulate":
+        return run_simulate(args, sys.stdout)
+    parser.print_help(sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -1,0 +1,232 @@
+"""`autozero simulate`: replay a metric trace through the engine, the group following each decision.
+
+The trace is a CSV of `time,metric,value[,instance][,in_flight]`. Between rows a metric keeps its
+last value (sample and hold), as a real source would keep answering with the current depth.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from autozero.engine.decide import decide
+from autozero.engine.decision import Action, Decision
+from autozero.engine.readings import Failure, Observation, Reading
+from autozero.engine.state import GroupState
+from autozero.policy.model import GroupPolicy, Policy
+
+
+class TraceError(ValueError):
+    """A trace row that cannot be used; says which file and line."""
+
+    def __init__(self, source: str, line: int, message: str) -> None:
+        self.source, self.line = source, line
+        super().__init__(f"{source}:{line}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class TraceRow:
+    time: datetime
+    metric: str
+    value: float
+    instance: str
+    in_flight: float | None
+
+
+class Trace:
+    """Rows per metric, grouped by time, so `observe` finds the last poll at or before `at`."""
+
+    def __init__(self, rows: Sequence[TraceRow]) -> None:
+        if not rows:
+            raise ValueError("the trace has no rows")
+        self.start = min(r.time for r in rows)
+        self.end = max(r.time for r in rows)
+        grouped: dict[str, dict[datetime, list[TraceRow]]] = {}
+        for row in sorted(rows, key=lambda r: r.time):
+            grouped.setdefault(row.metric, {}).setdefault(row.time, []).append(row)
+        self._times = {m: sorted(by_time) for m, by_time in grouped.items()}
+        self._rows = grouped
+
+    @property
+    def metrics(self) -> set[str]:
+        return set(self._rows)
+
+    def observe(self, metric: str, at: datetime) -> Observation:
+        times = self._times.get(metric, [])
+        index = bisect_right(times, at) - 1
+        if index < 0:
+            return Failure("no data in the trace yet", kind="NoData")
+        rows = self._rows[metric][times[index]]
+        in_flight = [r.in_flight for r in rows if r.in_flight is not None]
+        instanced = {r.instance: r.value for r in rows if r.instance}
+        value = sum(r.value for r in rows) / len(rows) if instanced else rows[-1].value
+        return Reading(
+            value=value,
+            pending=None if instanced else value,
+            in_flight=sum(in_flight) if in_flight else None,
+            per_instance=instanced or None,
+        )
+
+    def first_positive(
+        self, metric: str, after: datetime | None, upto: datetime
+    ) -> datetime | None:
+        """The first row time in (after, upto] with a value above zero."""
+        for moment in self._times.get(metric, []):
+            in_range = (after is None or moment > after) and moment <= upto
+            if in_range and any(r.value > 0 for r in self._rows[metric][moment]):
+                return moment
+        return None
+
+
+def read_trace(text: str, source: str, known_metrics: set[str]) -> Trace:
+    reader = csv.DictReader(io.StringIO(text))
+    header = reader.fieldnames or []
+    missing = [c for c in ("time", "metric", "value") if c not in header]
+    if missing:
+        raise TraceError(source, 1, f"the header must name time,metric,value; missing {missing}")
+    extra = [c for c in header if c not in ("time", "metric", "value", "instance", "in_flight")]
+    if extra:
+        raise TraceError(source, 1, f"unknown columns {extra} (optional: instance, in_flight)")
+    rows: list[TraceRow] = []
+    for row in reader:
+        line = reader.line_num
+        try:
+            moment = datetime.fromisoformat(row["time"])
+        except (TypeError, ValueError):
+            raise TraceError(source, line, f"time {row['time']!r} is not RFC 3339") from None
+        if moment.tzinfo is None:
+            raise TraceError(source, line, f"time {row['time']!r} needs an offset (Z or +01:00)")
+        metric = row["metric"] or ""
+        if metric not in known_metrics:
+            known = ", ".join(sorted(known_metrics)) or "none"
+            raise TraceError(
+                source, line, f"unknown metric {metric!r} (the policy declares {known})"
+            )
+        try:
+            value = float(row["value"])
+            in_flight = float(row["in_flight"]) if row.get("in_flight") else None
+        except (TypeError, ValueError):
+            raise TraceError(source, line, "value and in_flight must be numbers") from None
+        rows.append(TraceRow(moment, metric, value, row.get("instance") or "", in_flight))
+    if not rows:
+        raise TraceError(source, 2, "the trace has no rows")
+    return Trace(rows)
+
+
+@dataclass
+class GroupSummary:
+    group: str
+    replica_seconds: float = 0.0
+    scale_events: int = 0
+    actions: Counter[str] = field(default_factory=Counter)
+    wake_latencies: list[float] = field(default_factory=list)  # first pending job -> Wake, seconds
+    peak_replicas: int = 0
+    final_replicas: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "group": self.group,
+            "replicaSeconds": self.replica_seconds,
+            "scaleEvents": self.scale_events,
+            "actions": dict(self.actions),
+            "wakeLatencySeconds": self.wake_latencies,
+            "peakReplicas": self.peak_replicas,
+            "finalReplicas": self.final_replicas,
+        }
+
+
+@dataclass
+class _Simulated:
+    policy: GroupPolicy
+    replicas: int
+    state: GroupState = field(default_factory=GroupState)
+    pending_since: datetime | None = None
+    last_check: datetime | None = None
+
+
+def simulate(
+    policy: Policy,
+    trace: Trace,
+    *,
+    groups: Sequence[str] = (),
+    initial_replicas: int = 0,
+    step: timedelta | None = None,
+) -> tuple[Iterator[Decision], dict[str, GroupSummary]]:
+    """Decisions, one per group per step, and per-group summaries (filled as the iterator runs)."""
+    chosen = (
+        [policy.group(g) for g in groups] if groups else [g for g in policy.groups if not g.skip]
+    )
+    every = step or policy.polling_interval
+    if every <= timedelta(0):
+        raise ValueError("the step must be positive")
+    simulated = [_Simulated(g, initial_replicas) for g in chosen]
+    summaries = {g.name: GroupSummary(g.name, final_replicas=initial_replicas) for g in chosen}
+
+    def run() -> Iterator[Decision]:
+        now = trace.start
+        while now <= trace.end:
+            for group in simulated:
+                yield _step(group, trace, now, every, summaries[group.policy.name])
+            now += every
+
+    return run(), summaries
+
+
+def _step(
+    group: _Simulated, trace: Trace, now: datetime, every: timedelta, summary: GroupSummary
+) -> Decision:
+    spec = group.policy.engine
+    observations = {metric: trace.observe(metric, now) for metric in spec.metrics}
+    activation = spec.activation
+    if activation is not None and group.replicas == 0 and group.pending_since is None:
+        group.pending_since = trace.first_positive(activation.metric, group.last_check, now)
+    group.last_check = now
+    evaluation = decide(spec, group.state, observations, now=now, current=group.replicas)
+    decision = evaluation.decision
+    group.state = evaluation.state
+    summary.actions[decision.action.value] += 1
+    if decision.target != group.replicas:
+        summary.scale_events += 1
+        group.state = group.state.after_scale(at=now, was=group.replicas, now_is=decision.target)
+        if decision.action is Action.WAKE and group.pending_since is not None:
+            summary.wake_latencies.append((now - group.pending_since).total_seconds())
+        if decision.target == 0 or decision.action is Action.WAKE:
+            group.pending_since = None
+        group.replicas = decision.target
+    summary.replica_seconds += group.replicas * every.total_seconds()
+    summary.peak_replicas = max(summary.peak_replicas, group.replicas)
+    summary.final_replicas = group.replicas
+    return decision
+
+
+def decision_json(decision: Decision) -> dict[str, object]:
+    """One evaluation as the JSON object `simulate --output jsonl` prints (and `run` logs)."""
+    return {
+        "time": decision.at.isoformat().replace("+00:00", "Z"),
+        "group": decision.group,
+        "profile": decision.profile,
+        "action": decision.action.value,
+        "replicas": {"before": decision.current, "after": decision.target},
+        "reason": decision.reason.value,
+        "message": decision.message,
+        "pending": decision.pending,
+        "inFlight": decision.in_flight,
+        "failing": list(decision.failing),
+        "rules": [
+            {
+                "metric": v.metric,
+                "direction": v.direction.value,
+                "operator": v.operator.value,
+                "observed": v.observed,
+                "threshold": v.threshold,
+                "status": v.status.value,
+                "fired": v.fired,
+            }
+            for v in decision.rules
+        ],
+    }
