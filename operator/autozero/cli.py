@@ -12,8 +12,9 @@ from typing import TextIO
 from autozero import __version__
 from autozero.engine.decision import Action
 from autozero.engine.durations import DurationError, parse_duration
-from autozero.manifests import ManifestError, load_policy
-from autozero.policy.errors import PolicyInvalid
+from autozero.manifests import ManifestError, is_policy, load_policy, read_documents
+from autozero.policy.errors import FieldError, PolicyInvalid
+from autozero.policy.parse import parse_policy
 from autozero.simulator import TraceError, decision_json, read_trace, simulate
 
 
@@ -37,6 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--initial-replicas", type=int, default=0, metavar="N")
     sim.add_argument("--step", help="evaluation interval (default: the policy's pollingInterval)")
     sim.add_argument("--output", choices=("jsonl", "table"), default="table")
+
+    val = commands.add_parser(
+        "validate",
+        help="check ScalingPolicy manifests offline, as the apiserver would",
+        description="Check every ScalingPolicy in the given files or directories ('-' reads "
+        "stdin) against the CRD schema, its CEL rules and autozero's own checks. Other kinds "
+        "are ignored. Exits 0 when all are valid, 1 otherwise.",
+    )
+    val.add_argument("-f", "--filename", action="append", required=True, metavar="FILE_OR_DIR")
+    val.add_argument("--output", choices=("text", "json"), default="text")
     return parser
 
 
@@ -95,11 +106,48 @@ def run_simulate(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def run_validate(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        documents = [d for d in read_documents(args.filename) if is_policy(d)]
+    except ManifestError as exc:
+        return _fail(str(exc))
+    results = []
+    for document in documents:
+        try:
+            parse_policy(document.body)
+            errors: tuple[FieldError, ...] = ()
+        except PolicyInvalid as exc:
+            errors = exc.errors
+        results.append((document, errors))
+    if args.output == "json":
+        report = [
+            {
+                "file": d.source,
+                "document": d.index,
+                "valid": not errs,
+                "errors": [{"path": e.path, "message": e.message} for e in errs],
+            }
+            for d, errs in results
+        ]
+        out.write(json.dumps(report, indent=2) + "\n")
+    else:
+        for document, errors in results:
+            for error in errors:
+                out.write(f"{document.where}: {error.path}: {error.message}\n")
+        valid = sum(1 for _, errors in results if not errors)
+        out.write(f"{valid}/{len(results)} ScalingPolicy documents valid\n")
+    if not documents:
+        return _fail("no ScalingPolicy found in " + ", ".join(args.filename))
+    return 0 if all(not errors for _, errors in results) else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "simulate":
         return run_simulate(args, sys.stdout)
+    if args.command == "validate":
+        return run_validate(args, sys.stdout)
     parser.print_help(sys.stderr)
     return 2
 

@@ -16,13 +16,70 @@ Within a grain (`Statistic`), a sample is (time, value, instance):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from autozero.engine.spec import Statistic, TimeAggregation
 
 #: (unix time, value, instance); instance is "" for a metric with one series.
 Sample = tuple[float, float, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One metric's recent samples, column by column and in time order.
+
+    Columns make the hot path cheap: a grain is a slice found by bisection, and reducing a
+    single-series grain is one C-level sum/min/max over that slice.
+    """
+
+    times: tuple[float, ...] = ()
+    values: tuple[float, ...] = ()
+    instances: tuple[str, ...] = ()  # empty: a single series
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    @property
+    def instanced(self) -> bool:
+        return bool(self.instances)
+
+    def since(self, cutoff: float) -> Window:
+        """The samples newer than `cutoff`."""
+        start = bisect_right(self.times, cutoff)
+        if start == 0:
+            return self
+        return Window(self.times[start:], self.values[start:], self.instances[start:])
+
+    def add(self, at: float, value: float, per_instance: Mapping[str, float] | None) -> Window:
+        if not per_instance:
+            instances = (*self.instances, "") if self.instances else ()
+            return Window((*self.times, at), (*self.values, value), instances)
+        names = tuple(str(name) for name in per_instance)
+        old = self.instances or ("",) * len(self.times)
+        return Window(
+            self.times + (at,) * len(names),
+            self.values + tuple(float(v) for v in per_instance.values()),
+            old + names,
+        )
+
+    def samples(self, start: int = 0, end: int | None = None) -> list[Sample]:
+        stop = len(self.times) if end is None else end
+        instances = self.instances or ("",) * len(self.times)
+        return list(
+            zip(self.times[start:stop], self.values[start:stop], instances[start:stop], strict=True)
+        )
+
+    @classmethod
+    def of(cls, samples: Iterable[Sample]) -> Window:
+        ordered = sorted(samples, key=lambda s: s[0])
+        instances = tuple(s[2] for s in ordered)
+        return cls(
+            tuple(s[0] for s in ordered),
+            tuple(s[1] for s in ordered),
+            instances if any(instances) else (),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +139,21 @@ def reduce_window(values: Sequence[float], aggregation: TimeAggregation) -> floa
             return float(len(values))
 
 
+def _reduce_series(values: Sequence[float], statistic: Statistic) -> float:
+    """`reduce_grain` for a single series: every statistic is one C-level call."""
+    match statistic:
+        case Statistic.AVERAGE | Statistic.SUM:
+            return sum(values) / len(values)
+        case Statistic.MIN:
+            return min(values)
+        case Statistic.MAX:
+            return max(values)
+        case Statistic.LAST:
+            return values[-1]
+        case Statistic.COUNT:
+            return float(len(values))
+
+
 def aggregate(
     samples: Iterable[Sample],
     *,
@@ -92,16 +164,62 @@ def aggregate(
     aggregation: TimeAggregation,
 ) -> Aggregate:
     """Bucket `samples` into `grains` grains ending at `now` and reduce them."""
-    buckets: list[list[Sample]] = [[] for _ in range(grains)]
-    oldest = now - grains * grain_seconds
-    for sample in samples:
-        t = sample[0]
-        if t <= oldest or t > now:
-            continue
-        index = min(int((now - t) // grain_seconds), grains - 1)
-        buckets[index].append(sample)
-    filled = sum(1 for bucket in buckets if bucket)
-    if filled < grains:
-        return Aggregate(None, filled, grains)
-    per_grain = [reduce_grain(bucket, statistic) for bucket in reversed(buckets)]
-    return Aggregate(reduce_window(per_grain, aggregation), grains, grains)
+    return WindowCache({"m": Window.of(samples)}, now).get(
+        "m", grain_seconds, grains, statistic, aggregation
+    )
+
+
+class WindowCache:
+    """Grain boundaries and reductions memoised for one decision: rules often share a metric and
+    a window, so twenty rules on two metrics cut the samples into grains twice, not twenty times."""
+
+    def __init__(self, windows: Mapping[str, Window], now: float) -> None:
+        self._windows = windows
+        self._now = now
+        self._bounds: dict[tuple[str, float, int], tuple[list[int], int]] = {}
+        self._grains: dict[tuple[str, float, int, Statistic], list[float]] = {}
+
+    def instanced(self, metric: str) -> bool:
+        """Whether the metric's samples carry instance names (a per-instance signal like CPU)."""
+        window = self._windows.get(metric)
+        return window is not None and window.instanced
+
+    def get(
+        self,
+        metric: str,
+        grain_seconds: float,
+        grains: int,
+        statistic: Statistic,
+        aggregation: TimeAggregation,
+    ) -> Aggregate:
+        window = self._windows.get(metric, Window())
+        key = (metric, grain_seconds, grains)
+        cached = self._bounds.get(key)
+        if cached is None:
+            times = window.times
+            # bounds[i]..bounds[i+1] is grain i, oldest first; a grain is (start, end].
+            bounds = [
+                bisect_right(times, self._now - k * grain_seconds) for k in range(grains, -1, -1)
+            ]
+            filled = sum(1 for i in range(grains) if bounds[i] < bounds[i + 1])
+            cached = (bounds, filled)
+            self._bounds[key] = cached
+        bounds, filled = cached
+        if filled < grains:
+            return Aggregate(None, filled, grains)
+        reduced_key = (metric, grain_seconds, grains, statistic)
+        per_grain = self._grains.get(reduced_key)
+        if per_grain is None:
+            if window.instanced:
+                per_grain = [
+                    reduce_grain(window.samples(bounds[i], bounds[i + 1]), statistic)
+                    for i in range(grains)
+                ]
+            else:
+                values = window.values
+                per_grain = [
+                    _reduce_series(values[bounds[i] : bounds[i + 1]], statistic)
+                    for i in range(grains)
+                ]
+            self._grains[reduced_key] = per_grain
+        return Aggregate(reduce_window(per_grain, aggregation), grains, grains)

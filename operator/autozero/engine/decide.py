@@ -10,7 +10,7 @@ The caller applies the decision (or not: paused, dry run) and, once applied, cal
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from autozero.engine.activation import (
@@ -19,7 +19,7 @@ from autozero.engine.activation import (
     next_idle_since,
     read_activity,
 )
-from autozero.engine.aggregate import Sample
+from autozero.engine.aggregate import Window, WindowCache
 from autozero.engine.decision import Action, Decision, Reason, RuleStatus, RuleVerdict
 from autozero.engine.durations import format_duration
 from autozero.engine.readings import Observation, Reading
@@ -39,29 +39,21 @@ class Evaluation:
 
 def _record(
     spec: GroupSpec, state: GroupState, observations: Mapping[str, Observation], now: float
-) -> tuple[dict[str, tuple[Sample, ...]], dict[str, int], tuple[str, ...]]:
+) -> tuple[dict[str, Window], dict[str, int], tuple[str, ...]]:
     """Append this cycle's samples (dropping those too old for any window) and count failures."""
-    windows: dict[str, tuple[Sample, ...]] = {}
+    windows: dict[str, Window] = {}
     failures: dict[str, int] = {}
     failing: list[str] = []
     for metric in spec.metrics:
         seen = observations.get(metric)
-        kept = state.windows.get(metric, ())
         keep_seconds = spec.history_seconds[metric]
-        if kept:
-            cutoff = now - keep_seconds
-            start = 0
-            while start < len(kept) and kept[start][0] <= cutoff:
-                start += 1
-            kept = kept[start:]
+        kept = state.windows.get(metric)
+        if kept is not None:
+            kept = kept.since(now - keep_seconds)
         if isinstance(seen, Reading):
             failures[metric] = 0
             if keep_seconds > 0:
-                if seen.per_instance:
-                    fresh = tuple((now, float(v), str(i)) for i, v in seen.per_instance.items())
-                else:
-                    fresh = ((now, float(seen.value), ""),)
-                kept = kept + fresh
+                kept = (kept or Window()).add(now, float(seen.value), seen.per_instance)
         else:
             failures[metric] = state.failures.get(metric, 0) + 1
             failing.append(metric)
@@ -119,7 +111,7 @@ def decide(
         if current > 0
         else None
     )
-    new_state = replace(state, windows=windows, failures=failures, idle_since=idle_since)
+    new_state = GroupState(windows, failures, idle_since, state.last_scale_at)
 
     def outcome(
         target: int, reason: Reason, message: str, verdicts: tuple[RuleVerdict, ...] = ()
@@ -235,7 +227,7 @@ def _asleep(
 
 def _apply_rules(
     profile: Profile,
-    windows: Mapping[str, tuple[Sample, ...]],
+    windows: Mapping[str, Window],
     failing: tuple[str, ...],
     current: int,
     last_scale_at: float | None,
@@ -243,12 +235,20 @@ def _apply_rules(
     floor: int,
     ceiling: int,
 ) -> tuple[tuple[RuleVerdict, ...], int, Reason, str]:
+    windows_at_now = WindowCache(windows, now)
     verdicts = tuple(
         evaluate_rule(
             index,
             rule,
-            samples=windows.get(rule.metric, ()),
-            failed=rule.metric in failing,
+            result=None
+            if rule.metric in failing
+            else windows_at_now.get(
+                rule.metric,
+                rule.time_grain.total_seconds(),
+                rule.grains,
+                rule.statistic,
+                rule.time_aggregation,
+            ),
             now=now,
             current=current,
             last_scale_at=last_scale_at,
@@ -279,10 +279,7 @@ def _apply_rules(
             )
         intensive = {
             v.index: rule.per_instance
-            or (
-                rule.statistic not in _NOT_INTENSIVE
-                and any(s[2] for s in windows.get(rule.metric, ()))
-            )
+            or (rule.statistic not in _NOT_INTENSIVE and windows_at_now.instanced(rule.metric))
             for rule, v in zip(profile.rules, verdicts, strict=True)
         }
         # Flapping guard: try the asked count, then ever smaller steps; hold if all would flap.

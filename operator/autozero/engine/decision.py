@@ -60,6 +60,10 @@ class RuleStatus(StrEnum):
     IN_COOLDOWN = "InCooldown"
 
 
+def _fmt(value: float) -> str:
+    return f"{value:g}"
+
+
 @dataclass(frozen=True, slots=True)
 class RuleVerdict:
     index: int  # position in the active profile's rules
@@ -69,12 +73,40 @@ class RuleVerdict:
     threshold: float
     observed: float | None  # the aggregated value compared (after perInstance division)
     status: RuleStatus
-    proposed: int | None  # the count this rule asks for when it fires
-    detail: str
+    proposed: int | None = None  # the count this rule asks for when it fires
+    grains: tuple[int, int] = (0, 0)  # (grains with data, grains needed)
+    cooldown_until: datetime | None = None
 
     @property
     def fired(self) -> bool:
         return self.status is RuleStatus.FIRED
+
+    @property
+    def comparison(self) -> str:
+        observed = "?" if self.observed is None else _fmt(self.observed)
+        return f"{self.metric} {observed} {self.operator.symbol} {_fmt(self.threshold)}"
+
+    @property
+    def detail(self) -> str:
+        """One sentence on this verdict, built only when someone reads it (not on the hot path)."""
+        match self.status:
+            case RuleStatus.FIRED:
+                return f"fired: {self.comparison}"
+            case RuleStatus.NOT_MET:
+                return f"not met: {self.comparison} is false"
+            case RuleStatus.INSUFFICIENT_DATA:
+                return (
+                    f"insufficient data for {self.metric}: {self.grains[0]}/{self.grains[1]} grains"
+                )
+            case RuleStatus.SOURCE_FAILED:
+                return f"source for {self.metric} failed"
+            case RuleStatus.IN_COOLDOWN:
+                until = (
+                    self.cooldown_until.strftime("%Y-%m-%dT%H:%M:%SZ")
+                    if self.cooldown_until
+                    else "?"
+                )
+                return f"{self.comparison}, but in cooldown until {until}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from autozero.engine.aggregate import Sample, aggregate
+from autozero.engine.aggregate import Aggregate
 from autozero.engine.decision import RuleStatus, RuleVerdict
-from autozero.engine.spec import ActionType, Direction, Rule, ScaleAction
-
-
-def _fmt(value: float) -> str:
-    return f"{value:g}"
+from autozero.engine.spec import ActionType, Direction, Operator, Rule, ScaleAction
 
 
 def proposed_count(action: ScaleAction, current: int) -> int:
@@ -46,59 +43,85 @@ def evaluate_rule(
     index: int,
     rule: Rule,
     *,
-    samples: Sequence[Sample],
-    failed: bool,
+    result: Aggregate | None,
     now: float,
     current: int,
     last_scale_at: float | None,
 ) -> RuleVerdict:
-    def verdict(
-        status: RuleStatus, observed: float | None, detail: str, proposed: int | None = None
-    ) -> RuleVerdict:
+    """One rule's verdict; `result` is its aggregated window, or None when its source failed."""
+    action = rule.action
+    if result is None:
         return RuleVerdict(
-            index=index,
-            metric=rule.metric,
-            direction=rule.action.direction,
-            operator=rule.operator,
-            threshold=rule.threshold,
-            observed=observed,
-            status=status,
-            proposed=proposed,
-            detail=detail,
-        )
-
-    if failed:
-        return verdict(RuleStatus.SOURCE_FAILED, None, f"source for {rule.metric} failed")
-    result = aggregate(
-        samples,
-        now=now,
-        grain_seconds=rule.time_grain.total_seconds(),
-        grains=rule.grains,
-        statistic=rule.statistic,
-        aggregation=rule.time_aggregation,
-    )
-    if result.value is None:
-        return verdict(
-            RuleStatus.INSUFFICIENT_DATA,
+            index,
+            rule.metric,
+            action.direction,
+            rule.operator,
+            rule.threshold,
             None,
-            f"insufficient data for {rule.metric}: "
-            f"{result.grains_with_data}/{result.grains_needed} grains",
+            RuleStatus.SOURCE_FAILED,
+        )
+    if result.value is None:
+        return RuleVerdict(
+            index,
+            rule.metric,
+            action.direction,
+            rule.operator,
+            rule.threshold,
+            None,
+            RuleStatus.INSUFFICIENT_DATA,
+            grains=(result.grains_with_data, result.grains_needed),
         )
     observed = observed_value(rule, result.value, current)
-    comparison = f"{rule.metric} {_fmt(observed)} {rule.operator.symbol} {_fmt(rule.threshold)}"
     if not rule.operator.holds(observed, rule.threshold):
-        return verdict(RuleStatus.NOT_MET, observed, f"not met: {comparison} is false")
-    cooldown = rule.action.cooldown.total_seconds()
-    if last_scale_at is not None and now < last_scale_at + cooldown:
-        until = datetime.fromtimestamp(last_scale_at + cooldown, tz=UTC)
-        return verdict(
-            RuleStatus.IN_COOLDOWN,
+        return RuleVerdict(
+            index,
+            rule.metric,
+            action.direction,
+            rule.operator,
+            rule.threshold,
             observed,
-            f"{comparison}, but in cooldown until {until.strftime('%Y-%m-%dT%H:%M:%SZ')}",
+            RuleStatus.NOT_MET,
         )
-    return verdict(
-        RuleStatus.FIRED, observed, f"fired: {comparison}", proposed_count(rule.action, current)
+    cooldown = action.cooldown.total_seconds()
+    if last_scale_at is not None and now < last_scale_at + cooldown:
+        return RuleVerdict(
+            index,
+            rule.metric,
+            action.direction,
+            rule.operator,
+            rule.threshold,
+            observed,
+            RuleStatus.IN_COOLDOWN,
+            cooldown_until=datetime.fromtimestamp(last_scale_at + cooldown, tz=UTC),
+        )
+    return RuleVerdict(
+        index,
+        rule.metric,
+        action.direction,
+        rule.operator,
+        rule.threshold,
+        observed,
+        RuleStatus.FIRED,
+        proposed_count(action, current),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Flap:
+    """An Increase rule that would fire right after a planned scale-in."""
+
+    metric: str
+    operator: Operator
+    threshold: float
+    estimate: float
+    new: int
+
+    @property
+    def detail(self) -> str:
+        return (
+            f"scale-in to {self.new} would flap: {self.metric} estimate "
+            f"{self.estimate:g} {self.operator.symbol} {self.threshold:g}"
+        )
 
 
 def would_flap(
@@ -108,12 +131,12 @@ def would_flap(
     current: int,
     new: int,
     intensive: Mapping[int, bool],
-) -> RuleVerdict | None:
+) -> Flap | None:
     """The Increase rule that would fire right after scaling in from `current` to `new`, if any.
 
     Azure's flapping guard: a per-instance metric spreads over fewer instances after a scale-in,
     so it is estimated as `value x current / new`. Only intensive metrics (per-instance rules, or
-    averages across instances) move with the count; a total backlog does not.
+    statistics of per-instance samples) move with the count; a total backlog does not.
     """
     for rule, seen in zip(rules, verdicts, strict=True):
         if rule.action.direction is not Direction.INCREASE or seen.observed is None:
@@ -122,18 +145,5 @@ def would_flap(
             continue
         estimate = seen.observed * current / max(1, new)
         if rule.operator.holds(estimate, rule.threshold):
-            return RuleVerdict(
-                index=seen.index,
-                metric=rule.metric,
-                direction=rule.action.direction,
-                operator=rule.operator,
-                threshold=rule.threshold,
-                observed=estimate,
-                status=seen.status,
-                proposed=None,
-                detail=(
-                    f"scale-in to {new} would flap: {rule.metric} estimate "
-                    f"{_fmt(estimate)} {rule.operator.symbol} {_fmt(rule.threshold)}"
-                ),
-            )
+            return Flap(rule.metric, rule.operator, rule.threshold, estimate, new)
     return None

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from autozero.engine.aggregate import Sample
+from autozero.engine.aggregate import Window
 
 
 def _time(value: float | None) -> str | None:
@@ -27,7 +27,7 @@ def _parse_time(value: str | None) -> float | None:
 class GroupState:
     """Times are unix seconds (floats) so the hot path never builds datetimes."""
 
-    windows: Mapping[str, tuple[Sample, ...]] = field(default_factory=dict)
+    windows: Mapping[str, Window] = field(default_factory=dict)
     failures: Mapping[str, int] = field(default_factory=dict)  # consecutive failed reads
     idle_since: float | None = None
     last_scale_at: float | None = None
@@ -41,8 +41,12 @@ class GroupState:
     def to_json(self) -> dict[str, Any]:
         return {
             "windows": {
-                metric: [[t, v, i] for t, v, i in samples]
-                for metric, samples in self.windows.items()
+                metric: {
+                    "times": list(window.times),
+                    "values": list(window.values),
+                    "instances": list(window.instances),
+                }
+                for metric, window in self.windows.items()
             },
             "failures": dict(self.failures),
             "idleSince": _time(self.idle_since),
@@ -52,8 +56,12 @@ class GroupState:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> GroupState:
         windows = {
-            str(metric): tuple((float(t), float(v), str(i)) for t, v, i in samples)
-            for metric, samples in data.get("windows", {}).items()
+            str(metric): Window(
+                tuple(float(t) for t in window["times"]),
+                tuple(float(v) for v in window["values"]),
+                tuple(str(i) for i in window.get("instances", ())),
+            )
+            for metric, window in data.get("windows", {}).items()
         }
         return cls(
             windows=windows,

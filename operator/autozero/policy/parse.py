@@ -1,18 +1,17 @@
 """Manifest (a dict, as YAML or the apiserver gives it) -> `Policy`, or `PolicyInvalid` with paths.
 
-The CRD schema rejects what a schema can say at `kubectl apply`; this parser checks the same and
-the rest (names that must refer to each other, time zones that must exist, grains that must fit
-the polling interval), so `autozero validate` and the operator agree with the apiserver.
+First the CRD's own schema and CEL rules (validate.py), exactly as the apiserver applies them;
+then what only code can check: IANA time zones, dates, and grains that fit the polling interval.
+After the schema, the structure is known good, so building the model reads fields directly.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from autozero.engine.durations import format_duration
+from autozero.engine.durations import format_duration, parse_duration
 from autozero.engine.spec import (
     ActionType,
     Activation,
@@ -30,10 +29,10 @@ from autozero.engine.spec import (
     TimeAggregation,
 )
 from autozero.policy.errors import FieldError, PolicyInvalid
-from autozero.policy.fields import Field
 from autozero.policy.model import (
     API_GROUP,
     API_VERSION,
+    DAYS,
     KIND,
     SOURCE_KEYS,
     GCEAutoscalerHandoff,
@@ -46,404 +45,222 @@ from autozero.policy.model import (
     Policy,
     Target,
 )
+from autozero.policy.validate import schema_errors
 
-NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 PAUSED_ANNOTATION = "autozero.dev/paused"
-DEFAULT_POLLING_INTERVAL = "15s"
 
 
 def parse_policy(manifest: Any) -> Policy:
-    """Parse and check a ScalingPolicy manifest; raise PolicyInvalid listing every error."""
-    errors: list[FieldError] = []
-    root = Field(manifest, "", errors)
-    if not root.is_object():
-        raise PolicyInvalid(errors)
-    expected = f"{API_GROUP}/{API_VERSION}"
-    if root.value.get("apiVersion") != expected:
-        root.error(f"must be {expected}, not {root.value.get('apiVersion')!r}", key="apiVersion")
-    if root.value.get("kind") != KIND:
-        root.error(f"must be {KIND}, not {root.value.get('kind')!r}", key="kind")
-    metadata = root.object("metadata", required=True)
-    name = metadata.string("name", required=True) if metadata else ""
-    namespace = (metadata.string("namespace") if metadata else "") or "default"
-    annotations = _string_map(metadata.value.get("annotations")) if metadata else {}
-    generation = metadata.value.get("generation") if metadata else None
-    spec = root.object("spec", required=True)
-    if spec is None:
-        raise PolicyInvalid(errors)
-    policy = _spec(spec, name, namespace, annotations, generation)
+    """Check a ScalingPolicy manifest and build its model; raise PolicyInvalid with every error."""
+    errors = _identity_errors(manifest)
     if errors:
         raise PolicyInvalid(errors)
-    return policy
+    errors, valid = schema_errors(manifest)
+    if errors:
+        raise PolicyInvalid(errors)
+    return _Builder(valid).build()
 
 
-def _string_map(value: Any) -> dict[str, str]:
-    if not isinstance(value, dict):
-        return {}
-    return {str(k): str(v) for k, v in value.items()}
-
-
-def _name(node: Field, key: str = "name") -> str:
-    value = node.string(key, required=True)
-    if value and not re.fullmatch(NAME_PATTERN, value):
-        node.error(
-            f"{value!r} must be lower-case letters, digits and '-', starting and ending with a "
-            "letter or digit",
-            key=key,
+def _identity_errors(manifest: Any) -> list[FieldError]:
+    if not isinstance(manifest, dict):
+        return [FieldError("(root)", "must be a YAML mapping")]
+    errors = []
+    expected = f"{API_GROUP}/{API_VERSION}"
+    if manifest.get("apiVersion") != expected:
+        errors.append(
+            FieldError("apiVersion", f"must be {expected}, not {manifest.get('apiVersion')!r}")
         )
-    return value
+    if manifest.get("kind") != KIND:
+        errors.append(FieldError("kind", f"must be {KIND}, not {manifest.get('kind')!r}"))
+    metadata = manifest.get("metadata")
+    if not isinstance(metadata, dict) or not metadata.get("name"):
+        errors.append(FieldError("metadata.name", "is required"))
+    return errors
 
 
-def _unique(nodes: list[Field], names: list[str], what: str) -> None:
-    seen: set[str] = set()
-    for node, name in zip(nodes, names, strict=True):
-        if name and name in seen:
-            node.error(f"duplicate {what} name {name!r}", key="name")
-        seen.add(name)
+def _duration(text: str) -> timedelta:
+    return parse_duration(text)  # the schema's pattern guarantees the syntax
 
 
-def _spec(
-    spec: Field, name: str, namespace: str, annotations: dict[str, str], generation: Any
-) -> Policy:
-    spec.only(["pollingInterval", "paused", "dryRun", "metrics", "groups"])
-    polling = spec.duration(
-        "pollingInterval", DEFAULT_POLLING_INTERVAL, minimum=timedelta(seconds=1)
-    )
-    metric_nodes = spec.items("metrics")
-    metrics = [_metric(node) for node in metric_nodes if node.is_object()]
-    _unique(metric_nodes, [m.name for m in metrics], "metric")
-    declared = {m.name for m in metrics}
-    group_nodes = spec.items("groups", required=True, min_items=1)
-    groups = [_group(node, declared, polling) for node in group_nodes if node.is_object()]
-    _unique(group_nodes, [g.name for g in groups], "group")
-    paused = spec.boolean("paused") or annotations.get(PAUSED_ANNOTATION, "").lower() == "true"
-    return Policy(
-        name=name,
-        namespace=namespace,
-        polling_interval=polling,
-        metrics=tuple(metrics),
-        groups=tuple(groups),
-        paused=paused,
-        dry_run=spec.boolean("dryRun"),
-        generation=generation if isinstance(generation, int) else None,
-        annotations=annotations,
-    )
+class _Builder:
+    """Builds the model from a schema-valid, defaulted manifest; collects semantic errors."""
 
+    def __init__(self, manifest: dict[str, Any]) -> None:
+        self.manifest = manifest
+        self.errors: list[FieldError] = []
 
-def _metric(node: Field) -> MetricSpec:
-    node.only(["name", *SOURCE_KEYS])
-    name = _name(node)
-    chosen = node.exactly_one(SOURCE_KEYS, "source")
-    if chosen is None:
-        return MetricSpec(name, "", {})
-    source, settings = chosen
-    return MetricSpec(name, source, dict(settings.value))
+    def error(self, path: str, message: str) -> None:
+        self.errors.append(FieldError(path, message))
 
-
-def _target(node: Field) -> Target:
-    node.only(["gce", "kubernetes"])
-    chosen = node.exactly_one(("gce", "kubernetes"), "target")
-    if chosen is None:
-        return KubernetesTarget("", "", "")
-    kind, settings = chosen
-    if kind == "gce":
-        settings.only(["project", "zone", "region", "instanceGroupManager"])
-        if settings.has("zone") == settings.has("region"):
-            settings.error("must set exactly one of zone (zonal group) or region (regional group)")
-        return GCETarget(
-            project=settings.string("project", required=True),
-            instance_group_manager=settings.string("instanceGroupManager", required=True),
-            zone=settings.string("zone") or None,
-            region=settings.string("region") or None,
+    def build(self) -> Policy:
+        metadata = self.manifest["metadata"]
+        spec = self.manifest["spec"]
+        annotations = {str(k): str(v) for k, v in (metadata.get("annotations") or {}).items()}
+        polling = _duration(spec["pollingInterval"])
+        metrics = tuple(self._metric(m) for m in spec.get("metrics", []))
+        groups = tuple(
+            self._group(g, f"spec.groups[{n}]", polling) for n, g in enumerate(spec["groups"])
         )
-    settings.only(["apiVersion", "kind", "name"])
-    return KubernetesTarget(
-        api_version=settings.string("apiVersion", required=True),
-        kind=settings.string("kind", required=True),
-        name=settings.string("name", required=True),
-    )
-
-
-def _capacity(node: Field) -> Capacity:
-    node.only(["minimum", "maximum", "default"])
-    minimum = node.integer("minimum", 0, minimum=0)
-    maximum = node.integer("maximum", required=True, minimum=1, default=1)
-    default = node.integer("default", max(1, minimum), minimum=0)
-    if minimum > maximum:
-        node.error(f"minimum {minimum} must not exceed maximum {maximum}", key="minimum")
-    elif not minimum <= default <= maximum:
-        node.error(
-            f"must lie between minimum {minimum} and maximum {maximum}, not {default}",
-            key="default",
-        )
-    return Capacity(minimum, maximum, default)
-
-
-def _group(node: Field, declared: set[str], polling: timedelta) -> GroupPolicy:
-    node.only(
-        ["name", "target", "capacity", "activation", "handoff", "profiles", "fallback", "skip"]
-    )
-    name = _name(node)
-    target_node = node.object("target", required=True)
-    target = _target(target_node) if target_node else KubernetesTarget("", "", "")
-    capacity_node = node.object("capacity", required=True)
-    capacity = _capacity(capacity_node) if capacity_node else Capacity(0, 1, 1)
-
-    activation = None
-    activation_node = node.object("activation")
-    if activation_node is not None:
-        activation_node.only(["metric", "idleFor"])
-        metric = activation_node.string("metric", required=True)
-        _declared(activation_node, "metric", metric, declared)
-        activation = Activation(metric, activation_node.duration("idleFor", required=True))
-    elif capacity.minimum == 0:
-        node.error(
-            "is required when capacity.minimum is 0: it says when the group wakes and "
-            "when it may go back to zero",
-            key="activation",
+        if self.errors:
+            raise PolicyInvalid(self.errors)
+        generation = metadata.get("generation")
+        return Policy(
+            name=metadata["name"],
+            namespace=metadata.get("namespace") or "default",
+            polling_interval=polling,
+            metrics=metrics,
+            groups=groups,
+            paused=spec["paused"] or annotations.get(PAUSED_ANNOTATION, "").lower() == "true",
+            dry_run=spec["dryRun"],
+            generation=generation if isinstance(generation, int) else None,
+            annotations=annotations,
         )
 
-    handoff_node = node.object("handoff")
-    handoff = _handoff(handoff_node, target) if handoff_node else None
+    @staticmethod
+    def _metric(metric: dict[str, Any]) -> MetricSpec:
+        source = next(k for k in SOURCE_KEYS if k in metric)
+        return MetricSpec(metric["name"], source, metric[source])
 
-    profile_nodes = node.items("profiles")
-    profiles = [_profile(p, declared, polling) for p in profile_nodes if p.is_object()]
-    _unique(profile_nodes, [p.name for p in profiles], "profile")
-    defaults = [n for n, p in zip(profile_nodes, profiles, strict=True) if not p.scheduled]
-    for extra in defaults[1:]:
-        extra.error("only one profile may have no schedule (the default profile)")
+    @staticmethod
+    def _target(target: dict[str, Any]) -> Target:
+        if "gce" in target:
+            gce = target["gce"]
+            return GCETarget(
+                gce["project"], gce["instanceGroupManager"], gce.get("zone"), gce.get("region")
+            )
+        kube = target["kubernetes"]
+        return KubernetesTarget(kube["apiVersion"], kube["kind"], kube["name"])
 
-    failure = FailurePolicy()
-    fallback_node = node.object("fallback")
-    if fallback_node is not None:
-        fallback_node.only(["failureThreshold", "replicas"])
-        replicas = (
-            fallback_node.integer("replicas", minimum=0, maximum=capacity.maximum)
-            if fallback_node.has("replicas")
-            else None
+    @staticmethod
+    def _capacity(capacity: dict[str, Any]) -> Capacity:
+        minimum = capacity["minimum"]
+        return Capacity(minimum, capacity["maximum"], capacity.get("default", max(1, minimum)))
+
+    @staticmethod
+    def _handoff(handoff: dict[str, Any] | None) -> Handoff | None:
+        if handoff is None:
+            return None
+        if "gceAutoscaler" in handoff:
+            gce = handoff["gceAutoscaler"]
+            stabilization = gce.get("stabilizationPeriod")
+            return GCEAutoscalerHandoff(
+                min_replicas=gce["minReplicas"],
+                max_replicas=gce["maxReplicas"],
+                cool_down_period=_duration(gce["coolDownPeriod"]),
+                cpu_utilization_target=float(gce["cpuUtilizationTarget"]),
+                stabilization_period=_duration(stabilization) if stabilization else None,
+            )
+        hpa = handoff["hpa"]
+        return HPAHandoff(
+            hpa["minReplicas"],
+            hpa["maxReplicas"],
+            tuple(hpa.get("metrics", ())),
+            hpa.get("behavior"),
         )
-        failure = FailurePolicy(fallback_node.integer("failureThreshold", 3, minimum=1), replicas)
 
-    engine = GroupSpec(
-        name=name,
-        capacity=capacity,
-        profiles=tuple(profiles),
-        activation=activation,
-        failure=failure,
-        handoff=handoff is not None,
-    )
-    return GroupPolicy(name, target, engine, handoff, node.boolean("skip"))
-
-
-def _declared(node: Field, key: str, metric: str, declared: set[str]) -> None:
-    if metric and metric not in declared:
-        known = ", ".join(sorted(declared)) or "none"
-        node.error(
-            f"names metric {metric!r}, which spec.metrics does not declare (declared: {known})",
-            key=key,
+    def _group(self, group: dict[str, Any], path: str, polling: timedelta) -> GroupPolicy:
+        activation = group.get("activation")
+        fallback = group.get("fallback") or {}
+        profiles = tuple(
+            self._profile(p, f"{path}.profiles[{n}]", polling)
+            for n, p in enumerate(group.get("profiles", []))
         )
-
-
-def _handoff(node: Field, target: Target) -> Handoff | None:
-    node.only(["gceAutoscaler", "hpa"])
-    chosen = node.exactly_one(("gceAutoscaler", "hpa"), "handoff")
-    if chosen is None:
-        return None
-    kind, settings = chosen
-    if kind == "gceAutoscaler":
-        settings.only(
-            [
-                "minReplicas",
-                "maxReplicas",
-                "coolDownPeriod",
-                "cpuUtilizationTarget",
-                "stabilizationPeriod",
-            ]
-        )
-        if not isinstance(target, GCETarget):
-            settings.error("needs a gce target")
-        minimum, maximum = _replica_range(settings)
-        stabilization = (
-            settings.duration("stabilizationPeriod")
-            if settings.has("stabilizationPeriod")
-            else None
-        )
-        return GCEAutoscalerHandoff(
-            min_replicas=minimum,
-            max_replicas=maximum,
-            cool_down_period=settings.duration("coolDownPeriod", "60s"),
-            cpu_utilization_target=settings.number(
-                "cpuUtilizationTarget", 0.6, minimum=0.01, maximum=1.0
+        handoff = self._handoff(group.get("handoff"))
+        engine = GroupSpec(
+            name=group["name"],
+            capacity=self._capacity(group["capacity"]),
+            profiles=profiles,
+            activation=(
+                Activation(activation["metric"], _duration(activation["idleFor"]))
+                if activation
+                else None
             ),
-            stabilization_period=stabilization,
+            failure=FailurePolicy(fallback.get("failureThreshold", 3), fallback.get("replicas")),
+            handoff=handoff is not None,
         )
-    settings.only(["minReplicas", "maxReplicas", "metrics", "behavior"])
-    if not isinstance(target, KubernetesTarget):
-        settings.error("needs a kubernetes target")
-    minimum, maximum = _replica_range(settings)
-    metrics = tuple(m.value for m in settings.items("metrics") if m.is_object())
-    behavior = settings.object("behavior")
-    return HPAHandoff(minimum, maximum, metrics, behavior.value if behavior else None)
-
-
-def _replica_range(node: Field) -> tuple[int, int]:
-    minimum = node.integer("minReplicas", 1, minimum=1)
-    maximum = node.integer("maxReplicas", required=True, minimum=1, default=1)
-    if minimum > maximum:
-        node.error(
-            f"minReplicas {minimum} must not exceed maxReplicas {maximum}", key="minReplicas"
+        return GroupPolicy(
+            group["name"], self._target(group["target"]), engine, handoff, group["skip"]
         )
-    return minimum, maximum
 
-
-def _zone(node: Field, key: str = "timeZone") -> ZoneInfo | None:
-    name = node.string(key, "UTC")
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        node.error(f"unknown time zone {name!r} (use an IANA name such as Europe/Paris)", key=key)
-        return None
-
-
-def _profile(node: Field, declared: set[str], polling: timedelta) -> Profile:
-    node.only(["name", "recurrence", "fixedDate", "capacity", "rules"])
-    name = _name(node)
-    if node.has("recurrence") and node.has("fixedDate"):
-        node.error("may set recurrence or fixedDate, not both")
-    recurrence = None
-    recurrence_node = node.object("recurrence")
-    if recurrence_node is not None:
-        recurrence = _recurrence(recurrence_node)
-    fixed = None
-    fixed_node = node.object("fixedDate")
-    if fixed_node is not None:
-        fixed = _fixed_date(fixed_node)
-    capacity_node = node.object("capacity")
-    capacity = _capacity(capacity_node) if capacity_node else None
-    rules = tuple(_rule(r, declared, polling) for r in node.items("rules") if r.is_object())
-    return Profile(name, rules, capacity, recurrence, fixed)
-
-
-def _recurrence(node: Field) -> Recurrence:
-    node.only(["timeZone", "days", "hours", "minutes", "duration"])
-    zone = _zone(node)
-    days: set[int] = set()
-    for day in node.items("days", required=True, min_items=1):
-        if day.value in DAYS:
-            days.add(DAYS.index(day.value))
-        else:
-            day.error(f"must be one of {', '.join(DAYS)}, not {day.value!r}")
-    hours = _clock_values(node, "hours", 23, required=True)
-    minutes = _clock_values(node, "minutes", 59, required=False) or (0,)
-    duration = (
-        node.duration("duration", minimum=timedelta(minutes=1)) if node.has("duration") else None
-    )
-    return Recurrence(zone.key if zone else "UTC", frozenset(days), hours, minutes, duration)
-
-
-def _clock_values(node: Field, key: str, top: int, *, required: bool) -> tuple[int, ...]:
-    values: list[int] = []
-    for item in node.items(key, required=required, min_items=1 if required else 0):
-        if (
-            isinstance(item.value, int)
-            and not isinstance(item.value, bool)
-            and 0 <= item.value <= top
-        ):
-            values.append(item.value)
-        else:
-            item.error(f"must be an integer from 0 to {top}, not {item.value!r}")
-    return tuple(sorted(set(values)))
-
-
-def _fixed_date(node: Field) -> FixedDate | None:
-    node.only(["timeZone", "start", "end"])
-    zone = _zone(node)
-    bounds: list[datetime] = []
-    for key in ("start", "end"):
-        text = node.string(key, required=True)
-        if not text:
-            continue
+    def _zone(self, name: str, path: str) -> ZoneInfo | None:
         try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            node.error(f"must be a date-time like 2026-11-27T08:00:00, not {text!r}", key=key)
-            continue
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=zone)
-        bounds.append(moment)
-    if len(bounds) != 2:
-        return None
-    if bounds[0] >= bounds[1]:
-        node.error("must be after start", key="end")
-    return FixedDate(bounds[0], bounds[1])
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.error(path, f"unknown time zone {name!r} (use an IANA name such as Europe/Paris)")
+            return None
 
-
-def _rule(node: Field, declared: set[str], polling: timedelta) -> Rule:
-    node.only(
-        [
-            "metric",
-            "timeGrain",
-            "statistic",
-            "timeWindow",
-            "timeAggregation",
-            "operator",
-            "threshold",
-            "perInstance",
-            "action",
-        ]
-    )
-    metric = node.string("metric", required=True)
-    _declared(node, "metric", metric, declared)
-    grain = node.duration("timeGrain", "1m", minimum=timedelta(seconds=1))
-    window = node.duration("timeWindow", "5m", minimum=timedelta(seconds=1))
-    if grain and window:
-        if grain > window:
-            node.error(
-                f"timeGrain {_secs(grain)} must not exceed timeWindow {_secs(window)}",
-                key="timeGrain",
+    def _profile(self, profile: dict[str, Any], path: str, polling: timedelta) -> Profile:
+        recurrence = None
+        if "recurrence" in profile:
+            raw = profile["recurrence"]
+            zone = self._zone(raw["timeZone"], f"{path}.recurrence.timeZone")
+            duration = raw.get("duration")
+            recurrence = Recurrence(
+                zone.key if zone else "UTC",
+                frozenset(DAYS.index(d) for d in raw["days"]),
+                tuple(sorted(set(raw["hours"]))),
+                tuple(sorted(set(raw.get("minutes") or [0]))),
+                _duration(duration) if duration else None,
             )
-        elif window % grain:
-            node.error(f"must be a whole number of timeGrain ({_secs(grain)})", key="timeWindow")
+        fixed = (
+            self._fixed_date(profile["fixedDate"], f"{path}.fixedDate")
+            if ("fixedDate" in profile)
+            else None
+        )
+        rules = tuple(
+            self._rule(r, f"{path}.rules[{n}]", polling)
+            for n, r in enumerate(profile.get("rules", []))
+        )
+        capacity = self._capacity(profile["capacity"]) if "capacity" in profile else None
+        return Profile(profile["name"], rules, capacity, recurrence, fixed)
+
+    def _fixed_date(self, raw: dict[str, Any], path: str) -> FixedDate | None:
+        zone = self._zone(raw["timeZone"], f"{path}.timeZone")
+        bounds: list[datetime] = []
+        for key in ("start", "end"):
+            try:
+                moment = datetime.fromisoformat(raw[key])
+            except ValueError:
+                self.error(
+                    f"{path}.{key}",
+                    f"must be a date-time like 2026-11-27T08:00:00, not {raw[key]!r}",
+                )
+                continue
+            bounds.append(moment if moment.tzinfo else moment.replace(tzinfo=zone))
+        if len(bounds) != 2:
+            return None
+        if bounds[0] >= bounds[1]:
+            self.error(f"{path}.end", "must be after start")
+        return FixedDate(bounds[0], bounds[1])
+
+    def _rule(self, rule: dict[str, Any], path: str, polling: timedelta) -> Rule:
+        grain = _duration(rule["timeGrain"])
+        window = _duration(rule["timeWindow"])
+        if grain and window % grain:
+            self.error(
+                f"{path}.timeWindow",
+                f"must be a whole number of timeGrain ({format_duration(grain)})",
+            )
         if grain < polling:
-            node.error(
-                f"timeGrain {_secs(grain)} is shorter than pollingInterval {_secs(polling)}:"
-                " every grain needs at least one sample",
-                key="timeGrain",
+            self.error(
+                f"{path}.timeGrain",
+                f"timeGrain {format_duration(grain)} is shorter than pollingInterval "
+                f"{format_duration(polling)}: every grain needs at least one sample",
             )
-    action_node = node.object("action", required=True)
-    action = (
-        _action(action_node)
-        if action_node
-        else ScaleAction(Direction.INCREASE, ActionType.CHANGE_COUNT, 1, timedelta(minutes=5))
-    )
-    return Rule(
-        metric=metric,
-        time_grain=grain or timedelta(minutes=1),
-        statistic=node.enum("statistic", Statistic, Statistic.AVERAGE),
-        time_window=window or timedelta(minutes=5),
-        time_aggregation=node.enum("timeAggregation", TimeAggregation, TimeAggregation.AVERAGE),
-        operator=node.enum("operator", Operator),
-        threshold=node.number("threshold", required=True),
-        per_instance=node.boolean("perInstance"),
-        action=action,
-    )
-
-
-def _action(node: Field) -> ScaleAction:
-    node.only(["direction", "type", "value", "cooldown"])
-    kind = node.enum("type", ActionType, ActionType.CHANGE_COUNT)
-    floor = 0 if kind is ActionType.EXACT_COUNT else 1
-    value = node.number("value", 1, minimum=floor)
-    if kind is not ActionType.PERCENT_CHANGE_COUNT and value != int(value):
-        node.error(f"must be a whole number for {kind.value}, not {value:g}", key="value")
-    return ScaleAction(
-        direction=node.enum("direction", Direction),
-        type=kind,
-        value=value,
-        cooldown=node.duration("cooldown", "5m"),
-    )
-
-
-def _secs(value: timedelta) -> str:
-    return format_duration(value)
+        action = rule["action"]
+        return Rule(
+            metric=rule["metric"],
+            time_grain=grain or timedelta(minutes=1),
+            statistic=Statistic(rule["statistic"]),
+            time_window=window,
+            time_aggregation=TimeAggregation(rule["timeAggregation"]),
+            operator=Operator(rule["operator"]),
+            threshold=float(rule["threshold"]),
+            per_instance=rule["perInstance"],
+            action=ScaleAction(
+                Direction(action["direction"]),
+                ActionType(action["type"]),
+                action["value"],
+                _duration(action["cooldown"]),
+            ),
+        )

@@ -140,8 +140,11 @@ def test_windows_stay_bounded_by_the_longest_window(
     for step, reads in enumerate(trace):
         now = T0 + timedelta(seconds=15 * step)
         state = decide(spec, state, reads, now=now, current=1).state
-        for metric, samples in state.windows.items():
+        for metric, window in state.windows.items():
             oldest = now.timestamp() - spec.history_seconds[metric]
-            assert all(t > oldest for t, _, _ in samples)
+            assert all(t > oldest for t in window.times)
+            assert list(window.times) == sorted(window.times)
+            assert len(window.values) == len(window.times)
+            assert len(window.instances) in (0, len(window.times))
             # At most one poll per 15 s, each with at most three instances.
-            assert len(samples) <= 3 * (spec.history_seconds[metric] / 15 + 1)
+            assert len(window) <= 3 * (spec.history_seconds[metric] / 15 + 1)

@@ -1,0 +1,137 @@
+"""Engine throughput and memory: decisions per second on one core, and the state of 10,000 groups.
+
+Run: .venv/bin/python benchmarks/engine_bench.py [--seconds 5] [--json]
+Each group reads two metrics every 15 s; rules use 1-minute grains over 5-minute windows, so a
+full window holds 20 samples per metric. Decisions are timed with the windows full and sliding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+import tracemalloc
+from datetime import UTC, datetime, timedelta
+
+from autozero.engine.decide import decide
+from autozero.engine.readings import Reading
+from autozero.engine.spec import (
+    ActionType,
+    Activation,
+    Capacity,
+    Direction,
+    GroupSpec,
+    Operator,
+    Profile,
+    Rule,
+    ScaleAction,
+    Statistic,
+    TimeAggregation,
+)
+from autozero.engine.state import GroupState
+
+STEP = timedelta(seconds=15)
+T0 = datetime(2026, 11, 23, tzinfo=UTC)
+
+
+def make_spec(rule_count: int) -> GroupSpec:
+    rules = []
+    for n in range(rule_count):
+        increase = n % 2 == 0
+        rules.append(
+            Rule(
+                metric="backlog" if n % 4 < 2 else "cpu",
+                time_grain=timedelta(minutes=1),
+                statistic=Statistic.AVERAGE,
+                time_window=timedelta(minutes=5),
+                time_aggregation=TimeAggregation.MAXIMUM if increase else TimeAggregation.AVERAGE,
+                operator=Operator.GREATER_THAN if increase else Operator.LESS_THAN,
+                threshold=1000 + n if increase else -1 - n,  # never fire: measure steady state
+                action=ScaleAction(
+                    Direction.INCREASE if increase else Direction.DECREASE,
+                    ActionType.CHANGE_COUNT,
+                    1,
+                    timedelta(minutes=5),
+                ),
+            )
+        )
+    return GroupSpec(
+        name="bench",
+        capacity=Capacity(0, 20, 1),
+        profiles=(Profile("default", rules=tuple(rules)),),
+        activation=Activation("backlog", timedelta(minutes=30)),
+    )
+
+
+def reads(step: int) -> dict[str, Reading]:
+    return {
+        "backlog": Reading(float(50 + step % 7), pending=float(50 + step % 7), in_flight=2.0),
+        "cpu": Reading(float(40 + step % 5)),
+    }
+
+
+def warm_state(spec: GroupSpec) -> tuple[GroupState, int]:
+    state = GroupState()
+    for step in range(25):
+        state = decide(spec, state, reads(step), now=T0 + step * STEP, current=3).state
+    return state, 25
+
+
+def decisions_per_second(rule_count: int, seconds: float) -> float:
+    spec = make_spec(rule_count)
+    state, step = warm_state(spec)
+    observations = [reads(n) for n in range(64)]
+    done = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while time.perf_counter() < deadline:
+        for _ in range(200):
+            now = T0 + step * STEP
+            state = decide(spec, state, observations[step % 64], now=now, current=3).state
+            step += 1
+        done += 200
+    return done / (time.perf_counter() - start)
+
+
+def memory_for_groups(groups: int) -> dict[str, float]:
+    spec = make_spec(4)
+    tracemalloc.start()
+    states = []
+    for _ in range(groups):
+        state, _ = warm_state(spec)
+        states.append(state)
+    current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {"groups": groups, "retainedMiB": current / 2**20, "peakMiB": peak / 2**20}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--groups", type=int, default=10_000)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    results: dict[str, object] = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "decisionsPerSecond": {
+            str(n): round(decisions_per_second(n, args.seconds)) for n in (1, 4, 20)
+        },
+        "memory": memory_for_groups(args.groups),
+    }
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    print(f"python {results['python']} on {results['machine']}, one core")
+    for rules, rate in results["decisionsPerSecond"].items():  # type: ignore[attr-defined]
+        print(f"  {rules:>2} rules: {rate:>8,} decisions/s")
+    memory = results["memory"]
+    print(
+        f"  state of {memory['groups']:,} groups (2 metrics, full 5-minute windows): "  # type: ignore[index]
+        f"{memory['retainedMiB']:.1f} MiB retained, {memory['peakMiB']:.1f} MiB peak"  # type: ignore[index]
+    )
+
+
+if __name__ == "__main__":
+    main()
