@@ -94,7 +94,7 @@ def exactly_one(keys: list[str]) -> str:
 
 
 #: A URL whose authority carries no user or password: credentials belong in a Secret.
-URL_WITHOUT_CREDENTIALS = r"^([a-zA-Z][a-zA-Z0-9+.-]*://)?[^/@]*(/.*)?$"
+URL_WITHOUT_CREDENTIALS = r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/@]*(/.*)?$"
 
 
 def url(description: str) -> Schema:

@@ -1,0 +1,100 @@
+"""The CRD on a real apiserver: examples accepted, every malformed case rejected with its path."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from autozero.cli import main as autozero
+from support.malformed import CASES, PARSER_ONLY
+from testground.kube import KubeCluster
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD = ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def crd(kube: KubeCluster) -> Iterator[KubeCluster]:
+    kube.kubectl_run("apply", "-f", str(CRD))
+    kube.kubectl_run(
+        "wait", "--for=condition=Established", "--timeout=60s", "crd/scalingpolicies.autozero.dev"
+    )
+    namespaces = {
+        doc["metadata"].get("namespace", "default")
+        for path in EXAMPLES
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    }
+    for namespace in namespaces - {"default"}:
+        kube.kubectl_run("create", "namespace", namespace, check=False)
+    yield kube
+
+
+def apply(kube: KubeCluster, manifest: dict[str, Any], *extra: str) -> tuple[int, str]:
+    result = kube.kubectl_run(
+        "apply", "-f", "-", *extra, input_text=yaml.safe_dump(manifest), check=False
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_every_example_is_accepted(crd: KubeCluster, example: Path) -> None:
+    dry = crd.kubectl_run("apply", "--dry-run=server", "-f", str(example), check=False)
+    assert dry.returncode == 0, dry.stderr
+    real = crd.kubectl_run("apply", "-f", str(example), check=False)
+    assert real.returncode == 0, real.stderr
+    assert autozero(["validate", "-f", str(example)]) == 0
+
+
+def test_printer_columns(crd: KubeCluster) -> None:
+    crd.kubectl_run("apply", "-f", str(ROOT / "examples" / "nightly-batch.yaml"))
+    out = crd.kubectl_run("get", "sp", "-n", "batch").stdout
+    assert out.split("\n")[0].split() == ["NAME", "GROUPS", "AWAKE", "LAST", "DECISION", "AGE"]
+    assert "nightly-batch" in out
+
+
+def test_kubectl_explain_describes_fields(crd: KubeCluster) -> None:
+    out = crd.kubectl_run("explain", "scalingpolicy.spec.groups.profiles.rules").stdout
+    assert "A threshold rule: aggregate a metric over a window" in out
+    assert "perInstance" in out
+    action = crd.kubectl_run("explain", "sp.spec.groups.profiles.rules.action.cooldown").stdout
+    assert "After any scale action of the group" in action
+
+
+def _normal(path: str) -> str:
+    return path.lstrip(".")
+
+
+@pytest.mark.parametrize(("manifest", "path", "api_path"), CASES)
+def test_malformed_rejected_by_the_apiserver_and_by_validate(
+    crd: KubeCluster,
+    manifest: dict[str, Any],
+    path: str,
+    api_path: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out = apply(crd, manifest, "--dry-run=server")
+    assert code != 0, f"the apiserver accepted it:\n{out}"
+    assert _normal(api_path) in out.replace('"', "").replace(" .", " "), out
+
+    file = tmp_path / "bad.yaml"
+    file.write_text(yaml.safe_dump(manifest))
+    capsys.readouterr()
+    assert autozero(["validate", "-f", str(file), "--output", "json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert path in [error["path"] for error in report[0]["errors"]]
+
+
+@pytest.mark.parametrize(("manifest", "path", "message"), PARSER_ONLY)
+def test_checks_beyond_the_schema_pass_the_apiserver(
+    crd: KubeCluster, manifest: dict[str, Any], path: str, message: str
+) -> None:
+    """These reach the operator, which reports them as a condition and an Event (see docs)."""
+    code, out = apply(crd, manifest, "--dry-run=server")
+    assert code == 0, out
