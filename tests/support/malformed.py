@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from support.manifests import DELETE, mutate
 
 G0 = "spec.groups[0]"

@@ -1,0 +1,142 @@
+"""Policy -> manifest: the inverse of parse, so a model can be written back as YAML.
+
+Used to check that parse and the schema agree on every generated policy (parse(render(p)) == p)
+and by the demo to write the policy it runs.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from autozero.engine.durations import format_duration
+from autozero.engine.spec import Capacity, Profile, Rule
+from autozero.policy.model import (
+    API_GROUP,
+    API_VERSION,
+    DAYS,
+    KIND,
+    GCEAutoscalerHandoff,
+    GCETarget,
+    GroupPolicy,
+    HPAHandoff,
+    Policy,
+)
+
+
+def _d(value: timedelta) -> str:
+    return format_duration(value)
+
+
+def _capacity(capacity: Capacity) -> dict[str, int]:
+    return {"minimum": capacity.minimum, "maximum": capacity.maximum, "default": capacity.default}
+
+
+def _rule(rule: Rule) -> dict[str, Any]:
+    action = rule.action
+    return {
+        "metric": rule.metric,
+        "timeGrain": _d(rule.time_grain),
+        "statistic": rule.statistic.value,
+        "timeWindow": _d(rule.time_window),
+        "timeAggregation": rule.time_aggregation.value,
+        "operator": rule.operator.value,
+        "threshold": rule.threshold,
+        "perInstance": rule.per_instance,
+        "action": {
+            "direction": action.direction.value,
+            "type": action.type.value,
+            "value": int(action.value),
+            "cooldown": _d(action.cooldown),
+        },
+    }
+
+
+def _profile(profile: Profile) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": profile.name}
+    if profile.recurrence is not None:
+        recurrence = profile.recurrence
+        out["recurrence"] = {
+            "timeZone": recurrence.time_zone,
+            "days": [DAYS[d] for d in sorted(recurrence.days)],
+            "hours": list(recurrence.hours),
+            "minutes": list(recurrence.minutes),
+        }
+        if recurrence.duration is not None:
+            out["recurrence"]["duration"] = _d(recurrence.duration)
+    if profile.fixed_date is not None:
+        out["fixedDate"] = {
+            "start": profile.fixed_date.start.isoformat(),
+            "end": profile.fixed_date.end.isoformat(),
+        }
+    if profile.capacity is not None:
+        out["capacity"] = _capacity(profile.capacity)
+    if profile.rules:
+        out["rules"] = [_rule(r) for r in profile.rules]
+    return out
+
+
+def _group(group: GroupPolicy) -> dict[str, Any]:
+    spec = group.engine
+    target: dict[str, Any]
+    if isinstance(group.target, GCETarget):
+        gce: dict[str, Any] = {
+            "project": group.target.project,
+            "instanceGroupManager": group.target.instance_group_manager,
+        }
+        gce.update({"zone": group.target.zone} if group.target.zone else {})
+        gce.update({"region": group.target.region} if group.target.region else {})
+        target = {"gce": gce}
+    else:
+        kube = group.target
+        target = {"kubernetes": {"apiVersion": kube.api_version, "kind": kube.kind,
+                                 "name": kube.name}}  # fmt: skip
+    out: dict[str, Any] = {"name": group.name, "target": target,
+                           "capacity": _capacity(spec.capacity)}  # fmt: skip
+    if spec.activation is not None:
+        out["activation"] = {"metric": spec.activation.metric,
+                             "idleFor": _d(spec.activation.idle_for)}  # fmt: skip
+    if isinstance(group.handoff, GCEAutoscalerHandoff):
+        handoff: dict[str, Any] = {
+            "minReplicas": group.handoff.min_replicas,
+            "maxReplicas": group.handoff.max_replicas,
+            "coolDownPeriod": _d(group.handoff.cool_down_period),
+            "cpuUtilizationTarget": group.handoff.cpu_utilization_target,
+        }
+        if group.handoff.stabilization_period is not None:
+            handoff["stabilizationPeriod"] = _d(group.handoff.stabilization_period)
+        out["handoff"] = {"gceAutoscaler": handoff}
+    elif isinstance(group.handoff, HPAHandoff):
+        hpa: dict[str, Any] = {"minReplicas": group.handoff.min_replicas,
+                               "maxReplicas": group.handoff.max_replicas}  # fmt: skip
+        if group.handoff.metrics:
+            hpa["metrics"] = [dict(m) for m in group.handoff.metrics]
+        if group.handoff.behavior is not None:
+            hpa["behavior"] = dict(group.handoff.behavior)
+        out["handoff"] = {"hpa": hpa}
+    if spec.profiles:
+        out["profiles"] = [_profile(p) for p in spec.profiles]
+    fallback: dict[str, Any] = {"failureThreshold": spec.failure.threshold}
+    if spec.failure.fallback_replicas is not None:
+        fallback["replicas"] = spec.failure.fallback_replicas
+    out["fallback"] = fallback
+    out["skip"] = group.skip
+    return out
+
+
+def render_policy(policy: Policy) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": policy.name, "namespace": policy.namespace}
+    if policy.annotations:
+        metadata["annotations"] = dict(policy.annotations)
+    return {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": KIND,
+        "metadata": metadata,
+        "spec": {
+            "pollingInterval": _d(policy.polling_interval),
+            "paused": policy.paused,
+            "dryRun": policy.dry_run,
+            "metrics": [{"name": m.name, m.source: dict(m.settings)} for m in policy.metrics],
+            "groups": [_group(g) for g in policy.groups],
+        },
+    }

@@ -1,0 +1,234 @@
+"""Generated policies: model -> manifest -> model is the identity; mutations never crash."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import yaml
+from autozero.engine.spec import (
+    ActionType,
+    Activation,
+    Capacity,
+    Direction,
+    FailurePolicy,
+    FixedDate,
+    GroupSpec,
+    Operator,
+    Profile,
+    Recurrence,
+    Rule,
+    ScaleAction,
+    Statistic,
+    TimeAggregation,
+)
+from autozero.policy.errors import PolicyInvalid
+from autozero.policy.model import (
+    GCEAutoscalerHandoff,
+    GCETarget,
+    GroupPolicy,
+    HPAHandoff,
+    KubernetesTarget,
+    MetricSpec,
+    Policy,
+)
+from autozero.policy.parse import parse_policy
+from autozero.policy.render import render_policy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+NAMES = st.from_regex(r"[a-z][a-z0-9]{0,6}", fullmatch=True)
+SOURCES = [
+    ("redis", {"url": "redis://redis:6379/0", "key": "jobs", "type": "list"}),
+    ("rq", {"urlFrom": {"secretKeyRef": {"name": "rq", "key": "url"}}, "queue": "default"}),
+    (
+        "mrq",
+        {
+            "queue": "bids",
+            "prefix": "mrq",
+            "mongodb": {"urlFrom": {"secretKeyRef": {"name": "m", "key": "u"}}},
+        },
+    ),
+    ("rabbitmq", {"managementUrl": "http://rabbit:15672", "vhost": "/", "queue": "q"}),
+    (
+        "prometheus",
+        {
+            "serverAddress": "http://prom:9090",
+            "query": "sum(x)",
+            "timeout": "5s",
+            "insecureSkipVerify": False,
+        },
+    ),
+]
+POLLING = timedelta(seconds=15)
+minutes = st.integers(1, 10).map(lambda n: timedelta(minutes=n))
+
+
+@st.composite
+def rules(draw: st.DrawFn, metrics: list[str]) -> Rule:
+    grain = draw(st.sampled_from([timedelta(seconds=30), timedelta(minutes=1)]))
+    kind = draw(st.sampled_from(list(ActionType)))
+    return Rule(
+        metric=draw(st.sampled_from(metrics)),
+        time_grain=grain,
+        statistic=draw(st.sampled_from(list(Statistic))),
+        time_window=grain * draw(st.integers(1, 10)),
+        time_aggregation=draw(st.sampled_from(list(TimeAggregation))),
+        operator=draw(st.sampled_from(list(Operator))),
+        threshold=draw(st.floats(-1e6, 1e6, allow_nan=False)),
+        per_instance=draw(st.booleans()),
+        action=ScaleAction(
+            draw(st.sampled_from(list(Direction))),
+            kind,
+            draw(st.integers(0 if kind is ActionType.EXACT_COUNT else 1, 100)),
+            draw(minutes),
+        ),
+    )
+
+
+@st.composite
+def capacities(draw: st.DrawFn, minimum_floor: int = 0) -> Capacity:
+    maximum = draw(st.integers(max(1, minimum_floor), 50))
+    minimum = draw(st.integers(minimum_floor, maximum))
+    return Capacity(minimum, maximum, draw(st.integers(minimum, maximum)))
+
+
+@st.composite
+def profiles(draw: st.DrawFn, metrics: list[str]) -> tuple[Profile, ...]:
+    names = draw(st.lists(NAMES, unique=True, max_size=3))
+    out = []
+    for index, name in enumerate(names):
+        # At most one profile without a schedule: the first.
+        schedule = draw(st.sampled_from(["recurrence", "fixed"])) if index else "none"
+        recurrence = fixed = None
+        if schedule == "recurrence":
+            recurrence = Recurrence(
+                draw(st.sampled_from(["UTC", "Europe/Paris", "America/New_York"])),
+                frozenset(draw(st.lists(st.integers(0, 6), min_size=1, unique=True))),
+                tuple(sorted(draw(st.lists(st.integers(0, 23), min_size=1, unique=True)))),
+                tuple(sorted(draw(st.lists(st.integers(0, 59), min_size=1, unique=True)))),
+                draw(st.none() | minutes),
+            )
+        elif schedule == "fixed":
+            start = datetime(2026, 12, 1, tzinfo=UTC) + draw(minutes)
+            fixed = FixedDate(start, start + draw(minutes))
+        out.append(
+            Profile(
+                name,
+                tuple(draw(st.lists(rules(metrics), max_size=3))) if metrics else (),
+                draw(st.none() | capacities()),
+                recurrence,
+                fixed,
+            )
+        )
+    return tuple(out)
+
+
+@st.composite
+def groups(draw: st.DrawFn, name: str, metrics: list[str]) -> GroupPolicy:
+    gce = draw(st.booleans())
+    target = (
+        GCETarget(
+            "proj",
+            "mig",
+            *(("europe-west1-c", None) if draw(st.booleans()) else (None, "europe-west1")),
+        )
+        if gce
+        else KubernetesTarget("apps/v1", draw(st.sampled_from(["Deployment", "StatefulSet"])), "w")
+    )
+    capacity = draw(capacities(minimum_floor=0 if metrics else 1))
+    activation = (
+        Activation(draw(st.sampled_from(metrics)), draw(minutes))
+        if metrics and (capacity.minimum == 0 or draw(st.booleans()))
+        else None
+    )
+    handoff = draw(st.none() | st.just(
+        GCEAutoscalerHandoff(1, 5, timedelta(minutes=3), 0.8, None) if gce
+        else HPAHandoff(1, 5, ({"type": "Resource"},), None)))  # fmt: skip
+    fallback = draw(st.none() | st.integers(0, capacity.maximum))
+    return GroupPolicy(
+        name,
+        target,
+        GroupSpec(
+            name,
+            capacity,
+            draw(profiles(metrics)),
+            activation,
+            FailurePolicy(draw(st.integers(1, 5)), fallback),
+            handoff is not None,
+        ),
+        handoff,
+        draw(st.booleans()),
+    )
+
+
+@st.composite
+def policies(draw: st.DrawFn) -> Policy:
+    metric_names = draw(st.lists(NAMES, unique=True, max_size=3))
+    metrics = tuple(MetricSpec(n, *draw(st.sampled_from(SOURCES))) for n in metric_names)
+    group_names = draw(st.lists(NAMES, unique=True, min_size=1, max_size=3))
+    return Policy(
+        name=draw(NAMES),
+        namespace=draw(NAMES),
+        polling_interval=POLLING,
+        metrics=metrics,
+        groups=tuple(draw(groups(n, metric_names)) for n in group_names),
+        paused=draw(st.booleans()),
+        dry_run=draw(st.booleans()),
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(policy=policies())
+def test_model_manifest_model_is_the_identity(policy: Policy) -> None:
+    manifest = yaml.safe_load(yaml.safe_dump(render_policy(policy)))
+    assert parse_policy(manifest) == policy
+
+
+JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.text(max_size=5),
+    st.just([]),
+    st.just({}),
+    st.just("5m"),
+    st.just({"name": "x"}),
+)
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            out += _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            out += _paths(value, (*prefix, index))
+    return out
+
+
+@settings(max_examples=100, deadline=None)
+@given(policy=policies(), data=st.data())
+def test_mutations_are_accepted_or_rejected_with_a_path(
+    policy: Policy, data: st.DataObject
+) -> None:
+    manifest = copy.deepcopy(render_policy(policy))
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(_paths(manifest)))
+        parent: Any = manifest
+        for step in path[:-1]:
+            parent = parent[step]
+        if data.draw(st.booleans()) and isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = data.draw(JUNK)
+    errors: tuple[Any, ...] = ()
+    try:
+        parse_policy(manifest)
+    except PolicyInvalid as invalid:  # any other exception fails the test
+        errors = invalid.errors
+        if not errors:
+            raise AssertionError("PolicyInvalid without errors") from invalid
+    assert all(error.path and error.message for error in errors)
