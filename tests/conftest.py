@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from gce_emulator import EmulatorServer, Settings
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from testground.kube import KubeCluster, start_cluster
@@ -60,6 +61,23 @@ def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQServe
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
     server = PrometheusServer(tmp_path_factory.mktemp("prometheus"))
     server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def gce_emulator() -> Iterator[EmulatorServer]:
+    """The Compute Engine emulator (in-process, real HTTP on loopback), fast timings."""
+    server = EmulatorServer(
+        settings=Settings(
+            operation_seconds=0.1,
+            instance_boot_seconds=0.2,
+            instance_stop_seconds=0.1,
+            autoscaler_period_seconds=0.2,
+        )
+    ).start()
     try:
         yield server
     finally:

@@ -1,0 +1,81 @@
+"""What every scale target offers: observe the group, and carry out a change. One file per kind.
+
+A target never decides: the engine does. A target reports what it sees (`Observed`) and applies a
+`Change` safely: with a handoff, the native autoscaler exists exactly while the group is awake, and
+the order of steps is such that a crash between two of them is repaired by the next cycle
+(`converge`), never leaving an autoscaler fighting a group at zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from autozero.policy.model import Handoff
+
+
+class TargetError(Exception):
+    """A scale target could not be read or changed. Carries which group, and why."""
+
+    retryable = False
+
+    def __init__(self, group: str, message: str) -> None:
+        self.group = group
+        super().__init__(f"{group}: {message}")
+
+
+class TargetNotFound(TargetError):
+    """The group (MIG, Deployment...) does not exist."""
+
+
+class TargetForbidden(TargetError):
+    """The operator may not read or change it (IAM, RBAC, allowlist)."""
+
+
+class TargetConflict(TargetError):
+    """Something else owns the count (a foreign autoscaler, say)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    replicas: int  # the group's target size / spec.replicas
+    ready: int | None = None  # instances or pods actually up, when known
+    stable: bool = True  # no instance creating or deleting
+    autoscaler: str | None = None  # the native autoscaler targeting the group, if any
+    owned_autoscaler: bool = False  # ... and autozero created it
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Bring the group to `replicas`; with `handoff`, the native autoscaler exists iff awake."""
+
+    replicas: int
+    handoff: Handoff | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    steps: tuple[str, ...]  # what was done, in order ("resize 0 -> 2", "create autoscaler ...")
+
+    @property
+    def wrote(self) -> bool:
+        return bool(self.steps)
+
+
+class ScaleTarget(Protocol):
+    """One group's target."""
+
+    name: str
+
+    def observe(self) -> Observed:
+        """Read the group's current state."""
+        ...
+
+    def apply(self, change: Change, observed: Observed) -> Applied:
+        """Carry out `change` given what was just observed; write nothing if nothing differs."""
+        ...
+
+
+Observations = Mapping[str, Observed | TargetError]

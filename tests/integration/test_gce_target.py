@@ -1,0 +1,253 @@
+"""The GCE target against the Compute Engine emulator, through the real google-api-python-client."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from autozero.policy.model import GCEAutoscalerHandoff, GCETarget
+from autozero.targets.base import Change, TargetConflict, TargetNotFound
+from autozero.targets.gce import Compute, GCEGroup, Retry, autoscaler_name, observe_groups
+from gce_emulator import EmulatorServer
+
+P = "acme"
+HANDOFF = GCEAutoscalerHandoff(min_replicas=1, max_replicas=6,
+                               cool_down_period=timedelta(seconds=180),
+                               cpu_utilization_target=0.8)  # fmt: skip
+
+
+def control(emulator: EmulatorServer, path: str, body: Any = None, method: str = "POST") -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        f"{emulator.url}/_emulator/{path}",
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def fast_compute(emulator: EmulatorServer, attempts: int = 6) -> Compute:
+    return Compute.build(
+        endpoint=emulator.api_endpoint, retry=Retry(attempts=attempts, base=0.01, cap=0.05)
+    )
+
+
+def create_migs(compute: Compute, where: dict[str, str], names: list[str], size: int = 0) -> None:
+    regional = "region" in where
+    collection = (
+        compute.service.regionInstanceGroupManagers()
+        if regional
+        else compute.service.instanceGroupManagers()
+    )
+    operations = []
+    for name in names:
+        operations.append(
+            collection.insert(
+                project=P,
+                body={
+                    "name": name,
+                    "instanceTemplate": "global/instanceTemplates/t",
+                    "targetSize": size,
+                },
+                **where,
+            ).execute()
+        )
+    deadline = time.monotonic() + 30
+    for op in operations:
+        while op["status"] != "DONE" and time.monotonic() < deadline:
+            ops = (
+                compute.service.regionOperations() if regional else compute.service.zoneOperations()
+            )
+            op = ops.wait(project=P, operation=op["name"], **where).execute()
+
+
+@pytest.fixture
+def compute(gce_emulator: EmulatorServer) -> Compute:
+    return fast_compute(gce_emulator)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param(GCETarget(P, "bids", zone="europe-west1-c"), id="zonal"),
+        pytest.param(GCETarget(P, "bids", region="europe-west1"), id="regional"),
+    ],
+)
+def test_wake_and_sleep_with_autoscaler_handoff(
+    gce_emulator: EmulatorServer, compute: Compute, target: GCETarget
+) -> None:
+    where = {"zone": target.zone} if target.zone else {"region": target.region}
+    create_migs(compute, where, ["bids"])  # type: ignore[arg-type]
+    # CPU exactly at the autoscaler's target: it keeps the size it is handed.
+    control(
+        gce_emulator,
+        "cpu",
+        {
+            "project": P,
+            "kind": "zones" if target.zone else "regions",
+            "location": target.location,
+            "group": "bids",
+            "utilization": 0.8,
+        },
+    )
+    group = GCEGroup("bids", target, compute)
+    asleep = group.observe()
+    assert (asleep.replicas, asleep.autoscaler) == (0, None)
+
+    woke = group.apply(Change(2, HANDOFF), asleep)
+    assert woke.steps == ("resize 0 -> 2", f"create autoscaler {autoscaler_name('bids')}")
+    awake = group.observe()
+    assert awake.replicas == 2
+    assert awake.autoscaler == autoscaler_name("bids")
+    assert awake.owned_autoscaler
+    kind = compute.service.autoscalers() if target.zone else compute.service.regionAutoscalers()
+    policy = kind.get(project=P, autoscaler=autoscaler_name("bids"), **where).execute()[
+        "autoscalingPolicy"
+    ]
+    assert policy["minNumReplicas"] == 1
+    assert policy["maxNumReplicas"] == 6
+    assert policy["coolDownPeriodSec"] == 180
+    assert policy["cpuUtilization"] == {"utilizationTarget": 0.8}
+
+    # While awake, holding writes nothing: the autoscaler owns the count.
+    assert group.apply(Change(awake.replicas, HANDOFF), awake).steps == ()
+
+    slept = group.apply(Change(0, HANDOFF), group.observe())
+    assert slept.steps[0] == f"delete autoscaler {autoscaler_name('bids')}"
+    assert slept.steps[1].startswith("resize ")
+    final = group.observe()
+    assert (final.replicas, final.autoscaler) == (0, None)
+
+
+def test_a_crash_between_delete_and_resize_converges(compute: Compute) -> None:
+    target = GCETarget(P, "bids", zone="europe-west1-c")
+    create_migs(compute, {"zone": "europe-west1-c"}, ["bids"])
+    first = GCEGroup("bids", target, compute)
+    first.apply(Change(3, HANDOFF), first.observe())
+    # The operator dies after deleting the autoscaler, before resizing to 0.
+    first.delete_autoscaler(autoscaler_name("bids"))
+    restarted = GCEGroup("bids", target, fast_compute_from(compute))
+    seen = restarted.observe()
+    assert seen.autoscaler is None
+    assert seen.replicas >= 1  # whatever the autoscaler had made it
+    assert restarted.apply(Change(0, HANDOFF), seen).steps == (f"resize {seen.replicas} -> 0",)
+    assert restarted.observe().replicas == 0
+
+
+def test_a_crash_between_resize_and_autoscaler_converges(compute: Compute) -> None:
+    target = GCETarget(P, "bids", zone="europe-west1-c")
+    create_migs(compute, {"zone": "europe-west1-c"}, ["bids"])
+    first = GCEGroup("bids", target, compute)
+    first.resize(2)  # the operator dies here, before creating the autoscaler
+    restarted = GCEGroup("bids", target, fast_compute_from(compute))
+    seen = restarted.observe()
+    assert (seen.replicas, seen.autoscaler) == (2, None)
+    # The next cycle holds at 2 (awake); applying the hold restores the missing autoscaler.
+    assert restarted.apply(Change(2, HANDOFF), seen).steps == (
+        f"create autoscaler {autoscaler_name('bids')}",
+    )
+    assert restarted.observe().autoscaler == autoscaler_name("bids")
+
+
+def fast_compute_from(compute: Compute) -> Compute:
+    """A fresh client, as a restarted operator would build."""
+    endpoint = compute.service._baseUrl
+    return Compute.build(endpoint=endpoint, retry=Retry(attempts=6, base=0.01, cap=0.05))
+
+
+def test_converges_through_thirty_percent_injected_faults(
+    gce_emulator: EmulatorServer, compute: Compute
+) -> None:
+    target = GCETarget(P, "bids", zone="europe-west1-c")
+    create_migs(compute, {"zone": "europe-west1-c"}, ["bids"])
+    control(gce_emulator, "faults", {"rate": 0.3, "codes": [403, 429, 503], "seed": 7})
+    patient = fast_compute(gce_emulator, attempts=12)
+    group = GCEGroup("bids", target, patient)
+    group.apply(Change(4, HANDOFF), group.observe())
+    group.apply(Change(0, HANDOFF), group.observe())
+    control(gce_emulator, "faults", {"rate": 0.0})
+    final = group.observe()
+    assert (final.replicas, final.autoscaler) == (0, None)
+    log = control(gce_emulator, "requests", method="GET")["requests"]
+    statuses = {r["status"] for r in log}
+    assert statuses >= {200, 503}
+    assert statuses & {403, 429}
+
+
+def test_non_retryable_errors_are_typed_and_not_retried(
+    gce_emulator: EmulatorServer, compute: Compute
+) -> None:
+    group = GCEGroup("ghost", GCETarget(P, "ghost", zone="europe-west1-c"), compute)
+    with pytest.raises(TargetNotFound) as raised:
+        group.observe()
+    assert "projects/acme/zones/europe-west1-c/instanceGroupManagers/ghost" in str(raised.value)
+    before = compute.calls
+    with pytest.raises(TargetNotFound):
+        group.resize(1)
+    assert compute.calls == before + 1  # a 404 is not retried
+
+
+def test_a_foreign_autoscaler_is_a_conflict(compute: Compute) -> None:
+    target = GCETarget(P, "bids", zone="europe-west1-c")
+    create_migs(compute, {"zone": "europe-west1-c"}, ["bids"], size=1)
+    link = (
+        compute.service.instanceGroupManagers()
+        .get(project=P, zone="europe-west1-c", instanceGroupManager="bids")
+        .execute()["selfLink"]
+    )
+    op = (
+        compute.service.autoscalers()
+        .insert(
+            project=P,
+            zone="europe-west1-c",
+            body={
+                "name": "theirs",
+                "target": link,
+                "autoscalingPolicy": {"minNumReplicas": 1, "maxNumReplicas": 3},
+            },
+        )
+        .execute()
+    )
+    compute.wait(op, "bids", GCEGroup("bids", target, compute).where)
+    group = GCEGroup("bids", target, compute)
+    with pytest.raises(TargetConflict, match="autoscaled by theirs"):
+        group.apply(Change(0, HANDOFF), group.observe())
+
+
+def test_pagination_over_more_groups_than_a_page(compute: Compute) -> None:
+    names = [f"g{n:02d}" for n in range(25)]
+    create_migs(compute, {"zone": "europe-west1-c"}, names)
+    targets = {name: GCETarget(P, name, zone="europe-west1-c") for name in names}
+    seen = observe_groups(compute, targets, page_size=10)
+    assert set(seen) == set(names)
+    assert all(not isinstance(v, Exception) and v.replicas == 0 for v in seen.values())
+
+
+def test_an_idle_cycle_over_50_groups_in_3_zones_lists_once_per_zone_and_writes_nothing(
+    gce_emulator: EmulatorServer, compute: Compute
+) -> None:
+    zones = ["europe-west1-b", "europe-west1-c", "europe-west1-d"]
+    targets: dict[str, GCETarget] = {}
+    for n in range(50):
+        zone = zones[n % 3]
+        targets[f"g{n:02d}"] = GCETarget(P, f"g{n:02d}", zone=zone)
+    for zone in zones:
+        create_migs(compute, {"zone": zone}, [n for n, t in targets.items() if t.zone == zone])
+    control(gce_emulator, "requests", method="DELETE")
+
+    seen = observe_groups(compute, targets)
+    groups = [GCEGroup(name, target, compute) for name, target in targets.items()]
+    applied = [g.apply(Change(0), seen[g.name]) for g in groups]  # type: ignore[arg-type]
+
+    assert not any(a.wrote for a in applied)
+    log = control(gce_emulator, "requests", method="GET")["requests"]
+    lists = [r for r in log if r["api"] == "instanceGroupManagers.list"]
+    assert len(lists) == 3
+    assert {r["path"].split("/")[6] for r in lists} == set(zones)
+    assert [r for r in log if r["method"] != "GET"] == []
