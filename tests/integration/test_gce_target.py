@@ -180,9 +180,7 @@ def test_converges_through_thirty_percent_injected_faults(
     assert statuses & {403, 429}
 
 
-def test_non_retryable_errors_are_typed_and_not_retried(
-    gce_emulator: EmulatorServer, compute: Compute
-) -> None:
+def test_non_retryable_errors_are_typed_and_not_retried(compute: Compute) -> None:
     group = GCEGroup("ghost", GCETarget(P, "ghost", zone="europe-west1-c"), compute)
     with pytest.raises(TargetNotFound) as raised:
         group.observe()
