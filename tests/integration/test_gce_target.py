@@ -249,3 +249,41 @@ def test_an_idle_cycle_over_50_groups_in_3_zones_lists_once_per_zone_and_writes_
     assert len(lists) == 3
     assert {r["path"].split("/")[6] for r in lists} == set(zones)
     assert [r for r in log if r["method"] != "GET"] == []
+
+
+def test_a_service_account_key_from_a_secret_authenticates(gce_emulator: EmulatorServer) -> None:
+    """A key as a tenant would store it in a Secret, its token_uri pointing at the emulator."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    info = {
+        "type": "service_account",
+        "project_id": P,
+        "private_key_id": "k1",
+        "private_key": pem,
+        "client_email": "scaler@acme.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": f"{gce_emulator.url}/token",
+    }
+    compute = Compute.build(
+        endpoint=gce_emulator.api_endpoint,
+        service_account_info=info,
+        retry=Retry(attempts=2, base=0.01),
+    )
+    create_migs(compute, {"zone": "europe-west1-c"}, ["bids"])
+    assert GCEGroup("bids", GCETarget(P, "bids", zone="europe-west1-c"), compute).observe()
+    answer = control(gce_emulator, "requests", method="GET")
+    assert answer["tokensIssued"][0] == "scaler@acme.iam.gserviceaccount.com"
+    assert {r["auth"] for r in answer["requests"]} == {"bearer"}
+
+
+def test_anonymous_against_an_endpoint_sends_no_credentials(
+    gce_emulator: EmulatorServer, compute: Compute
+) -> None:
+    create_migs(compute, {"zone": "europe-west1-c"}, ["bids"])
+    log = control(gce_emulator, "requests", method="GET")["requests"]
+    assert {r["auth"] for r in log} == {"none"}

@@ -30,11 +30,13 @@ def main(argv: list[str] | None = None) -> int:
         requests_per_minute=args.requests_per_minute,
         instance_command=json.loads(args.instance_command) if args.instance_command else None,
     )
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # before threads start: they inherit it
     server = EmulatorServer(args.host, args.port, settings).start()
     print(
         f"gce-emulator listening on {server.url} (api_endpoint {server.api_endpoint})", flush=True
     )
-    signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    signal.sigwait(stop_signals)
     server.stop()
     return 0
 

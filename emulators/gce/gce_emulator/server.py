@@ -75,6 +75,7 @@ class Emulator:
         self.log: list[dict[str, Any]] = []
         self.quota_window: deque[float] = deque()
         self.reserved: set[tuple[str, str, str, str, str]] = set()
+        self.tokens_issued: list[str] = []  # service accounts that got a token
         self.routes: list[tuple[str, re.Pattern[str], Handler, str]] = []
         self._route()
 
@@ -119,13 +120,19 @@ class Emulator:
         self.add("GET", ops + one, self.get_operation, "operations.get")
         self.add("POST", ops + one + "/wait", self.wait_operation, "operations.wait")
 
-    def dispatch(self, method: str, raw_path: str, body: Any) -> tuple[int, Any]:
+    def dispatch(
+        self, method: str, raw_path: str, body: Any, authorization: str = ""
+    ) -> tuple[int, Any]:
         parts = urlsplit(raw_path)
         query = parse_qs(parts.query)
         if parts.path.startswith("/_emulator/"):
             return self.control(method, parts.path, body)
+        if parts.path == "/token" and method == "POST":
+            return self.token(body)
+        scheme = authorization.split(" ", 1)[0].lower() if authorization else "none"
         entry: dict[str, Any] = {"method": method, "path": parts.path, "query": parts.query,
-                                 "at": time.time(), "api": None, "project": None}  # fmt: skip
+                                 "at": time.time(), "api": None, "project": None,
+                                 "auth": scheme}  # fmt: skip
         status, answer = self._api(method, parts.path, query, body, entry)
         entry["status"] = status
         with self.world.lock:
@@ -541,13 +548,33 @@ class Emulator:
             self.world.advance()
         return 200, self.render_operation(op)
 
+    # -- OAuth token endpoint (for service-account keys whose token_uri points here) ------------
+    def token(self, body: Any) -> tuple[int, Any]:
+        """Exchange a signed JWT (RFC 7523) for an access token, as oauth2.googleapis.com does.
+        The token is random and never logged; only who asked is kept."""
+        form = body if isinstance(body, dict) else {}
+        assertion = str(form.get("assertion", ""))
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" or (
+            assertion.count(".") != 2
+        ):
+            return 400, {"error": "invalid_grant", "error_description": "expected a JWT bearer"}
+        payload = assertion.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        with self.world.lock:
+            self.tokens_issued.append(str(claims.get("iss", "")))
+        return 200, {
+            "access_token": "emulated-" + base64.urlsafe_b64encode(random.randbytes(24)).decode(),
+            "token_type": "Bearer",
+            "expires_in": 3600,
+        }
+
     # -- control --------------------------------------------------------------------------------
     def control(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         world = self.world
         body = body if isinstance(body, dict) else {}
         with world.lock:
             if path == "/_emulator/requests" and method == "GET":
-                return 200, {"requests": list(self.log)}
+                return 200, {"requests": list(self.log), "tokensIssued": list(self.tokens_issued)}
             if path == "/_emulator/requests" and method == "DELETE":
                 self.log.clear()
                 return 200, {}
@@ -598,12 +625,18 @@ class _HTTPHandler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        form = "x-www-form-urlencoded" in (self.headers.get("Content-Type") or "")
         try:
-            body = json.loads(raw) if raw else None
-        except json.JSONDecodeError:
+            if form:
+                body: Any = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+            else:
+                body = json.loads(raw) if raw else None
+        except (json.JSONDecodeError, UnicodeDecodeError):
             status, answer = 400, invalid("Invalid JSON payload received.").body()
         else:
-            status, answer = self.emulator.dispatch(self.command, self.path, body)
+            status, answer = self.emulator.dispatch(
+                self.command, self.path, body, self.headers.get("Authorization") or ""
+            )
         payload = json.dumps(answer).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=UTF-8")

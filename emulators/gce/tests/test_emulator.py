@@ -374,3 +374,40 @@ def test_each_running_instance_runs_the_configured_command(
         .execute(),
     )
     until(lambda: not control(emulator, "state", method="GET")["groups"][0]["instances"])
+
+
+def test_the_console_script_serves_until_terminated() -> None:
+    import shutil
+    import signal
+    import socket
+    import subprocess
+
+    from google.auth.credentials import AnonymousCredentials
+    from googleapiclient import discovery
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    script = shutil.which("gce-emulator") or str(
+        __import__("pathlib").Path(sys.executable).parent / "gce-emulator"
+    )
+    process = subprocess.Popen(
+        [script, "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        line = process.stdout.readline() if process.stdout else ""
+        assert f"http://127.0.0.1:{port}" in line
+        client = discovery.build(
+            "compute",
+            "v1",
+            credentials=AnonymousCredentials(),
+            static_discovery=True,
+            cache_discovery=False,
+            client_options={"api_endpoint": f"http://127.0.0.1:{port}/compute/v1/"},
+        )
+        assert client.instanceGroupManagers().list(project=P, zone=Z).execute()["kind"] == (
+            "compute#instanceGroupManagerList"
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
