@@ -468,6 +468,7 @@ def _group() -> Schema:
                                 "description": "autoscaling/v2 metrics.",
                                 "items": {
                                     "type": "object",
+                                    "description": "An autoscaling/v2 MetricSpec.",
                                     "x-kubernetes-preserve-unknown-fields": True,
                                 },
                             },
@@ -635,7 +636,10 @@ def crd() -> Schema:
                             {
                                 "apiVersion": string("The API version."),
                                 "kind": string("The kind."),
-                                "metadata": {"type": "object"},
+                                "metadata": {
+                                    "type": "object",
+                                    "description": "Standard object metadata.",
+                                },
                                 "spec": spec_schema(),
                                 "status": status,
                             },

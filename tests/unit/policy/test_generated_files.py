@@ -37,3 +37,21 @@ def test_the_reference_documents_every_field() -> None:
         "`failureThreshold`",
     ):
         assert field in text, field
+
+
+def test_every_field_of_the_crd_has_a_description() -> None:
+    from autozero.policy.schema import crd
+
+    missing: list[str] = []
+
+    def walk(schema: dict[str, object], path: str) -> None:
+        if not schema.get("description"):
+            missing.append(path)
+        for name, sub in (schema.get("properties") or {}).items():  # type: ignore[attr-defined]
+            walk(sub, f"{path}.{name}")
+        items = schema.get("items")
+        if isinstance(items, dict):
+            walk(items, f"{path}[]")
+
+    walk(crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"], "")
+    assert missing == []
