@@ -36,6 +36,7 @@ CASES = [
         "spec.metrics[1].name",
     ),
     case("metric-name-upper-case", {"spec.metrics[1].name": "Jobs"}, "spec.metrics[1].name"),
+    case("metric-name-a-list", {"spec.metrics[1].name": ["jobs"]}, "spec.metrics[1].name"),
     case(
         "metric-two-sources",
         {"spec.metrics[1].rq": {"url": "redis://r:6379", "queue": "q"}},

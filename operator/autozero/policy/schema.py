@@ -636,10 +636,8 @@ def crd() -> Schema:
                             {
                                 "apiVersion": string("The API version."),
                                 "kind": string("The kind."),
-                                "metadata": {
-                                    "type": "object",
-                                    "description": "Standard object metadata.",
-                                },
+                                # The apiserver allows nothing more than the type here.
+                                "metadata": {"type": "object"},
                                 "spec": spec_schema(),
                                 "status": status,
                             },

@@ -9,6 +9,7 @@ with cel-python on the same node. `autozero validate` and the operator's parser 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from functools import cache
 from typing import Any
@@ -116,13 +117,15 @@ def _list_map_errors(value: Any, schema: Schema, path: str) -> Iterator[FieldErr
             if schema.get("x-kubernetes-list-type") == "map"
             else None
         )
-        seen: set[tuple[Any, ...]] = set()
+        seen: set[tuple[str, ...]] = set()
         for index, item in enumerate(value):
             item_path = f"{path}[{index}]"
             if keys and isinstance(item, dict):
-                identity = tuple(item.get(k) for k in keys)
+                # As text: a malformed key may be a list or a map, which cannot be hashed.
+                identity = tuple(json.dumps(item.get(k), sort_keys=True) for k in keys)
                 if identity in seen:
-                    yield FieldError(f"{item_path}.{keys[0]}", f"duplicate name {identity[0]!r}")
+                    name = item.get(keys[0])
+                    yield FieldError(f"{item_path}.{keys[0]}", f"duplicate name {name!r}")
                 seen.add(identity)
             yield from _list_map_errors(item, schema["items"], item_path)
 
