@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import time
 
+from gce_emulator import EmulatorServer
 from testground.redis_server import RedisServer
 
 
@@ -17,10 +18,13 @@ def main() -> int:
     started = time.monotonic()
     redis = RedisServer()
     seconds = redis.start()
+    emulator = EmulatorServer().start()
     try:
         print(f"[demo] redis-server ready on {redis.url} in {seconds:.1f}s")
+        print(f"[demo] gce-emulator ready on {emulator.api_endpoint}")
         print("[demo] not yet: the scale-to-zero demo lands with the standalone runner (issue 9).")
     finally:
+        emulator.stop()
         redis.stop()
     print(f"[demo] done in {time.monotonic() - started:.1f}s")
     return 0
