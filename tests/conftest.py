@@ -13,6 +13,7 @@ from gce_emulator import EmulatorServer, Settings
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from testground.kube import KubeCluster, start_cluster
+from testground.mongo import FerretDBServer
 from testground.prometheus import PrometheusServer
 from testground.rabbitmq import RabbitMQServer
 from testground.redis_server import RedisServer
@@ -40,6 +41,16 @@ def kube_api(kube: KubeCluster) -> Iterator[k8s_client.ApiClient]:
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FerretDBServer]:
+    server = FerretDBServer(tmp_path_factory.mktemp("ferretdb"))
     server.start()
     try:
         yield server

@@ -11,6 +11,7 @@ import sys
 import time
 
 from gce_emulator import EmulatorServer
+
 from testground.redis_server import RedisServer
 
 

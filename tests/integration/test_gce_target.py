@@ -15,9 +15,12 @@ from autozero.targets.gce import Compute, GCEGroup, Retry, autoscaler_name, obse
 from gce_emulator import EmulatorServer
 
 P = "acme"
-HANDOFF = GCEAutoscalerHandoff(min_replicas=1, max_replicas=6,
-                               cool_down_period=timedelta(seconds=180),
-                               cpu_utilization_target=0.8)  # fmt: skip
+HANDOFF = GCEAutoscalerHandoff(
+    min_replicas=1,
+    max_replicas=6,
+    cool_down_period=timedelta(seconds=180),
+    cpu_utilization_target=0.8,
+)
 
 
 def control(emulator: EmulatorServer, path: str, body: Any = None, method: str = "POST") -> Any:

@@ -29,19 +29,36 @@ from gce_emulator.world import (
 NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 SCOPED = r"^/compute/v1/projects/(?P<project>[^/]+)/(?P<kind>zones|regions)/(?P<location>[^/]+)"
 AGGREGATED = r"^/compute/v1/projects/(?P<project>[^/]+)/aggregated"
-ACTIONS = ("abandoning", "creating", "creatingWithoutRetries", "deleting", "none", "recreating",
-           "refreshing", "restarting", "resuming", "starting", "stopping", "suspending",
-           "verifying")  # fmt: skip
+ACTIONS = (
+    "abandoning",
+    "creating",
+    "creatingWithoutRetries",
+    "deleting",
+    "none",
+    "recreating",
+    "refreshing",
+    "restarting",
+    "resuming",
+    "starting",
+    "stopping",
+    "suspending",
+    "verifying",
+)
 
 Handler = Callable[["Request"], tuple[int, Any]]
 
 
 class Request:
-    def __init__(self, method: str, path: str, query: dict[str, list[str]], body: Any,
-                 params: dict[str, str]) -> None:  # fmt: skip
+    def __init__(
+        self, method: str, path: str, query: dict[str, list[str]], body: Any, params: dict[str, str]
+    ) -> None:
         self.method, self.path, self.query, self.body, self.params = (
-            method, path, query, body, params,
-        )  # fmt: skip
+            method,
+            path,
+            query,
+            body,
+            params,
+        )
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
@@ -84,8 +101,11 @@ class Emulator:
         self.routes.append((method, re.compile(pattern + "$"), handler, name))
 
     def _route(self) -> None:
-        igm, asc, ops = (SCOPED + "/instanceGroupManagers", SCOPED + "/autoscalers",
-                         SCOPED + "/operations")  # fmt: skip
+        igm, asc, ops = (
+            SCOPED + "/instanceGroupManagers",
+            SCOPED + "/autoscalers",
+            SCOPED + "/operations",
+        )
         one = r"/(?P<name>[^/]+)"
         self.add("GET", igm, self.list_groups, "instanceGroupManagers.list")
         self.add("POST", igm, self.insert_group, "instanceGroupManagers.insert")
@@ -130,17 +150,24 @@ class Emulator:
         if parts.path == "/token" and method == "POST":
             return self.token(body)
         scheme = authorization.split(" ", 1)[0].lower() if authorization else "none"
-        entry: dict[str, Any] = {"method": method, "path": parts.path, "query": parts.query,
-                                 "at": time.time(), "api": None, "project": None,
-                                 "auth": scheme}  # fmt: skip
+        entry: dict[str, Any] = {
+            "method": method,
+            "path": parts.path,
+            "query": parts.query,
+            "at": time.time(),
+            "api": None,
+            "project": None,
+            "auth": scheme,
+        }
         status, answer = self._api(method, parts.path, query, body, entry)
         entry["status"] = status
         with self.world.lock:
             self.log.append(entry)
         return status, answer
 
-    def _api(self, method: str, path: str, query: dict[str, list[str]], body: Any,
-             entry: dict[str, Any]) -> tuple[int, Any]:  # fmt: skip
+    def _api(
+        self, method: str, path: str, query: dict[str, list[str]], body: Any, entry: dict[str, Any]
+    ) -> tuple[int, Any]:
         for verb, pattern, handler, name in self.routes:
             match = pattern.match(path)
             if match is None or verb != method:
@@ -186,10 +213,13 @@ class Emulator:
         world = self.world
         counts = dict.fromkeys(ACTIONS, 0)
         for instance in group.instances:
-            counts[{"CREATING": "creating", "NONE": "none", "DELETING": "deleting"}[
-                instance.action]] += 1  # fmt: skip
-        status: dict[str, Any] = {"isStable": world.is_stable(group),
-                                  "versionTarget": {"isReached": True}}  # fmt: skip
+            counts[
+                {"CREATING": "creating", "NONE": "none", "DELETING": "deleting"}[instance.action]
+            ] += 1
+        status: dict[str, Any] = {
+            "isStable": world.is_stable(group),
+            "versionTarget": {"isReached": True},
+        }
         if group.autoscaler:
             status["autoscaler"] = group.autoscaler
         return {
@@ -209,8 +239,7 @@ class Emulator:
         }
 
     def render_autoscaler(self, autoscaler: Autoscaler) -> dict[str, Any]:
-        policy = {"mode": "ON", "coolDownPeriodSec": 60, "minNumReplicas": 0,
-                  **autoscaler.policy}  # fmt: skip
+        policy = {"mode": "ON", "coolDownPeriodSec": 60, "minNumReplicas": 0, **autoscaler.policy}
         out: dict[str, Any] = {
             "kind": "compute#autoscaler",
             "id": str(autoscaler.id),
@@ -271,8 +300,9 @@ class Emulator:
             keep = [item for name, item in items if (name == operand) == (operator == "=")]
         else:
             pattern = re.compile(operand)
-            keep = [item for name, item in items
-                    if bool(pattern.fullmatch(name)) == (operator == "eq")]  # fmt: skip
+            keep = [
+                item for name, item in items if bool(pattern.fullmatch(name)) == (operator == "eq")
+            ]
         return keep
 
     @staticmethod
@@ -311,18 +341,30 @@ class Emulator:
 
     def _in_scope(self, scope: Scope, table: dict[Any, Any]) -> list[tuple[str, Any]]:
         return sorted(
-            ((key[3], value) for key, value in table.items()
-             if key[:3] == (scope.project, scope.kind, scope.location)),
+            (
+                (key[3], value)
+                for key, value in table.items()
+                if key[:3] == (scope.project, scope.kind, scope.location)
+            ),
             key=lambda pair: pair[0],
-        )  # fmt: skip
+        )
 
-    def _aggregated(self, request: Request, table: dict[Any, Any], member: str, kind: str,
-                    render: Callable[[Any], dict[str, Any]]) -> tuple[int, Any]:  # fmt: skip
+    def _aggregated(
+        self,
+        request: Request,
+        table: dict[Any, Any],
+        member: str,
+        kind: str,
+        render: Callable[[Any], dict[str, Any]],
+    ) -> tuple[int, Any]:
         project = request.params["project"]
         flat = sorted(
-            ((f"{key[1]}/{key[2]}", key[3], value) for key, value in table.items()
-             if key[0] == project),
-        )  # fmt: skip
+            (
+                (f"{key[1]}/{key[2]}", key[3], value)
+                for key, value in table.items()
+                if key[0] == project
+            ),
+        )
         kept = set(map(id, self._filter(request, ((name, v) for _, name, v in flat))))
         flat = [entry for entry in flat if id(entry[2]) in kept]
         page, token = self._page(request, flat)
@@ -376,14 +418,18 @@ class Emulator:
         def effect() -> None:
             self.reserved.discard(("igm", *key))
             self.world.groups[key] = Group(
-                scope=scope, name=name, id=group_id,
+                scope=scope,
+                name=name,
+                id=group_id,
                 base_instance_name=body.get("baseInstanceName") or name,
-                instance_template=body["instanceTemplate"], target_size=size,
+                instance_template=body["instanceTemplate"],
+                target_size=size,
                 created=time.time(),
-            )  # fmt: skip
+            )
 
-        op = self.world.start_operation(scope, "insert", link, group_id, effect,
-                                        request.arg("requestId"))  # fmt: skip
+        op = self.world.start_operation(
+            scope, "insert", link, group_id, effect, request.arg("requestId")
+        )
         return 200, self.render_operation(op)
 
     def delete_group(self, request: Request) -> tuple[int, Any]:
@@ -397,9 +443,13 @@ class Emulator:
             self.world.groups.pop(key, None)
 
         op = self.world.start_operation(
-            scope, "delete", self.world.link(scope, "instanceGroupManagers", group.name),
-            group.id, effect, request.arg("requestId"),
-        )  # fmt: skip
+            scope,
+            "delete",
+            self.world.link(scope, "instanceGroupManagers", group.name),
+            group.id,
+            effect,
+            request.arg("requestId"),
+        )
         return 200, self.render_operation(op)
 
     def resize_group(self, request: Request) -> tuple[int, Any]:
@@ -409,10 +459,13 @@ class Emulator:
             raise invalid(f"Invalid value for field 'size': '{raw}'.")
         effect = self.world.resize(group, int(raw))
         op = self.world.start_operation(
-            request.scope, "compute.instanceGroupManagers.resize",
-            self.world.link(group.scope, "instanceGroupManagers", group.name), group.id, effect,
+            request.scope,
+            "compute.instanceGroupManagers.resize",
+            self.world.link(group.scope, "instanceGroupManagers", group.name),
+            group.id,
+            effect,
             request.arg("requestId"),
-        )  # fmt: skip
+        )
         return 200, self.render_operation(op)
 
     def list_instances(self, request: Request) -> tuple[int, Any]:
@@ -478,12 +531,14 @@ class Emulator:
 
         def effect() -> None:
             self.reserved.discard(("asc", *key))
-            self.world.autoscalers[key] = Autoscaler(scope, name, autoscaler_id, body["target"],
-                                                     dict(policy), time.time())  # fmt: skip
+            self.world.autoscalers[key] = Autoscaler(
+                scope, name, autoscaler_id, body["target"], dict(policy), time.time()
+            )
             group.autoscaler = link
 
-        op = self.world.start_operation(scope, "insert", link, autoscaler_id, effect,
-                                        request.arg("requestId"))  # fmt: skip
+        op = self.world.start_operation(
+            scope, "insert", link, autoscaler_id, effect, request.arg("requestId")
+        )
         return 200, self.render_operation(op)
 
     def _change_autoscaler(self, request: Request, merge: bool) -> tuple[int, Any]:
@@ -499,10 +554,13 @@ class Emulator:
             autoscaler.next_evaluation = 0.0
 
         op = self.world.start_operation(
-            request.scope, "patch" if merge else "update",
-            self.world.link(autoscaler.scope, "autoscalers", autoscaler.name), autoscaler.id,
-            effect, request.arg("requestId"),
-        )  # fmt: skip
+            request.scope,
+            "patch" if merge else "update",
+            self.world.link(autoscaler.scope, "autoscalers", autoscaler.name),
+            autoscaler.id,
+            effect,
+            request.arg("requestId"),
+        )
         return 200, self.render_operation(op)
 
     def patch_autoscaler(self, request: Request) -> tuple[int, Any]:
@@ -523,9 +581,13 @@ class Emulator:
                 group.autoscaler = None
 
         op = self.world.start_operation(
-            scope, "delete", self.world.link(scope, "autoscalers", autoscaler.name),
-            autoscaler.id, effect, request.arg("requestId"),
-        )  # fmt: skip
+            scope,
+            "delete",
+            self.world.link(scope, "autoscalers", autoscaler.name),
+            autoscaler.id,
+            effect,
+            request.arg("requestId"),
+        )
         return 200, self.render_operation(op)
 
     # -- operations -----------------------------------------------------------------------------
@@ -653,8 +715,9 @@ class _HTTPHandler(BaseHTTPRequestHandler):
 class EmulatorServer:
     """An emulator serving on host:port in background threads (port 0: any free port)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0,
-                 settings: Settings | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, settings: Settings | None = None
+    ) -> None:
         handler: type[_HTTPHandler] = type("Handler", (_HTTPHandler,), {})
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True

@@ -328,8 +328,7 @@ class World:
             "GCE_GROUP": group.name,
             "GCE_INSTANCE": instance.name,
         }
-        return subprocess.Popen(command, env=env, start_new_session=True,
-                                stdin=subprocess.DEVNULL)  # fmt: skip
+        return subprocess.Popen(command, env=env, start_new_session=True, stdin=subprocess.DEVNULL)
 
     @staticmethod
     def _stop_process(instance: Instance) -> None:

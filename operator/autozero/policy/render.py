@@ -89,13 +89,19 @@ def _group(group: GroupPolicy) -> dict[str, Any]:
         target = {"gce": gce}
     else:
         kube = group.target
-        target = {"kubernetes": {"apiVersion": kube.api_version, "kind": kube.kind,
-                                 "name": kube.name}}  # fmt: skip
-    out: dict[str, Any] = {"name": group.name, "target": target,
-                           "capacity": _capacity(spec.capacity)}  # fmt: skip
+        target = {
+            "kubernetes": {"apiVersion": kube.api_version, "kind": kube.kind, "name": kube.name}
+        }
+    out: dict[str, Any] = {
+        "name": group.name,
+        "target": target,
+        "capacity": _capacity(spec.capacity),
+    }
     if spec.activation is not None:
-        out["activation"] = {"metric": spec.activation.metric,
-                             "idleFor": _d(spec.activation.idle_for)}  # fmt: skip
+        out["activation"] = {
+            "metric": spec.activation.metric,
+            "idleFor": _d(spec.activation.idle_for),
+        }
     if isinstance(group.handoff, GCEAutoscalerHandoff):
         handoff: dict[str, Any] = {
             "minReplicas": group.handoff.min_replicas,
@@ -107,8 +113,10 @@ def _group(group: GroupPolicy) -> dict[str, Any]:
             handoff["stabilizationPeriod"] = _d(group.handoff.stabilization_period)
         out["handoff"] = {"gceAutoscaler": handoff}
     elif isinstance(group.handoff, HPAHandoff):
-        hpa: dict[str, Any] = {"minReplicas": group.handoff.min_replicas,
-                               "maxReplicas": group.handoff.max_replicas}  # fmt: skip
+        hpa: dict[str, Any] = {
+            "minReplicas": group.handoff.min_replicas,
+            "maxReplicas": group.handoff.max_replicas,
+        }
         if group.handoff.metrics:
             hpa["metrics"] = [dict(m) for m in group.handoff.metrics]
         if group.handoff.behavior is not None:

@@ -31,8 +31,11 @@ def string(description: str, **extra: Any) -> Schema:
 
 
 def duration(description: str, default: str | None = None) -> Schema:
-    schema = string(description + " A duration such as 30s, 5m or 1h30m.",
-                    pattern=DURATION_PATTERN, maxLength=32)  # fmt: skip
+    schema = string(
+        description + " A duration such as 30s, 5m or 1h30m.",
+        pattern=DURATION_PATTERN,
+        maxLength=32,
+    )
     if default is not None:
         schema["default"] = default
     return schema
@@ -85,8 +88,11 @@ def named_list(description: str, items: Schema, max_items: int) -> Schema:
 
 
 def name(what: str) -> Schema:
-    return string(f"The {what}'s name: lower-case letters, digits and '-'.",
-                  pattern=NAME_PATTERN, maxLength=63)  # fmt: skip
+    return string(
+        f"The {what}'s name: lower-case letters, digits and '-'.",
+        pattern=NAME_PATTERN,
+        maxLength=63,
+    )
 
 
 def exactly_one(keys: list[str]) -> str:
@@ -98,8 +104,11 @@ URL_WITHOUT_CREDENTIALS = r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/@]*(/.*)?$"
 
 
 def url(description: str) -> Schema:
-    return string(description + " No credentials: put a URL with a password in a Secret.",
-                  pattern=URL_WITHOUT_CREDENTIALS, maxLength=2048)  # fmt: skip
+    return string(
+        description + " No credentials: put a URL with a password in a Secret.",
+        pattern=URL_WITHOUT_CREDENTIALS,
+        maxLength=2048,
+    )
 
 
 def secret_ref(what: str) -> Schema:
@@ -119,6 +128,13 @@ def secret_ref(what: str) -> Schema:
     )
 
 
+PUSH = boolean(
+    "Let autozero turn on the server's keyspace notifications (CONFIG SET "
+    "notify-keyspace-events) so new work wakes a sleeping group at once. Off: autozero uses "
+    "them if the server has them, and polls."
+)
+
+
 def connection(what: str, example: str) -> dict[str, Schema]:
     return {
         "url": url(f"The {what} URL (e.g. {example})."),
@@ -131,10 +147,16 @@ def connection_rules(what: str) -> list[tuple[str, str]]:
 
 
 def _sources() -> dict[str, Schema]:
-    redis_conn = obj("A Redis server.", connection("Redis", "redis://redis:6379/0"),
-                     rules=connection_rules("Redis"))  # fmt: skip
-    mongo_conn = obj("A MongoDB server.", connection("MongoDB", "mongodb://mongo:27017/mrq"),
-                     rules=connection_rules("MongoDB"))  # fmt: skip
+    redis_conn = obj(
+        "A Redis server.",
+        {**connection("Redis", "redis://redis:6379/0"), "configureNotifications": PUSH},
+        rules=connection_rules("Redis"),
+    )
+    mongo_conn = obj(
+        "A MongoDB server.",
+        connection("MongoDB", "mongodb://mongo:27017/mrq"),
+        rules=connection_rules("MongoDB"),
+    )
     return {
         "mrq": obj(
             "An MRQ queue. Regular queues keep their jobs in MongoDB (pending: status queued; in "
@@ -160,6 +182,7 @@ def _sources() -> dict[str, Schema]:
             "The length of Redis lists, sets, sorted sets or streams, summed.",
             {
                 **connection("Redis", "redis://redis:6379/0"),
+                "configureNotifications": PUSH,
                 "key": string("One key."),
                 "keyPattern": string("A SCAN pattern (e.g. jobs:*); matched keys are summed."),
                 "type": enum(
@@ -180,7 +203,9 @@ def _sources() -> dict[str, Schema]:
             "An RQ queue: pending is the queue's length, in flight its started-job registry.",
             {
                 **connection("Redis", "redis://redis:6379/0"),
+                "configureNotifications": PUSH,
                 "queue": string("The RQ queue name.", minLength=1, default="default"),
+                "prefix": string("RQ's key prefix (RQ_KEY_PREFIX).", default="rq"),
             },
             rules=connection_rules("Redis"),
         ),

@@ -40,8 +40,24 @@ from hypothesis import strategies as st
 
 NAMES = st.from_regex(r"[a-z][a-z0-9]{0,6}", fullmatch=True)
 SOURCES = [
-    ("redis", {"url": "redis://redis:6379/0", "key": "jobs", "type": "list"}),
-    ("rq", {"urlFrom": {"secretKeyRef": {"name": "rq", "key": "url"}}, "queue": "default"}),
+    (
+        "redis",
+        {
+            "url": "redis://redis:6379/0",
+            "key": "jobs",
+            "type": "list",
+            "configureNotifications": False,
+        },
+    ),
+    (
+        "rq",
+        {
+            "urlFrom": {"secretKeyRef": {"name": "rq", "key": "url"}},
+            "queue": "default",
+            "prefix": "rq",
+            "configureNotifications": False,
+        },
+    ),
     (
         "mrq",
         {
@@ -143,9 +159,14 @@ def groups(draw: st.DrawFn, name: str, metrics: list[str]) -> GroupPolicy:
         if metrics and (capacity.minimum == 0 or draw(st.booleans()))
         else None
     )
-    handoff = draw(st.none() | st.just(
-        GCEAutoscalerHandoff(1, 5, timedelta(minutes=3), 0.8, None) if gce
-        else HPAHandoff(1, 5, ({"type": "Resource"},), None)))  # fmt: skip
+    handoff = draw(
+        st.none()
+        | st.just(
+            GCEAutoscalerHandoff(1, 5, timedelta(minutes=3), 0.8, None)
+            if gce
+            else HPAHandoff(1, 5, ({"type": "Resource"},), None)
+        )
+    )
     fallback = draw(st.none() | st.integers(0, capacity.maximum))
     return GroupPolicy(
         name,

@@ -1,0 +1,151 @@
+"""What every metric source offers, and how sources fail.
+
+A source reads one metric (`read`) and returns the engine's `Reading`: `value` for rules, and for
+queues `pending` and, when the source can know it, `in_flight`. Sources that share a server are
+read together (`read_batch`: one Redis pipeline, one RabbitMQ API call per vhost per cycle). A
+source that can notice new work by itself also offers `watch` (a `PushSource`), so a sleeping
+group wakes at once rather than at the next poll; the poll stays as the safety net.
+
+Errors are typed and never carry a credential: URLs in messages go through `redact`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from autozero.engine.readings import Reading
+
+DEFAULT_TIMEOUT = 5.0
+
+
+class SourceError(Exception):
+    """A failed read: which metric, which server (redacted), and why."""
+
+    kind = "Error"
+
+    def __init__(self, metric: str, target: str, message: str) -> None:
+        self.metric = metric
+        self.target = redact(target)
+        self.detail = redact(message)
+        super().__init__(f"{metric} ({self.target}): {self.detail}")
+
+
+class SourceUnreachable(SourceError):
+    kind = "Unreachable"
+
+
+class SourceTimeout(SourceUnreachable):
+    kind = "Timeout"
+
+
+class SourceAuthError(SourceError):
+    kind = "Auth"
+
+
+class SourceNotFound(SourceError):
+    kind = "NotFound"
+
+
+class SourceBadResponse(SourceError):
+    kind = "BadResponse"
+
+
+class SourceNoData(SourceError):
+    """The source answered, but with nothing to measure (an empty Prometheus result)."""
+
+    kind = "NoData"
+
+
+class SourceConfigError(SourceError):
+    """Settings the source cannot work with (caught when the policy is loaded)."""
+
+    kind = "Config"
+
+
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<auth>[^/@\s]*)@")
+
+
+def redact(text: str) -> str:
+    """Hide the user-info part of every URL in `text`: redis://:pw@host -> redis://***@host."""
+    return _CREDENTIALS.sub(lambda m: f"{m.group('scheme')}***@", text)
+
+
+SecretResolver = Callable[[str, str], str]  # (secret name, key) -> value, in the policy's namespace
+
+
+@dataclass(frozen=True)
+class Context:
+    """What sources need from outside: secrets of the policy's namespace, and a timeout."""
+
+    resolve_secret: SecretResolver
+    namespace: str = "default"
+    timeout: float = DEFAULT_TIMEOUT
+
+    def value(self, settings: Mapping[str, Any], key: str, metric: str) -> str:
+        """A setting given inline (`key`) or from a Secret (`keyFrom`)."""
+        if settings.get(key):
+            return str(settings[key])
+        ref = (settings.get(f"{key}From") or {}).get("secretKeyRef")
+        if not ref:
+            raise SourceConfigError(metric, key, f"set {key} or {key}From")
+        try:
+            return self.resolve_secret(ref["name"], ref["key"])
+        except KeyError as exc:
+            raise SourceConfigError(
+                metric,
+                key,
+                f"secret {self.namespace}/{ref['name']} has no key {ref['key']!r}",
+            ) from exc
+
+
+@runtime_checkable
+class MetricSource(Protocol):
+    """One metric of one policy."""
+
+    metric: str
+
+    def batch_key(self) -> tuple[Any, ...]:
+        """Sources with equal keys are read together by `read_batch`."""
+        ...
+
+    def read(self) -> Reading:
+        """Read now; raise a SourceError subclass on failure."""
+        ...
+
+
+class Watch(Protocol):
+    def stop(self) -> None: ...
+
+
+@runtime_checkable
+class PushSource(MetricSource, Protocol):
+    """A source that can tell, between polls, that work arrived."""
+
+    def watch(self, on_work: Callable[[str], None]) -> Watch:
+        """Call `on_work(metric)` whenever work may have arrived, until stopped."""
+        ...
+
+
+class BaseSource:
+    """Shared behaviour: a source whose class cannot batch reads its instances one by one."""
+
+    metric: str
+
+    def batch_key(self) -> tuple[Any, ...]:
+        return (type(self).__name__, id(self))
+
+    def read(self) -> Reading:
+        raise NotImplementedError
+
+    @classmethod
+    def read_batch(cls, sources: Sequence[Any]) -> dict[str, Reading | SourceError]:
+        out: dict[str, Reading | SourceError] = {}
+        for source in sources:
+            try:
+                out[source.metric] = source.read()
+            except SourceError as error:
+                out[source.metric] = error
+        return out

@@ -1,0 +1,138 @@
+"""`rabbitmq`: queue depth over the management HTTP API.
+
+Pending is `messages_ready`, in flight `messages_unacknowledged`: a consumer holding a message it
+has not acknowledged is still working, and a group must not go to zero under it (KEDA's RabbitMQ
+scaler counts only ready messages). One `GET /api/queues/<vhost>` per vhost per cycle serves every
+queue of that vhost. The management API refreshes its figures every `collect_statistics_interval`
+(5 s by default), so readings lag the broker by up to that much.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from autozero.engine.readings import Reading
+from autozero.sources.base import (
+    BaseSource,
+    Context,
+    SourceAuthError,
+    SourceBadResponse,
+    SourceError,
+    SourceNotFound,
+    SourceTimeout,
+    SourceUnreachable,
+)
+from autozero.sources.connections import POOLS
+
+COLUMNS = "name,messages_ready,messages_unacknowledged"
+
+
+@dataclass
+class RabbitMQQueues(BaseSource):
+    metric: str
+    base: str
+    vhost: str
+    queue: str | None
+    pattern: str | None
+    username: str
+    password: str
+    timeout: float
+
+    @classmethod
+    def from_settings(
+        cls, metric: str, settings: Mapping[str, Any], ctx: Context
+    ) -> RabbitMQQueues:
+        username = (
+            ctx.value(settings, "username", metric) if (settings.get("usernameFrom")) else "guest"
+        )
+        password = (
+            ctx.value(settings, "password", metric) if (settings.get("passwordFrom")) else "guest"
+        )
+        return cls(
+            metric,
+            str(settings["managementUrl"]).rstrip("/"),
+            settings.get("vhost", "/"),
+            settings.get("queue"),
+            settings.get("queuePattern"),
+            username,
+            password,
+            ctx.timeout,
+        )
+
+    def batch_key(self) -> tuple[Any, ...]:
+        return ("rabbitmq", self.base, self.vhost, self.username, self.password, self.timeout)
+
+    def read(self) -> Reading:
+        result = self.read_batch([self])[self.metric]
+        if isinstance(result, SourceError):
+            raise result
+        return result
+
+    @classmethod
+    def read_batch(cls, sources: Sequence[Any]) -> dict[str, Reading | SourceError]:
+        first: RabbitMQQueues = sources[0]
+        vhost = urllib.parse.quote(first.vhost, safe="")
+        url = f"{first.base}/api/queues/{vhost}"
+        try:
+            queues = _get(first, url)
+        except SourceError as error:
+            return {s.metric: type(error)(s.metric, first.base, error.detail) for s in sources}
+        by_name = {q.get("name"): q for q in queues if isinstance(q, dict)}
+        out: dict[str, Reading | SourceError] = {}
+        for source in sources:
+            if source.queue is not None:
+                chosen = [by_name[source.queue]] if source.queue in by_name else []
+                if not chosen:
+                    out[source.metric] = SourceNotFound(
+                        source.metric,
+                        first.base,
+                        f"no queue {source.queue!r} in vhost {first.vhost!r}",
+                    )
+                    continue
+            else:
+                pattern = re.compile(source.pattern or "")
+                chosen = [q for name, q in by_name.items() if pattern.fullmatch(str(name))]
+            ready = float(sum(q.get("messages_ready") or 0 for q in chosen))
+            unacked = float(sum(q.get("messages_unacknowledged") or 0 for q in chosen))
+            out[source.metric] = Reading(ready, pending=ready, in_flight=unacked)
+        return out
+
+
+def _get(source: RabbitMQQueues, url: str) -> list[Any]:
+    session = POOLS.http(source.base)
+    try:
+        response = session.get(
+            url,
+            params={"columns": COLUMNS},
+            auth=(source.username, source.password),
+            timeout=source.timeout,
+        )
+    except requests.Timeout as exc:
+        raise SourceTimeout(
+            source.metric, source.base, f"timed out after {source.timeout}s"
+        ) from exc
+    except requests.RequestException as exc:
+        raise SourceUnreachable(source.metric, source.base, f"cannot connect: {exc}") from exc
+    if response.status_code == 401:
+        raise SourceAuthError(
+            source.metric, source.base, f"the management API refused user {source.username!r}"
+        )
+    if response.status_code == 404:
+        raise SourceNotFound(source.metric, source.base, f"no vhost {source.vhost!r}")
+    if response.status_code != 200:
+        raise SourceBadResponse(
+            source.metric, source.base, f"HTTP {response.status_code}: {response.text[:200]}"
+        )
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise SourceBadResponse(source.metric, source.base, "the answer is not JSON") from exc
+    if not isinstance(body, list):
+        raise SourceBadResponse(source.metric, source.base, "expected a list of queues")
+    return body

@@ -1,0 +1,98 @@
+"""`rq`: an RQ queue. Pending is the queue's list, in flight its started-job registry.
+
+The layout, from RQ's own source (rq/queue.py, rq/registry.py, rq/defaults.py, RQ 2 and 3):
+the queue is the list `<prefix>:queue:<name>`; started jobs are the sorted set
+`<prefix>:wip:<name>` scored by when their execution expires (a negative score never expires). An
+entry whose expiry has passed belongs to a dead worker (RQ's cleanup moves it away), so it is not
+counted as in flight. Both are read in the same pipeline as the other queues of the server.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from autozero.engine.readings import Reading
+from autozero.sources.base import BaseSource, Context, SourceError, Watch
+from autozero.sources.connections import POOLS
+from autozero.sources.redis_keys import redis_error, run_pipeline
+
+
+@dataclass
+class RQQueue(BaseSource):
+    metric: str
+    url: str
+    queue: str
+    prefix: str
+    timeout: float
+    configure_notifications: bool = False
+
+    @classmethod
+    def from_settings(cls, metric: str, settings: Mapping[str, Any], ctx: Context) -> RQQueue:
+        return cls(
+            metric,
+            ctx.value(settings, "url", metric),
+            settings.get("queue", "default"),
+            settings.get("prefix", "rq"),
+            ctx.timeout,
+            bool(settings.get("configureNotifications")),
+        )
+
+    @property
+    def queue_key(self) -> str:
+        return f"{self.prefix}:queue:{self.queue}"
+
+    @property
+    def started_key(self) -> str:
+        return f"{self.prefix}:wip:{self.queue}"
+
+    def batch_key(self) -> tuple[Any, ...]:
+        return ("redis", self.url, self.timeout)
+
+    def read(self) -> Reading:
+        result = self.read_batch([self])[self.metric]
+        if isinstance(result, SourceError):
+            raise result
+        return result
+
+    @classmethod
+    def read_batch(cls, sources: Sequence[Any]) -> dict[str, Reading | SourceError]:
+        first: RQQueue = sources[0]
+        now = time.time()
+        commands: list[tuple[str, tuple[Any, ...]]] = []
+        for source in sources:
+            commands += [
+                ("llen", (source.queue_key,)),
+                ("zcard", (source.started_key,)),
+                ("zcount", (source.started_key, 0, now)),
+            ]
+        try:
+            answers = run_pipeline(POOLS.redis(first.url, first.timeout), commands)
+        except redis.RedisError as exc:
+            return {s.metric: redis_error(s.metric, first.url, exc) for s in sources}
+        out: dict[str, Reading | SourceError] = {}
+        for n, source in enumerate(sources):
+            queued, started, expired = answers[3 * n : 3 * n + 3]
+            failed = next((a for a in (queued, started, expired) if isinstance(a, Exception)), None)
+            if failed is not None:
+                out[source.metric] = redis_error(source.metric, source.url, failed)
+                continue
+            in_flight = float(started - expired)
+            out[source.metric] = Reading(float(queued), pending=float(queued), in_flight=in_flight)
+        return out
+
+    def watch(self, on_work: Callable[[str], None]) -> Watch:
+        from autozero.sources.push import KeyspaceWatch
+
+        return KeyspaceWatch.start(
+            self.url,
+            [self.queue_key],
+            [],
+            lambda: on_work(self.metric),
+            timeout=self.timeout,
+            configure=self.configure_notifications,
+        )
