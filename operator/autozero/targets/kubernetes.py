@@ -1,0 +1,229 @@
+"""Kubernetes workloads with a `/scale` subresource: Deployments, StatefulSets, any such CRD.
+
+The resource is found through API discovery from `apiVersion` and `kind`; only its `scale`
+subresource is read and written, so autozero needs `get`/`patch` on `<resource>/scale` and
+nothing on the workload itself.
+
+HPA handoff mirrors the GCE one: on Wake, scale to the wake count and then create the HPA (an HPA
+does not act on a workload at 0 replicas); before Sleep, delete the HPA and only then scale to 0.
+The HPA is named `autozero-<workload>` and owned by the ScalingPolicy (deleting the policy deletes
+it); an awake group without its HPA gets one back, a sleeping group loses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from autozero.policy.model import HPAHandoff, KubernetesTarget
+from autozero.targets.base import (
+    Applied,
+    Change,
+    Observed,
+    TargetConflict,
+    TargetError,
+    TargetForbidden,
+    TargetNotFound,
+)
+
+HPA_PREFIX = "autozero-"
+
+
+def hpa_name(workload: str) -> str:
+    return (HPA_PREFIX + workload)[:253]
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """The ScalingPolicy that owns what autozero creates (an HPA)."""
+
+    api_version: str
+    kind: str
+    name: str
+    uid: str
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": False,
+        }
+
+
+def _api_error(exc: Exception, group: str, what: str) -> TargetError:
+    status = int(getattr(exc, "status", 0) or 0)
+    reason = getattr(exc, "reason", "") or str(exc)
+    if status == 404:
+        return TargetNotFound(group, f"{what} not found")
+    if status in (401, 403):
+        return TargetForbidden(group, f"{what}: forbidden ({reason})")
+    if status == 409:
+        return TargetConflict(group, f"{what}: conflict ({reason})")
+    error = TargetError(group, f"{what}: HTTP {status} {reason}")
+    error.retryable = status in (0, 429) or status >= 500
+    return error
+
+
+@dataclass
+class KubernetesWorkload:
+    """One workload as a ScaleTarget, in the policy's namespace."""
+
+    name: str  # the policy's group name
+    target: KubernetesTarget
+    namespace: str
+    api_client: Any  # kubernetes.client.ApiClient
+    owner: Owner | None = None
+    _resource: Any = None
+
+    @property
+    def what(self) -> str:
+        return f"{self.target.kind} {self.namespace}/{self.target.name}"
+
+    def _scale_resource(self) -> Any:
+        if self._resource is None:
+            from kubernetes.dynamic import DynamicClient
+            from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+            try:
+                resource = DynamicClient(self.api_client).resources.get(
+                    api_version=self.target.api_version, kind=self.target.kind
+                )
+            except ResourceNotFoundError as exc:
+                raise TargetNotFound(
+                    self.name, f"the API serves no {self.target.kind} in {self.target.api_version}"
+                ) from exc
+            scale = resource.subresources.get("scale")
+            if scale is None:
+                raise TargetConflict(
+                    self.name,
+                    f"{self.target.kind} ({self.target.api_version}) has no /scale subresource",
+                )
+            self._resource = scale
+        return self._resource
+
+    def observe(self) -> Observed:
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.dynamic.exceptions import DynamicApiError
+
+        scale = self._scale_resource()
+        try:
+            answer = scale.get(name=self.target.name, namespace=self.namespace).to_dict()
+        except (ApiException, DynamicApiError) as exc:
+            raise _api_error(exc, self.name, self.what) from exc
+        hpa = self._hpa()
+        return Observed(
+            replicas=int((answer.get("spec") or {}).get("replicas") or 0),
+            ready=int((answer.get("status") or {}).get("replicas") or 0),
+            autoscaler=hpa["metadata"]["name"] if hpa else None,
+            owned_autoscaler=bool(hpa and self._owned(hpa)),
+        )
+
+    def _owned(self, hpa: Mapping[str, Any]) -> bool:
+        if self.owner is None:
+            return str(hpa["metadata"]["name"]).startswith(HPA_PREFIX)
+        refs = hpa["metadata"].get("ownerReferences") or []
+        return any(ref.get("uid") == self.owner.uid for ref in refs)
+
+    def _autoscaling(self) -> Any:
+        from kubernetes import client
+
+        return client.AutoscalingV2Api(self.api_client)
+
+    def _hpa(self) -> dict[str, Any] | None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            found = self._autoscaling().read_namespaced_horizontal_pod_autoscaler(
+                hpa_name(self.target.name), self.namespace
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _api_error(exc, self.name, "HorizontalPodAutoscaler") from exc
+        result: dict[str, Any] = self.api_client.sanitize_for_serialization(found)
+        return result
+
+    def scale(self, replicas: int) -> None:
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.dynamic.exceptions import DynamicApiError
+
+        try:
+            self._scale_resource().patch(
+                body={"spec": {"replicas": replicas}},
+                name=self.target.name,
+                namespace=self.namespace,
+                content_type="application/merge-patch+json",
+            )
+        except (ApiException, DynamicApiError) as exc:
+            raise _api_error(exc, self.name, f"{self.what}/scale") from exc
+
+    def create_hpa(self, handoff: HPAHandoff) -> str:
+        from kubernetes.client.exceptions import ApiException
+
+        name = hpa_name(self.target.name)
+        body: dict[str, Any] = {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {
+                "name": name,
+                "namespace": self.namespace,
+                "labels": {"app.kubernetes.io/managed-by": "autozero"},
+            },
+            "spec": {
+                "scaleTargetRef": {
+                    "apiVersion": self.target.api_version,
+                    "kind": self.target.kind,
+                    "name": self.target.name,
+                },
+                "minReplicas": handoff.min_replicas,
+                "maxReplicas": handoff.max_replicas,
+            },
+        }
+        if self.owner is not None:
+            body["metadata"]["ownerReferences"] = [self.owner.reference()]
+        if handoff.metrics:
+            body["spec"]["metrics"] = [dict(m) for m in handoff.metrics]
+        if handoff.behavior:
+            body["spec"]["behavior"] = dict(handoff.behavior)
+        try:
+            self._autoscaling().create_namespaced_horizontal_pod_autoscaler(self.namespace, body)
+        except ApiException as exc:
+            raise _api_error(exc, self.name, f"HorizontalPodAutoscaler {name}") from exc
+        return f"create HorizontalPodAutoscaler {name}"
+
+    def delete_hpa(self, name: str) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self._autoscaling().delete_namespaced_horizontal_pod_autoscaler(name, self.namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise _api_error(exc, self.name, f"HorizontalPodAutoscaler {name}") from exc
+
+    def apply(self, change: Change, observed: Observed) -> Applied:
+        steps: list[str] = []
+        handoff = change.handoff if isinstance(change.handoff, HPAHandoff) else None
+        if observed.autoscaler and not observed.owned_autoscaler:
+            raise TargetConflict(
+                self.name,
+                f"HorizontalPodAutoscaler {observed.autoscaler} "
+                "targets it and autozero did not create it",
+            )
+        if handoff is None or change.replicas == 0:
+            if observed.autoscaler:
+                self.delete_hpa(observed.autoscaler)
+                steps.append(f"delete HorizontalPodAutoscaler {observed.autoscaler}")
+            if observed.replicas != change.replicas:
+                self.scale(change.replicas)
+                steps.append(f"scale {observed.replicas} -> {change.replicas}")
+            return Applied(tuple(steps))
+        if observed.autoscaler is None:
+            if observed.replicas < change.replicas:
+                self.scale(change.replicas)
+                steps.append(f"scale {observed.replicas} -> {change.replicas}")
+            steps.append(self.create_hpa(handoff))
+        return Applied(tuple(steps))
