@@ -89,7 +89,7 @@ class KubernetesWorkload:
             from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
             try:
-                resource = DynamicClient(self.api_client).resources.get(
+                resource = DynamicClient(self.api_client).resources.get(  # type: ignore[no-untyped-call]
                     api_version=self.target.api_version, kind=self.target.kind
                 )
             except ResourceNotFoundError as exc:
