@@ -11,11 +11,17 @@ want="$(cat "$root/pyproject.toml" "$root"/emulators/*/pyproject.toml | sha256su
 if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
   exit 0
 fi
-"$python" -m venv "$venv"
-"$venv/bin/python" -m pip install -q --upgrade pip
-"$venv/bin/python" -m pip install -q -e "$root[dev]"
-# The GCE emulator is its own package, installed beside autozero when it exists.
-if [[ -f "$root/emulators/gce/pyproject.toml" ]]; then
-  "$venv/bin/python" -m pip install -q -e "$root/emulators/gce"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+# pip's build chatter goes to a log, shown only if the install fails.
+if ! {
+  "$python" -m venv "$venv" &&
+    "$venv/bin/python" -m pip install -q --upgrade pip &&
+    "$venv/bin/python" -m pip install -q -e "$root[dev]" &&
+    # The GCE emulator is its own package, installed beside autozero.
+    "$venv/bin/python" -m pip install -q -e "$root/emulators/gce"
+} >"$log" 2>&1; then
+  tail -40 "$log" >&2
+  exit 1
 fi
 echo "$want" >"$stamp"

@@ -1,4 +1,4 @@
-"""The `autozero` command line: simulate and validate (run and demo arrive with their issues)."""
+"""The `autozero` command line: simulate, validate and run (standalone)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     val.add_argument("-f", "--filename", action="append", required=True, metavar="FILE_OR_DIR")
     val.add_argument("--output", choices=("text", "json"), default="text")
+
+    run = commands.add_parser(
+        "run",
+        help="run a policy without a cluster (GCE groups, or workloads through a kubeconfig)",
+        description="Evaluate the policy every pollingInterval (at once when a push source sees "
+        "work) and act on its groups; state is kept in --state so a restart resumes.",
+    )
+    run.add_argument("-f", "--filename", required=True, help="the ScalingPolicy manifest")
+    run.add_argument("--state", type=Path, help="JSON file that keeps the engine state")
+    run.add_argument(
+        "--secrets-dir",
+        type=Path,
+        help="secrets as files: DIR/<secret name>/<key> (a mounted Secret layout)",
+    )
+    run.add_argument(
+        "--gce-endpoint",
+        help="Compute API endpoint (the emulator's); default: "
+        "the real API with Application Default Credentials",
+    )
+    run.add_argument("--kubeconfig", type=Path, help="for kubernetes targets")
+    run.add_argument("--once", action="store_true", help="one cycle, then exit")
+    run.add_argument("--output", choices=("text", "json"), default="text")
     return parser
 
 
@@ -141,6 +163,29 @@ def run_validate(args: argparse.Namespace, out: TextIO) -> int:
     return 0 if all(not errors for _, errors in results) else 1
 
 
+def run_standalone(args: argparse.Namespace, out: TextIO) -> int:
+    from autozero.sources.base import SourceError
+    from autozero.standalone import StandaloneOptions, run
+
+    try:
+        policy = load_policy(args.filename)
+    except PolicyInvalid as exc:
+        for error in exc.errors:
+            print(f"{args.filename}: {error}", file=sys.stderr)
+        return 1
+    except ManifestError as exc:
+        return _fail(str(exc))
+    options = StandaloneOptions(
+        args.state, args.secrets_dir, args.gce_endpoint, args.kubeconfig, args.output
+    )
+    try:
+        return run(policy, options, out, once=args.once)
+    except SourceError as exc:
+        return _fail(f"{args.filename}: {exc}")
+    except KeyboardInterrupt:
+        return 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -148,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_simulate(args, sys.stdout)
     if args.command == "validate":
         return run_validate(args, sys.stdout)
+    if args.command == "run":
+        return run_standalone(args, sys.stdout)
     parser.print_help(sys.stderr)
     return 2
 

@@ -1,0 +1,102 @@
+"""One policy, one cycle: read the sources, observe the targets, decide, apply, remember.
+
+Shared by the operator and the standalone runner, so both behave alike; neither kopf nor a
+process loop lives here. The clock is read by the caller and passed in as `now`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from autozero.engine.decide import decide
+from autozero.engine.decision import Action, Decision
+from autozero.engine.readings import Observation
+from autozero.engine.state import GroupState
+from autozero.policy.model import GroupPolicy, Policy
+from autozero.sources.base import BaseSource
+from autozero.sources.registry import read_all
+from autozero.targets.base import Applied, Change, Observed, ScaleTarget, TargetError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GroupReport:
+    group: str
+    decision: Decision | None = None
+    observed: Observed | None = None
+    applied: Applied | None = None
+    error: TargetError | None = None  # the target could not be observed or changed
+    acted: bool = False  # False when paused or in dry run
+
+    @property
+    def scaled(self) -> bool:
+        return self.applied is not None and self.applied.wrote
+
+
+@dataclass(frozen=True)
+class CycleReport:
+    policy: str
+    at: datetime
+    groups: tuple[GroupReport, ...]
+    readings: Mapping[str, Observation]
+
+
+@dataclass
+class PolicyRunner:
+    """Keeps one policy's engine state between cycles and carries out its decisions."""
+
+    policy: Policy
+    sources: Mapping[str, BaseSource]
+    targets: Mapping[str, ScaleTarget]
+    states: dict[str, GroupState] = field(default_factory=dict)
+    observe_many: Callable[[list[GroupPolicy]], Mapping[str, Observed | TargetError]] | None = None
+
+    @property
+    def acting(self) -> bool:
+        return not (self.policy.paused or self.policy.dry_run)
+
+    def active_groups(self) -> list[GroupPolicy]:
+        return [g for g in self.policy.groups if not g.skip]
+
+    def cycle(self, now: datetime) -> CycleReport:
+        groups = self.active_groups()
+        wanted = {m for g in groups for m in g.engine.metrics}
+        readings = read_all(s for name, s in self.sources.items() if name in wanted)
+        observations = self.observe_many(groups) if self.observe_many else {}
+        reports = tuple(self._group(g, readings, observations, now) for g in groups)
+        return CycleReport(self.policy.name, now, reports, readings)
+
+    def _group(
+        self,
+        group: GroupPolicy,
+        readings: Mapping[str, Observation],
+        observations: Mapping[str, Observed | TargetError],
+        now: datetime,
+    ) -> GroupReport:
+        target = self.targets[group.name]
+        try:
+            seen = observations.get(group.name) or target.observe()
+            if isinstance(seen, TargetError):
+                raise seen
+        except TargetError as error:
+            return GroupReport(group.name, error=error)
+        state = self.states.get(group.name, GroupState())
+        evaluation = decide(group.engine, state, readings, now=now, current=seen.replicas)
+        decision = evaluation.decision
+        self.states[group.name] = evaluation.state
+        if not self.acting:
+            return GroupReport(group.name, decision, seen)
+        try:
+            applied = target.apply(Change(decision.target, group.handoff, decision.message), seen)
+        except TargetError as error:
+            log.warning("%s/%s: %s", self.policy.name, group.name, error)
+            return GroupReport(group.name, decision, seen, error=error, acted=True)
+        if decision.action is not Action.HOLD:
+            self.states[group.name] = evaluation.state.after_scale(
+                at=now, was=decision.current, now_is=decision.target
+            )
+        return GroupReport(group.name, decision, seen, applied, acted=True)

@@ -1,0 +1,181 @@
+"""`autozero run`: the engine, sources and targets without a cluster (the seed's small machine).
+
+State (idle-since, cooldowns, sample windows) is kept in a JSON file so a restart resumes where
+it stopped. Secrets are read from a directory laid out like a mounted Secret volume
+(`<dir>/<secret name>/<key>`), so the same manifest works here and in a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from autozero.engine.state import GroupState
+from autozero.policy.model import GCETarget, GroupPolicy, KubernetesTarget, Policy
+from autozero.reconcile import CycleReport, PolicyRunner
+from autozero.simulator import decision_json
+from autozero.sources.base import Context, PushSource, SourceError, Watch
+from autozero.sources.registry import build_source
+from autozero.targets.base import Observed, ScaleTarget, TargetError
+from autozero.targets.gce import Compute, GCEGroup, observe_groups
+
+log = logging.getLogger(__name__)
+
+
+def secrets_from_directory(directory: Path | None) -> Callable[[str, str], str]:
+    def resolve(name: str, key: str) -> str:
+        if directory is None:
+            raise KeyError(f"{name}/{key}")
+        path = directory / name / key
+        if not path.is_file():
+            raise KeyError(f"{name}/{key}")
+        return path.read_text().strip()
+
+    return resolve
+
+
+@dataclass
+class StandaloneOptions:
+    state_file: Path | None = None
+    secrets_dir: Path | None = None
+    gce_endpoint: str | None = None
+    kubeconfig: Path | None = None
+    output: str = "text"  # or "json"
+
+
+def build_runner(policy: Policy, options: StandaloneOptions) -> PolicyRunner:
+    ctx = Context(secrets_from_directory(options.secrets_dir), namespace=policy.namespace)
+    sources = {m.name: build_source(m, ctx) for m in policy.metrics}
+    targets: dict[str, ScaleTarget] = {}
+    gce_groups: dict[str, GCETarget] = {}
+    compute: Compute | None = None
+    kube_api: Any = None
+    for group in policy.groups:
+        if isinstance(group.target, GCETarget):
+            compute = compute or Compute.build(endpoint=options.gce_endpoint)
+            targets[group.name] = GCEGroup(group.name, group.target, compute)
+            gce_groups[group.name] = group.target
+        elif isinstance(group.target, KubernetesTarget):
+            from kubernetes import config
+
+            from autozero.targets.kubernetes import KubernetesWorkload
+
+            if kube_api is None:
+                kube_api = config.new_client_from_config(  # type: ignore[no-untyped-call]
+                    config_file=str(options.kubeconfig) if options.kubeconfig else None
+                )
+            targets[group.name] = KubernetesWorkload(
+                group.name, group.target, policy.namespace, kube_api
+            )
+
+    def observe_many(groups: list[GroupPolicy]) -> Mapping[str, Observed | TargetError]:
+        wanted = {g.name: gce_groups[g.name] for g in groups if g.name in gce_groups}
+        return observe_groups(compute, wanted) if compute and wanted else {}
+
+    runner = PolicyRunner(policy, sources, targets, observe_many=observe_many)
+    runner.states.update(load_states(options.state_file))
+    return runner
+
+
+def load_states(path: Path | None) -> dict[str, GroupState]:
+    if path is None or not path.exists():
+        return {}
+    data = json.loads(path.read_text())
+    return {group: GroupState.from_json(state) for group, state in data.get("groups", {}).items()}
+
+
+def save_states(path: Path | None, states: Mapping[str, GroupState]) -> None:
+    if path is None:
+        return
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps({"groups": {g: s.to_json() for g, s in states.items()}}))
+    tmp.replace(path)  # atomic: a crash leaves the old state or the new, never half of one
+
+
+def report_lines(report: CycleReport, output: str) -> list[str]:
+    lines = []
+    for group in report.groups:
+        if group.decision is None:
+            line = {"time": report.at.isoformat(), "group": group.group, "error": str(group.error)}
+            lines.append(
+                json.dumps(line)
+                if output == "json"
+                else f"{report.at:%Y-%m-%dT%H:%M:%SZ} {group.group}: ERROR {group.error}"
+            )
+            continue
+        decision = group.decision
+        steps = list(group.applied.steps) if group.applied else []
+        if output == "json":
+            payload = decision_json(decision) | {"steps": steps, "acted": group.acted}
+            if group.error is not None:
+                payload["error"] = str(group.error)
+            lines.append(json.dumps(payload))
+            continue
+        extra = f" [{'; '.join(steps)}]" if steps else ""
+        failed = f" ERROR {group.error}" if group.error else ""
+        lines.append(
+            f"{decision.at:%Y-%m-%dT%H:%M:%SZ} {group.group} {decision.action.value} "
+            f"{decision.current}->{decision.target}: {decision.message}{extra}{failed}"
+        )
+    return lines
+
+
+class Waker:
+    """Push sources set this so the loop evaluates at once instead of sleeping to the next poll."""
+
+    def __init__(self, runner: PolicyRunner) -> None:
+        self.event = threading.Event()
+        self.watches: list[Watch] = []
+        for source in runner.sources.values():
+            if isinstance(source, PushSource):
+                try:
+                    self.watches.append(source.watch(lambda _metric: self.event.set()))
+                except SourceError as exc:  # a source that cannot push is polled: say so
+                    log.info("no push wake for %s: %s", source.metric, exc)
+
+    def wait(self, seconds: float) -> bool:
+        woke = self.event.wait(seconds)
+        self.event.clear()
+        return woke
+
+    def stop(self) -> None:
+        for watch in self.watches:
+            watch.stop()
+
+
+def run(
+    policy: Policy,
+    options: StandaloneOptions,
+    out: TextIO,
+    *,
+    once: bool = False,
+    stop: threading.Event | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> int:
+    """Evaluate every pollingInterval (or at once on pushed work) until `stop` is set."""
+    runner = build_runner(policy, options)
+    waker = None if once else Waker(runner)
+    stop = stop or threading.Event()
+    interval = policy.polling_interval.total_seconds()
+    try:
+        while not stop.is_set():
+            started = time.monotonic()
+            report = runner.cycle(clock())
+            for line in report_lines(report, options.output):
+                out.write(line + "\n")
+            out.flush()
+            save_states(options.state_file, runner.states)
+            if once or waker is None:
+                break
+            waker.wait(max(0.0, interval - (time.monotonic() - started)))
+    finally:
+        if waker is not None:
+            waker.stop()
+    return 0

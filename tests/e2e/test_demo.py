@@ -1,0 +1,32 @@
+"""The README's demo command, run non-interactively; its summary is the assertion."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_demo_wakes_scales_out_drains_and_sleeps() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "testground.demo", "--json", "--jobs", "150"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "scripts")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["ok"] is True
+    assert summary["processed"] == summary["enqueued"] == 150  # no job lost
+    assert summary["peakInstances"] > 1
+    assert summary["finalSize"] == 0
+    assert summary["actions"]["Wake"] == 1
+    assert summary["actions"]["Sleep"] == 1
+    assert summary["wakeLatencySeconds"] < 5

@@ -1,0 +1,130 @@
+"""`autozero run` against Redis and the GCE emulator, including a restart in the middle."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+import yaml
+from gce_emulator import EmulatorServer
+from google.auth.credentials import AnonymousCredentials
+from googleapiclient import discovery
+from testground.redis_server import RedisServer
+
+POLICY = """
+apiVersion: autozero.dev/v1alpha1
+kind: ScalingPolicy
+metadata: {name: nightly, namespace: batch}
+spec:
+  pollingInterval: 1s
+  metrics:
+    - name: backlog
+      rq: {urlFrom: {secretKeyRef: {name: queue, key: url}}, queue: bids}
+  groups:
+    - name: bids
+      target: {gce: {project: acme, zone: europe-west1-c, instanceGroupManager: bids}}
+      capacity: {minimum: 0, maximum: 4, default: 2}
+      activation: {metric: backlog, idleFor: 3s}
+"""
+
+
+def autozero_run(policy: Path, state: Path, secrets: Path, endpoint: str) -> list[dict[str, Any]]:
+    """One cycle in a new process, as after a restart of the runner."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autozero.cli",
+            "run",
+            "-f",
+            str(policy),
+            "--state",
+            str(state),
+            "--secrets-dir",
+            str(secrets),
+            "--gce-endpoint",
+            endpoint,
+            "--once",
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+def test_a_restarted_runner_resumes_its_idle_clock(
+    tmp_path: Path, redis_server: RedisServer, gce_emulator: EmulatorServer
+) -> None:
+    compute = discovery.build(
+        "compute",
+        "v1",
+        credentials=AnonymousCredentials(),
+        static_discovery=True,
+        cache_discovery=False,
+        client_options={"api_endpoint": gce_emulator.api_endpoint},
+    )
+    op = (
+        compute.instanceGroupManagers()
+        .insert(
+            project="acme",
+            zone="europe-west1-c",
+            body={"name": "bids", "instanceTemplate": "t", "targetSize": 0},
+        )
+        .execute()
+    )
+    compute.zoneOperations().wait(
+        project="acme", zone="europe-west1-c", operation=op["name"]
+    ).execute()
+    secrets = tmp_path / "secrets" / "queue"
+    secrets.mkdir(parents=True)
+    (secrets / "url").write_text(redis_server.url)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    state = tmp_path / "state.json"
+    queue = redis.Redis.from_url(redis_server.url)
+    queue.delete("rq:queue:bids")
+
+    queue.rpush("rq:queue:bids", "job-1", "job-2")
+    (woke,) = autozero_run(policy, state, tmp_path / "secrets", gce_emulator.api_endpoint)
+    assert (woke["action"], woke["replicas"]) == ("Wake", {"before": 0, "after": 2})
+    assert woke["steps"] == ["resize 0 -> 2"]
+    size = (
+        compute.instanceGroupManagers()
+        .get(project="acme", zone="europe-west1-c", instanceGroupManager="bids")
+        .execute()
+    )
+    assert size["targetSize"] == 2
+
+    queue.delete("rq:queue:bids")  # drained
+    (idle,) = autozero_run(policy, state, tmp_path / "secrets", gce_emulator.api_endpoint)
+    assert idle["action"] == "Hold"
+    saved = json.loads(state.read_text())["groups"]["bids"]
+    assert saved["idleSince"] is not None
+    time.sleep(3.2)
+    # A new process: only the state file remembers when the group became idle.
+    (slept,) = autozero_run(policy, state, tmp_path / "secrets", gce_emulator.api_endpoint)
+    assert (slept["action"], slept["replicas"]["after"]) == ("Sleep", 0)
+    assert yaml.safe_load(json.dumps(slept))["reason"] == "Idle"
+
+
+def test_a_bad_policy_exits_non_zero_with_the_field(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY.replace("idleFor: 3s", "idleFor: soon"))
+    result = subprocess.run(
+        [sys.executable, "-m", "autozero.cli", "run", "-f", str(policy), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "spec.groups[0].activation.idleFor: invalid duration 'soon'" in result.stderr
