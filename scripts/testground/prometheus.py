@@ -14,12 +14,18 @@ from typing import Any
 
 import yaml
 
-from testground.process import ManagedProcess, free_port
+from testground.process import ManagedProcess, free_port, port_open
 from testground.tools import debian_binary
 
 
 class PrometheusServer:
-    def __init__(self, workdir: Path | None = None, *, scrape_interval: str = "1s") -> None:
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        *,
+        scrape_interval: str = "1s",
+        web_config: dict[str, Any] | None = None,
+    ) -> None:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="autozero-prometheus-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -39,6 +45,12 @@ class PrometheusServer:
         }
         config_path = self.workdir / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config))
+        self.web_config = web_config
+        web: list[str] = []
+        if web_config is not None:  # basic auth users and/or TLS, as Prometheus' web config
+            web_path = self.workdir / "web.yml"
+            web_path.write_text(yaml.safe_dump(web_config))
+            web = [f"--web.config.file={web_path}"]
         self.process = ManagedProcess(
             "prometheus",
             [
@@ -48,19 +60,23 @@ class PrometheusServer:
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--web.enable-lifecycle",
                 "--log.level=warn",
+                *web,
             ],
             workdir=self.workdir,
         )
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        tls = self.web_config is not None and "tls_server_config" in self.web_config
+        return f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> float:
         self.process.start()
         return self.process.wait_ready(self._ready, timeout=60)
 
     def _ready(self) -> bool:
+        if self.web_config is not None:  # protected: an open port is as far as we can look
+            return port_open(self.port)
         with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
             return bool(response.status == 200)
 

@@ -276,3 +276,54 @@ class TestPrometheus:
         )
         with pytest.raises(SourceUnreachable):
             down.read()
+
+
+class TestPrometheusAuthAndTLS:
+    """A Prometheus that demands basic auth over TLS (its own web config), with a test CA."""
+
+    @pytest.fixture(scope="class")
+    def secured(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+        import bcrypt
+        from testground.pki import CertificateAuthority
+
+        workdir = tmp_path_factory.mktemp("prometheus-secured")
+        ca = CertificateAuthority(workdir / "pki")
+        serving = ca.issue("prometheus", common_name="prometheus", server=True)
+        hashed = bcrypt.hashpw(b"s3cret-reader", bcrypt.gensalt(rounds=4)).decode()
+        server = PrometheusServer(
+            workdir,
+            web_config={
+                "basic_auth_users": {"reader": hashed},
+                "tls_server_config": {"cert_file": str(serving.cert), "key_file": str(serving.key)},
+            },
+        )
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+    def settings(self, server: PrometheusServer, **extra: Any) -> dict[str, Any]:
+        return {
+            "serverAddress": server.url,
+            "query": "vector(3)",
+            "usernameFrom": {"secretKeyRef": {"name": "prom", "key": "user"}},
+            "passwordFrom": {"secretKeyRef": {"name": "prom", "key": "password"}},
+            **extra,
+        }
+
+    def test_basic_auth_over_tls_with_verification_off(self, secured: PrometheusServer) -> None:
+        SECRETS.update({("prom", "user"): "reader", ("prom", "password"): "s3cret-reader"})
+        reading = source("prometheus", self.settings(secured, insecureSkipVerify=True)).read()
+        assert reading.value == 3.0
+
+    def test_an_unknown_certificate_is_refused_by_default(self, secured: PrometheusServer) -> None:
+        SECRETS.update({("prom", "user"): "reader", ("prom", "password"): "s3cret-reader"})
+        with pytest.raises(SourceUnreachable, match="CERTIFICATE_VERIFY_FAILED"):
+            source("prometheus", self.settings(secured)).read()
+
+    def test_a_wrong_password_is_an_auth_error(self, secured: PrometheusServer) -> None:
+        SECRETS.update({("prom", "user"): "reader", ("prom", "password"): "guessed"})
+        with pytest.raises(SourceAuthError) as raised:
+            source("prometheus", self.settings(secured, insecureSkipVerify=True)).read()
+        assert "guessed" not in str(raised.value)
