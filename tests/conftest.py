@@ -7,6 +7,7 @@ fail with that message. Nothing here ever skips.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Protocol, TypeVar
 
 import pytest
 from gce_emulator import EmulatorServer, Settings
@@ -17,6 +18,23 @@ from testground.mongo import FerretDBServer
 from testground.prometheus import PrometheusServer
 from testground.rabbitmq import RabbitMQServer
 from testground.redis_server import RedisServer
+
+
+class _Server(Protocol):
+    def start(self) -> float: ...
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Server)
+
+
+def _running(server: S) -> Iterator[S]:
+    """Start a server for a fixture and stop it (by PID) when the fixture ends."""
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -40,42 +58,22 @@ def kube_api(kube: KubeCluster) -> Iterator[k8s_client.ApiClient]:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running(RedisServer(tmp_path_factory.mktemp("redis")))
 
 
 @pytest.fixture(scope="session")
 def mongo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FerretDBServer]:
-    server = FerretDBServer(tmp_path_factory.mktemp("ferretdb"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running(FerretDBServer(tmp_path_factory.mktemp("ferretdb")))
 
 
 @pytest.fixture(scope="session")
 def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQServer]:
-    server = RabbitMQServer(tmp_path_factory.mktemp("rabbitmq"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running(RabbitMQServer(tmp_path_factory.mktemp("rabbitmq")))
 
 
 @pytest.fixture(scope="session")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
-    server = PrometheusServer(tmp_path_factory.mktemp("prometheus"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running(PrometheusServer(tmp_path_factory.mktemp("prometheus")))
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from autozero.engine.decision import Action
 from autozero.engine.durations import DurationError, parse_duration
 from autozero.manifests import ManifestError, is_policy, load_policy, read_documents
 from autozero.policy.errors import FieldError, PolicyInvalid
+from autozero.policy.model import Policy
 from autozero.policy.parse import parse_policy
 from autozero.simulator import TraceError, decision_json, read_trace, simulate
 
@@ -78,15 +79,22 @@ def _fail(message: str) -> int:
     return 1
 
 
-def run_simulate(args: argparse.Namespace, out: TextIO) -> int:
+def _load(path: str) -> Policy | None:
+    """The policy in `path`, or None after printing every error with the file's name."""
     try:
-        policy = load_policy(args.filename)
+        return load_policy(path)
     except PolicyInvalid as exc:
         for error in exc.errors:
-            print(f"{args.filename}: {error}", file=sys.stderr)
-        return 1
+            print(f"{path}: {error}", file=sys.stderr)
     except ManifestError as exc:
-        return _fail(str(exc))
+        _fail(str(exc))
+    return None
+
+
+def run_simulate(args: argparse.Namespace, out: TextIO) -> int:
+    policy = _load(args.filename)
+    if policy is None:
+        return 1
     unknown = [g for g in args.group if g not in {grp.name for grp in policy.groups}]
     if unknown:
         return _fail(f"{args.filename}: no group named {', '.join(unknown)}")
@@ -167,14 +175,9 @@ def run_standalone(args: argparse.Namespace, out: TextIO) -> int:
     from autozero.sources.base import SourceError
     from autozero.standalone import StandaloneOptions, run
 
-    try:
-        policy = load_policy(args.filename)
-    except PolicyInvalid as exc:
-        for error in exc.errors:
-            print(f"{args.filename}: {error}", file=sys.stderr)
+    policy = _load(args.filename)
+    if policy is None:
         return 1
-    except ManifestError as exc:
-        return _fail(str(exc))
     options = StandaloneOptions(
         args.state, args.secrets_dir, args.gce_endpoint, args.kubeconfig, args.output
     )

@@ -17,8 +17,14 @@ from pathlib import Path
 import yaml
 
 from testground.pki import CertificateAuthority, CertPair, service_account_keys
-from testground.process import ManagedProcess, ServerStartError, free_port
+from testground.process import ManagedProcess, ServerStartError, free_port, wait_for
 from testground.tools import go_tools
+
+
+class KubectlError(RuntimeError):
+    def __init__(self, args: tuple[str, ...], code: int, stderr: str) -> None:
+        super().__init__(f"kubectl {' '.join(args)} exited {code}: {stderr.strip()}")
+        self.stderr = stderr
 
 
 def _https_ok(url: str, ca: Path, client: CertPair | None, expect: bytes = b"ok") -> bool:
@@ -133,13 +139,31 @@ class KubeCluster:
         input_text: str | None = None,
         check: bool = True,
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        """Run the pinned kubectl; with `check`, a failure raises with kubectl's own stderr."""
+        result = subprocess.run(
             [str(self.kubectl), f"--kubeconfig={kubeconfig or self.kubeconfig}", *args],
             capture_output=True,
             text=True,
             input=input_text,
-            check=check,
+            check=False,
             timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise KubectlError(args, result.returncode, result.stderr or result.stdout)
+        return result
+
+    def wait_established(self, crd: str, timeout: float = 60) -> None:
+        """Wait until a CRD is served (a fresh apiserver may not list it at once)."""
+        jsonpath = '{.status.conditions[?(@.type=="Established")].status}'
+        wait_for(
+            lambda: (
+                self.kubectl_run(
+                    "get", "crd", crd, "-o", f"jsonpath={jsonpath}", check=False
+                ).stdout.strip()
+                == "True"
+            ),
+            timeout=timeout,
+            interval=0.5,
         )
 
     def restart_apiserver(self) -> float:

@@ -22,9 +22,7 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 @pytest.fixture(scope="module")
 def crd(kube: KubeCluster) -> KubeCluster:
     kube.kubectl_run("apply", "-f", str(CRD))
-    kube.kubectl_run(
-        "wait", "--for=condition=Established", "--timeout=60s", "crd/scalingpolicies.autozero.dev"
-    )
+    kube.wait_established("scalingpolicies.autozero.dev")
     namespaces = {
         doc["metadata"].get("namespace", "default")
         for path in EXAMPLES

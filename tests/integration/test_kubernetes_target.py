@@ -58,7 +58,7 @@ def cluster(kube: KubeCluster) -> KubeCluster:
     kube.kubectl_run("apply", "-f", str(ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"))
     kube.kubectl_run("apply", "-f", "-", input_text=WORKER_CRD)
     for crd in ("scalingpolicies.autozero.dev", "workers.test.autozero.dev"):
-        kube.kubectl_run("wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd}")
+        kube.wait_established(crd)
     return kube
 
 

@@ -50,60 +50,20 @@ def evaluate_rule(
 ) -> RuleVerdict:
     """One rule's verdict; `result` is its aggregated window, or None when its source failed."""
     action = rule.action
+    rule_of = (index, rule.metric, action.direction, rule.operator, rule.threshold)
     if result is None:
-        return RuleVerdict(
-            index,
-            rule.metric,
-            action.direction,
-            rule.operator,
-            rule.threshold,
-            None,
-            RuleStatus.SOURCE_FAILED,
-        )
+        return RuleVerdict(*rule_of, None, RuleStatus.SOURCE_FAILED)
     if result.value is None:
-        return RuleVerdict(
-            index,
-            rule.metric,
-            action.direction,
-            rule.operator,
-            rule.threshold,
-            None,
-            RuleStatus.INSUFFICIENT_DATA,
-            grains=(result.grains_with_data, result.grains_needed),
-        )
+        grains = (result.grains_with_data, result.grains_needed)
+        return RuleVerdict(*rule_of, None, RuleStatus.INSUFFICIENT_DATA, grains=grains)
     observed = observed_value(rule, result.value, current)
     if not rule.operator.holds(observed, rule.threshold):
-        return RuleVerdict(
-            index,
-            rule.metric,
-            action.direction,
-            rule.operator,
-            rule.threshold,
-            observed,
-            RuleStatus.NOT_MET,
-        )
+        return RuleVerdict(*rule_of, observed, RuleStatus.NOT_MET)
     cooldown = action.cooldown.total_seconds()
     if last_scale_at is not None and now < last_scale_at + cooldown:
-        return RuleVerdict(
-            index,
-            rule.metric,
-            action.direction,
-            rule.operator,
-            rule.threshold,
-            observed,
-            RuleStatus.IN_COOLDOWN,
-            cooldown_until=datetime.fromtimestamp(last_scale_at + cooldown, tz=UTC),
-        )
-    return RuleVerdict(
-        index,
-        rule.metric,
-        action.direction,
-        rule.operator,
-        rule.threshold,
-        observed,
-        RuleStatus.FIRED,
-        proposed_count(action, current),
-    )
+        until = datetime.fromtimestamp(last_scale_at + cooldown, tz=UTC)
+        return RuleVerdict(*rule_of, observed, RuleStatus.IN_COOLDOWN, cooldown_until=until)
+    return RuleVerdict(*rule_of, observed, RuleStatus.FIRED, proposed_count(action, current))
 
 
 @dataclass(frozen=True, slots=True)

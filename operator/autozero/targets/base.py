@@ -8,7 +8,7 @@ the order of steps is such that a crash between two of them is repaired by the n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -79,3 +79,41 @@ class ScaleTarget(Protocol):
 
 
 Observations = Mapping[str, Observed | TargetError]
+
+
+def converge(
+    group: str,
+    change: Change,
+    observed: Observed,
+    *,
+    handoff: bool,
+    resize: Callable[[int, int], str],
+    create_autoscaler: Callable[[], str],
+    delete_autoscaler: Callable[[str], str],
+    foreign: Callable[[str], str],
+) -> Applied:
+    """The crash-safe order of steps every target follows; each callback does one write and
+    says what it did.
+
+    Without a handoff, or to sleep: the autoscaler goes first (a group it targets cannot be
+    resized), then the resize. Awake with a handoff: the size first, then the autoscaler, which
+    owns the count from then on. Run every cycle, this also repairs a half-done change: an awake
+    group without its autoscaler gets one, a group at zero loses it. An autoscaler autozero did
+    not create is never touched.
+    """
+    if observed.autoscaler and not observed.owned_autoscaler:
+        if observed.replicas != change.replicas or handoff:
+            raise TargetConflict(group, foreign(observed.autoscaler))
+        return Applied(())
+    steps: list[str] = []
+    if not handoff or change.replicas == 0:
+        if observed.autoscaler:
+            steps.append(delete_autoscaler(observed.autoscaler))
+        if observed.replicas != change.replicas:
+            steps.append(resize(observed.replicas, change.replicas))
+        return Applied(tuple(steps))
+    if observed.autoscaler is None:
+        if observed.replicas < change.replicas:
+            steps.append(resize(observed.replicas, change.replicas))
+        steps.append(create_autoscaler())
+    return Applied(tuple(steps))

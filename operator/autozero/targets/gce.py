@@ -28,10 +28,10 @@ from autozero.targets.base import (
     Applied,
     Change,
     Observed,
-    TargetConflict,
     TargetError,
     TargetForbidden,
     TargetNotFound,
+    converge,
 )
 
 AUTOSCALER_PREFIX = "autozero-"
@@ -380,34 +380,32 @@ class GCEGroup:
         )
 
     def apply(self, change: Change, observed: Observed) -> Applied:
-        steps: list[str] = []
         handoff = change.handoff if isinstance(change.handoff, GCEAutoscalerHandoff) else None
-        if observed.autoscaler and not observed.owned_autoscaler:
-            if observed.replicas != change.replicas or handoff is not None:
-                raise TargetConflict(
-                    self.name,
-                    f"{self.where}/instanceGroupManagers/"
-                    f"{self.target.instance_group_manager} is autoscaled by "
-                    f"{observed.autoscaler}, which autozero did not create",
-                )
-            return Applied(())
-        if handoff is None or change.replicas == 0:
-            # Sleep (or no handoff): the autoscaler goes first, then the resize.
-            if observed.autoscaler:
-                self.delete_autoscaler(observed.autoscaler)
-                steps.append(f"delete autoscaler {observed.autoscaler}")
-            if observed.replicas != change.replicas:
-                self.resize(change.replicas)
-                steps.append(f"resize {observed.replicas} -> {change.replicas}")
-            return Applied(tuple(steps))
-        # Awake with a handoff: size first (a group with an autoscaler cannot be resized), then
-        # the autoscaler, which owns the count from then on.
-        if observed.autoscaler is None:
-            if observed.replicas < change.replicas:
-                self.resize(change.replicas)
-                steps.append(f"resize {observed.replicas} -> {change.replicas}")
-            steps.append(self.create_autoscaler(handoff))
-        return Applied(tuple(steps))
+
+        def resize(was: int, to: int) -> str:
+            self.resize(to)
+            return f"resize {was} -> {to}"
+
+        def delete(name: str) -> str:
+            self.delete_autoscaler(name)
+            return f"delete autoscaler {name}"
+
+        def foreign(name: str) -> str:
+            return (
+                f"{self.where}/instanceGroupManagers/{self.target.instance_group_manager} "
+                f"is autoscaled by {name}, which autozero did not create"
+            )
+
+        return converge(
+            self.name,
+            change,
+            observed,
+            handoff=handoff is not None,
+            resize=resize,
+            create_autoscaler=lambda: self.create_autoscaler(handoff) if handoff else "",
+            delete_autoscaler=delete,
+            foreign=foreign,
+        )
 
 
 def gce_groups(compute: Compute, targets: Iterable[tuple[str, GCETarget]]) -> list[GCEGroup]:

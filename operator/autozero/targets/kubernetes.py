@@ -25,6 +25,7 @@ from autozero.targets.base import (
     TargetError,
     TargetForbidden,
     TargetNotFound,
+    converge,
 )
 
 HPA_PREFIX = "autozero-"
@@ -205,25 +206,25 @@ class KubernetesWorkload:
                 raise _api_error(exc, self.name, f"HorizontalPodAutoscaler {name}") from exc
 
     def apply(self, change: Change, observed: Observed) -> Applied:
-        steps: list[str] = []
         handoff = change.handoff if isinstance(change.handoff, HPAHandoff) else None
-        if observed.autoscaler and not observed.owned_autoscaler:
-            raise TargetConflict(
-                self.name,
-                f"HorizontalPodAutoscaler {observed.autoscaler} "
-                "targets it and autozero did not create it",
-            )
-        if handoff is None or change.replicas == 0:
-            if observed.autoscaler:
-                self.delete_hpa(observed.autoscaler)
-                steps.append(f"delete HorizontalPodAutoscaler {observed.autoscaler}")
-            if observed.replicas != change.replicas:
-                self.scale(change.replicas)
-                steps.append(f"scale {observed.replicas} -> {change.replicas}")
-            return Applied(tuple(steps))
-        if observed.autoscaler is None:
-            if observed.replicas < change.replicas:
-                self.scale(change.replicas)
-                steps.append(f"scale {observed.replicas} -> {change.replicas}")
-            steps.append(self.create_hpa(handoff))
-        return Applied(tuple(steps))
+
+        def scale(was: int, to: int) -> str:
+            self.scale(to)
+            return f"scale {was} -> {to}"
+
+        def delete(name: str) -> str:
+            self.delete_hpa(name)
+            return f"delete HorizontalPodAutoscaler {name}"
+
+        return converge(
+            self.name,
+            change,
+            observed,
+            handoff=handoff is not None,
+            resize=scale,
+            create_autoscaler=lambda: self.create_hpa(handoff) if handoff else "",
+            delete_autoscaler=delete,
+            foreign=lambda name: (
+                f"HorizontalPodAutoscaler {name} targets it and autozero did not create it"
+            ),
+        )
