@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from autozero.policy.model import GCEAutoscalerHandoff, GCETarget
@@ -21,18 +18,6 @@ HANDOFF = GCEAutoscalerHandoff(
     cool_down_period=timedelta(seconds=180),
     cpu_utilization_target=0.8,
 )
-
-
-def control(emulator: EmulatorServer, path: str, body: Any = None, method: str = "POST") -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        f"{emulator.url}/_emulator/{path}",
-        data=data,
-        method=method,
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
 
 
 def fast_compute(emulator: EmulatorServer, attempts: int = 6) -> Compute:
@@ -88,8 +73,7 @@ def test_wake_and_sleep_with_autoscaler_handoff(
     where = {"zone": target.zone} if target.zone else {"region": target.region}
     create_migs(compute, where, ["bids"])  # type: ignore[arg-type]
     # CPU exactly at the autoscaler's target: it keeps the size it is handed.
-    control(
-        gce_emulator,
+    gce_emulator.control(
         "cpu",
         {
             "project": P,
@@ -169,15 +153,15 @@ def test_converges_through_thirty_percent_injected_faults(
 ) -> None:
     target = GCETarget(P, "bids", zone="europe-west1-c")
     create_migs(compute, {"zone": "europe-west1-c"}, ["bids"])
-    control(gce_emulator, "faults", {"rate": 0.3, "codes": [403, 429, 503], "seed": 7})
+    gce_emulator.control("faults", {"rate": 0.3, "codes": [403, 429, 503], "seed": 7})
     patient = fast_compute(gce_emulator, attempts=12)
     group = GCEGroup("bids", target, patient)
     group.apply(Change(4, HANDOFF), group.observe())
     group.apply(Change(0, HANDOFF), group.observe())
-    control(gce_emulator, "faults", {"rate": 0.0})
+    gce_emulator.control("faults", {"rate": 0.0})
     final = group.observe()
     assert (final.replicas, final.autoscaler) == (0, None)
-    log = control(gce_emulator, "requests", method="GET")["requests"]
+    log = gce_emulator.control("requests", method="GET")["requests"]
     statuses = {r["status"] for r in log}
     assert statuses >= {200, 503}
     assert statuses & {403, 429}
@@ -240,14 +224,14 @@ def test_an_idle_cycle_over_50_groups_in_3_zones_lists_once_per_zone_and_writes_
         targets[f"g{n:02d}"] = GCETarget(P, f"g{n:02d}", zone=zone)
     for zone in zones:
         create_migs(compute, {"zone": zone}, [n for n, t in targets.items() if t.zone == zone])
-    control(gce_emulator, "requests", method="DELETE")
+    gce_emulator.control("requests", method="DELETE")
 
     seen = observe_groups(compute, targets)
     groups = [GCEGroup(name, target, compute) for name, target in targets.items()]
     applied = [g.apply(Change(0), seen[g.name]) for g in groups]  # type: ignore[arg-type]
 
     assert not any(a.wrote for a in applied)
-    log = control(gce_emulator, "requests", method="GET")["requests"]
+    log = gce_emulator.control("requests", method="GET")["requests"]
     lists = [r for r in log if r["api"] == "instanceGroupManagers.list"]
     assert len(lists) == 3
     assert {r["path"].split("/")[6] for r in lists} == set(zones)
@@ -279,7 +263,7 @@ def test_a_service_account_key_from_a_secret_authenticates(gce_emulator: Emulato
     )
     create_migs(compute, {"zone": "europe-west1-c"}, ["bids"])
     assert GCEGroup("bids", GCETarget(P, "bids", zone="europe-west1-c"), compute).observe()
-    answer = control(gce_emulator, "requests", method="GET")
+    answer = gce_emulator.control("requests", method="GET")
     assert answer["tokensIssued"][0] == "scaler@acme.iam.gserviceaccount.com"
     assert {r["auth"] for r in answer["requests"]} == {"bearer"}
 
@@ -288,5 +272,5 @@ def test_anonymous_against_an_endpoint_sends_no_credentials(
     gce_emulator: EmulatorServer, compute: Compute
 ) -> None:
     create_migs(compute, {"zone": "europe-west1-c"}, ["bids"])
-    log = control(gce_emulator, "requests", method="GET")["requests"]
+    log = gce_emulator.control("requests", method="GET")["requests"]
     assert {r["auth"] for r in log} == {"none"}

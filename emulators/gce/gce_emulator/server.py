@@ -735,6 +735,20 @@ class EmulatorServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def control(self, path: str, body: Any = None, method: str = "POST") -> Any:
+        """Call a /_emulator/ control endpoint over HTTP (faults, requests, settings, ...)."""
+        import urllib.request
+
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            f"{self.url}/_emulator/{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
     @property
     def api_endpoint(self) -> str:
         """What google-api-python-client takes as client_options={"api_endpoint": ...}."""

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-import urllib.request
 from typing import Any
 
 import pytest
@@ -14,18 +12,6 @@ from googleapiclient.errors import HttpError
 
 P, Z, R = "acme", "europe-west1-c", "europe-west1"
 TEMPLATE = "projects/acme/global/instanceTemplates/worker"
-
-
-def control(emulator: EmulatorServer, path: str, body: Any = None, method: str = "POST") -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        f"{emulator.url}/_emulator/{path}",
-        data=data,
-        method=method,
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
 
 
 def wait(compute: Any, op: dict[str, Any]) -> dict[str, Any]:
@@ -252,7 +238,7 @@ def test_autoscaler_scales_on_cpu(compute: Any, emulator: EmulatorServer) -> Non
         )
         .execute(),
     )
-    control(emulator, "cpu", {"project": P, "location": Z, "group": "bids", "utilization": 1.0})
+    emulator.control("cpu", {"project": P, "location": Z, "group": "bids", "utilization": 1.0})
     size = until(
         lambda: (
             compute.instanceGroupManagers()
@@ -305,7 +291,7 @@ def test_conflicts_and_missing_resources(compute: Any) -> None:
 
 
 def test_rate_quota_answers_403_rate_limit_exceeded(compute: Any, emulator: EmulatorServer) -> None:
-    control(emulator, "settings", {"requestsPerMinute": 3})
+    emulator.control("settings", {"requestsPerMinute": 3})
     igm = compute.instanceGroupManagers()
     for _ in range(3):
         igm.list(project=P, zone=Z).execute()
@@ -314,14 +300,14 @@ def test_rate_quota_answers_403_rate_limit_exceeded(compute: Any, emulator: Emul
 
 
 def test_injected_faults_and_the_request_log(compute: Any, emulator: EmulatorServer) -> None:
-    control(emulator, "faults", {"rate": 1.0, "codes": [503], "seed": 1})
+    emulator.control("faults", {"rate": 1.0, "codes": [503], "seed": 1})
     assert error_of(compute.instanceGroupManagers().list(project=P, zone=Z)) == (
         503,
         "backendError",
     )
-    control(emulator, "faults", {"rate": 0.0})
+    emulator.control("faults", {"rate": 0.0})
     compute.instanceGroupManagers().list(project=P, zone=Z).execute()
-    log = control(emulator, "requests", method="GET")["requests"]
+    log = emulator.control("requests", method="GET")["requests"]
     assert [(r["api"], r["status"]) for r in log] == [
         ("instanceGroupManagers.list", 503),
         ("instanceGroupManagers.list", 200),
@@ -329,7 +315,7 @@ def test_injected_faults_and_the_request_log(compute: Any, emulator: EmulatorSer
 
 
 def test_wait_returns_undone_after_its_bound(compute: Any, emulator: EmulatorServer) -> None:
-    control(emulator, "settings", {"operationSeconds": 3.0, "waitTimeoutSeconds": 0.3})
+    emulator.control("settings", {"operationSeconds": 3.0, "waitTimeoutSeconds": 0.3})
     make = (
         compute.instanceGroupManagers()
         .insert(project=P, zone=Z, body={"name": "slow", "instanceTemplate": TEMPLATE})
@@ -362,10 +348,10 @@ def test_each_running_instance_runs_the_configured_command(
         f"import os, pathlib, time; p = pathlib.Path({str(marker)!r}) / "
         "os.environ['GCE_INSTANCE']; p.write_text('x'); time.sleep(600)"
     )
-    control(emulator, "settings", {"instanceCommand": [sys.executable, "-c", script]})
+    emulator.control("settings", {"instanceCommand": [sys.executable, "-c", script]})
     make_group(compute, "workers", 2)
     until(lambda: len(list(marker.iterdir())) == 2)
-    state = control(emulator, "state", method="GET")["groups"][0]
+    state = emulator.control("state", method="GET")["groups"][0]
     assert all(i["pid"] for i in state["instances"])
     wait(
         compute,
@@ -373,7 +359,7 @@ def test_each_running_instance_runs_the_configured_command(
         .resize(project=P, zone=Z, instanceGroupManager="workers", size=0)
         .execute(),
     )
-    until(lambda: not control(emulator, "state", method="GET")["groups"][0]["instances"])
+    until(lambda: not emulator.control("state", method="GET")["groups"][0]["instances"])
 
 
 def test_the_console_script_serves_until_terminated() -> None:

@@ -149,3 +149,13 @@ class BaseSource:
             except SourceError as error:
                 out[source.metric] = error
         return out
+
+
+class BatchedSource(BaseSource):
+    """A source whose class reads many instances at once: reading one is a batch of one."""
+
+    def read(self) -> Reading:
+        result = type(self).read_batch([self])[self.metric]
+        if isinstance(result, SourceError):
+            raise result
+        return result

@@ -19,7 +19,7 @@ import requests
 
 from autozero.engine.readings import Reading
 from autozero.sources.base import (
-    BaseSource,
+    BatchedSource,
     Context,
     SourceAuthError,
     SourceBadResponse,
@@ -34,7 +34,7 @@ COLUMNS = "name,messages_ready,messages_unacknowledged"
 
 
 @dataclass
-class RabbitMQQueues(BaseSource):
+class RabbitMQQueues(BatchedSource):
     metric: str
     base: str
     vhost: str
@@ -67,12 +67,6 @@ class RabbitMQQueues(BaseSource):
 
     def batch_key(self) -> tuple[Any, ...]:
         return ("rabbitmq", self.base, self.vhost, self.username, self.password, self.timeout)
-
-    def read(self) -> Reading:
-        result = self.read_batch([self])[self.metric]
-        if isinstance(result, SourceError):
-            raise result
-        return result
 
     @classmethod
     def read_batch(cls, sources: Sequence[Any]) -> dict[str, Reading | SourceError]:

@@ -16,7 +16,7 @@ import redis
 
 from autozero.engine.readings import Reading
 from autozero.sources.base import (
-    BaseSource,
+    BatchedSource,
     Context,
     SourceAuthError,
     SourceBadResponse,
@@ -52,7 +52,7 @@ def run_pipeline(client: redis.Redis, commands: Sequence[tuple[str, tuple[Any, .
 
 
 @dataclass
-class RedisKeys(BaseSource):
+class RedisKeys(BatchedSource):
     metric: str
     url: str
     key: str | None
@@ -77,12 +77,6 @@ class RedisKeys(BaseSource):
 
     def batch_key(self) -> tuple[Any, ...]:
         return ("redis", self.url, self.timeout)
-
-    def read(self) -> Reading:
-        result = self.read_batch([self])[self.metric]
-        if isinstance(result, SourceError):
-            raise result
-        return result
 
     def _keys(self, client: redis.Redis) -> list[str]:
         if self.key is not None:

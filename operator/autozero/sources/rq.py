@@ -17,13 +17,13 @@ from typing import Any
 import redis
 
 from autozero.engine.readings import Reading
-from autozero.sources.base import BaseSource, Context, SourceError, Watch
+from autozero.sources.base import BatchedSource, Context, SourceError, Watch
 from autozero.sources.connections import POOLS
 from autozero.sources.redis_keys import redis_error, run_pipeline
 
 
 @dataclass
-class RQQueue(BaseSource):
+class RQQueue(BatchedSource):
     metric: str
     url: str
     queue: str
@@ -52,12 +52,6 @@ class RQQueue(BaseSource):
 
     def batch_key(self) -> tuple[Any, ...]:
         return ("redis", self.url, self.timeout)
-
-    def read(self) -> Reading:
-        result = self.read_batch([self])[self.metric]
-        if isinstance(result, SourceError):
-            raise result
-        return result
 
     @classmethod
     def read_batch(cls, sources: Sequence[Any]) -> dict[str, Reading | SourceError]:
