@@ -71,6 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--kubeconfig", type=Path, help="for kubernetes targets")
     run.add_argument("--once", action="store_true", help="one cycle, then exit")
     run.add_argument("--output", choices=("text", "json"), default="text")
+
+    op = commands.add_parser("operator", help="run the Kubernetes operator")
+    op.add_argument("--kubeconfig", help="default: in-cluster, then $KUBECONFIG")
+    op.add_argument("--metrics-port", type=int, default=8080)
+    op.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        help="serve only these namespaces (repeatable); default: all",
+    )
+    op.add_argument("--gce-endpoint", help="Compute API endpoint (tests, the emulator)")
+    op.add_argument("--liveness", help="e.g. http://0.0.0.0:8081/healthz")
     return parser
 
 
@@ -198,6 +210,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_validate(args, sys.stdout)
     if args.command == "run":
         return run_standalone(args, sys.stdout)
+    if args.command == "operator":
+        from autozero.controller.handlers import run_operator
+        from autozero.controller.workers import OperatorConfig
+
+        run_operator(
+            kubeconfig=args.kubeconfig,
+            metrics_port=args.metrics_port,
+            namespaces=args.namespace,
+            config=OperatorConfig(args.gce_endpoint),
+            liveness=args.liveness,
+        )
+        return 0
     parser.print_help(sys.stderr)
     return 2
 

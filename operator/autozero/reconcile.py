@@ -10,12 +10,13 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from autozero.engine.decide import decide
 from autozero.engine.decision import Action, Decision
 from autozero.engine.readings import Observation
 from autozero.engine.state import GroupState
-from autozero.policy.model import GroupPolicy, Policy
+from autozero.policy.model import GCETarget, GroupPolicy, KubernetesTarget, Policy
 from autozero.sources.base import BaseSource
 from autozero.sources.registry import read_all
 from autozero.targets.base import Applied, Change, Observed, ScaleTarget, TargetError
@@ -100,3 +101,40 @@ class PolicyRunner:
                 at=now, was=decision.current, now_is=decision.target
             )
         return GroupReport(group.name, decision, seen, applied, acted=True)
+
+
+def assemble(
+    policy: Policy,
+    *,
+    resolve_secret: Callable[[str, str], str],
+    gce_endpoint: str | None = None,
+    kube_api: Any = None,
+    owner: Any = None,
+) -> PolicyRunner:
+    """A runner with the policy's sources and targets (SourceConfigError if a source's settings
+    cannot work, e.g. a Secret key that does not exist)."""
+    from autozero.sources.base import Context
+    from autozero.sources.registry import build_source
+    from autozero.targets.gce import Compute, GCEGroup, observe_groups
+    from autozero.targets.kubernetes import KubernetesWorkload
+
+    ctx = Context(resolve_secret, namespace=policy.namespace)
+    sources = {m.name: build_source(m, ctx) for m in policy.metrics}
+    targets: dict[str, ScaleTarget] = {}
+    gce_targets: dict[str, GCETarget] = {}
+    compute: Compute | None = None
+    for group in policy.groups:
+        if isinstance(group.target, GCETarget):
+            compute = compute or Compute.build(endpoint=gce_endpoint)
+            targets[group.name] = GCEGroup(group.name, group.target, compute)
+            gce_targets[group.name] = group.target
+        elif isinstance(group.target, KubernetesTarget):
+            targets[group.name] = KubernetesWorkload(
+                group.name, group.target, policy.namespace, kube_api, owner
+            )
+
+    def observe_many(groups: list[GroupPolicy]) -> Mapping[str, Observed | TargetError]:
+        wanted = {g.name: gce_targets[g.name] for g in groups if g.name in gce_targets}
+        return observe_groups(compute, wanted) if compute is not None and wanted else {}
+
+    return PolicyRunner(policy, sources, targets, observe_many=observe_many)

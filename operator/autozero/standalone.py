@@ -18,13 +18,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from autozero.engine.state import GroupState
-from autozero.policy.model import GCETarget, GroupPolicy, KubernetesTarget, Policy
-from autozero.reconcile import CycleReport, PolicyRunner
+from autozero.policy.model import KubernetesTarget, Policy
+from autozero.reconcile import CycleReport, PolicyRunner, assemble
 from autozero.simulator import decision_json
-from autozero.sources.base import Context, PushSource, SourceError, Watch
-from autozero.sources.registry import build_source
-from autozero.targets.base import Observed, ScaleTarget, TargetError
-from autozero.targets.gce import Compute, GCEGroup, observe_groups
+from autozero.sources.base import PushSource, SourceError, Watch
 
 log = logging.getLogger(__name__)
 
@@ -51,35 +48,19 @@ class StandaloneOptions:
 
 
 def build_runner(policy: Policy, options: StandaloneOptions) -> PolicyRunner:
-    ctx = Context(secrets_from_directory(options.secrets_dir), namespace=policy.namespace)
-    sources = {m.name: build_source(m, ctx) for m in policy.metrics}
-    targets: dict[str, ScaleTarget] = {}
-    gce_groups: dict[str, GCETarget] = {}
-    compute: Compute | None = None
     kube_api: Any = None
-    for group in policy.groups:
-        if isinstance(group.target, GCETarget):
-            compute = compute or Compute.build(endpoint=options.gce_endpoint)
-            targets[group.name] = GCEGroup(group.name, group.target, compute)
-            gce_groups[group.name] = group.target
-        elif isinstance(group.target, KubernetesTarget):
-            from kubernetes import config
+    if any(isinstance(g.target, KubernetesTarget) for g in policy.groups):
+        from kubernetes import config
 
-            from autozero.targets.kubernetes import KubernetesWorkload
-
-            if kube_api is None:
-                kube_api = config.new_client_from_config(  # type: ignore[no-untyped-call]
-                    config_file=str(options.kubeconfig) if options.kubeconfig else None
-                )
-            targets[group.name] = KubernetesWorkload(
-                group.name, group.target, policy.namespace, kube_api
-            )
-
-    def observe_many(groups: list[GroupPolicy]) -> Mapping[str, Observed | TargetError]:
-        wanted = {g.name: gce_groups[g.name] for g in groups if g.name in gce_groups}
-        return observe_groups(compute, wanted) if compute and wanted else {}
-
-    runner = PolicyRunner(policy, sources, targets, observe_many=observe_many)
+        kube_api = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(options.kubeconfig) if options.kubeconfig else None
+        )
+    runner = assemble(
+        policy,
+        resolve_secret=secrets_from_directory(options.secrets_dir),
+        gce_endpoint=options.gce_endpoint,
+        kube_api=kube_api,
+    )
     runner.states.update(load_states(options.state_file))
     return runner
 

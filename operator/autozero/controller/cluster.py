@@ -1,0 +1,115 @@
+"""The operator's calls to the apiserver: the policy's status, its Events, its namespace's Secrets.
+
+Blocking kubernetes-client calls, made from worker threads; every call has a timeout. Status is
+written as a merge patch of the status subresource only, and only when it changed, so the
+operator never writes a policy's spec, labels or annotations (GitOps tools see no drift).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from autozero.policy.model import API_GROUP, API_VERSION, KIND
+
+log = logging.getLogger(__name__)
+PLURAL = "scalingpolicies"
+TIMEOUT = 10
+
+
+@dataclass
+class PolicyRef:
+    namespace: str
+    name: str
+    uid: str
+
+    def involved(self) -> dict[str, str]:
+        return {
+            "apiVersion": f"{API_GROUP}/{API_VERSION}",
+            "kind": KIND,
+            "namespace": self.namespace,
+            "name": self.name,
+            "uid": self.uid,
+        }
+
+
+@dataclass
+class Cluster:
+    api: Any  # kubernetes.client.ApiClient
+
+    def patch_status(self, ref: PolicyRef, status: Mapping[str, Any]) -> None:
+        from kubernetes import client
+
+        client.CustomObjectsApi(self.api).patch_namespaced_custom_object_status(
+            API_GROUP,
+            API_VERSION,
+            ref.namespace,
+            PLURAL,
+            ref.name,
+            {"status": dict(status)},
+            _request_timeout=TIMEOUT,
+        )
+
+    def secret(self, namespace: str, name: str, key: str) -> str:
+        """One key of one Secret of the policy's own namespace (never another's)."""
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            secret = client.CoreV1Api(self.api).read_namespaced_secret(
+                name, namespace, _request_timeout=TIMEOUT
+            )
+        except ApiException as exc:
+            raise KeyError(f"{name}/{key}") from exc
+        data = secret.data or {}
+        if key not in data:
+            raise KeyError(f"{name}/{key}")
+        return base64.b64decode(data[key]).decode()
+
+    def event(self, ref: PolicyRef, *, reason: str, message: str, warning: bool = False) -> None:
+        from kubernetes import client
+
+        now = datetime.now(UTC)
+        body = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(generate_name=f"{ref.name}.", namespace=ref.namespace),
+            involved_object=client.V1ObjectReference(
+                api_version=f"{API_GROUP}/{API_VERSION}",
+                kind=KIND,
+                namespace=ref.namespace,
+                name=ref.name,
+                uid=ref.uid,
+            ),
+            reason=reason,
+            message=message[:1024],
+            type="Warning" if warning else "Normal",
+            source=client.V1EventSource(component="autozero"),
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+            reporting_component="autozero",
+            reporting_instance="autozero",
+        )
+        client.CoreV1Api(self.api).create_namespaced_event(
+            ref.namespace, body, _request_timeout=TIMEOUT
+        )
+
+
+@dataclass
+class EventDeduper:
+    """Posts an Event only when what it says changes, so a source failing every 15 s makes one
+    Event when it starts failing and one when it recovers, not an Event storm."""
+
+    last: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def should_post(self, key: str, reason: str, message: str) -> bool:
+        if self.last.get(key) == (reason, message):
+            return False
+        self.last[key] = (reason, message)
+        return True
+
+    def forget(self, key: str) -> bool:
+        return self.last.pop(key, None) is not None

@@ -1,0 +1,105 @@
+"""The kopf side: watch ScalingPolicies and keep one worker per policy.
+
+Only an event handler is used: it stores nothing on the objects (no progress or diff-base
+annotations, no finalizer), so the operator never writes a policy's spec, labels, annotations or
+finalizers, and GitOps tools see no drift. Deleting a policy simply stops its worker; what it
+created (an HPA) is owned by the policy and garbage-collected with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+from prometheus_client import start_http_server
+
+from autozero.controller.cluster import PLURAL, Cluster
+from autozero.controller.metrics import Metrics
+from autozero.controller.workers import OperatorConfig, Workers
+from autozero.policy.model import API_GROUP, API_VERSION
+
+log = logging.getLogger(__name__)
+
+
+def make_registry(workers_ref: dict[str, Workers]) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.event(API_GROUP, API_VERSION, PLURAL, registry=registry)
+    async def policy_event(*, event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+        workers = workers_ref["workers"]
+        meta = body.get("metadata", {})
+        if event.get("type") == "DELETED" or meta.get("deletionTimestamp"):
+            await workers.gone(meta["namespace"], meta["name"])
+            return
+        workers.seen(dict(body))
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_workers(**_: Any) -> None:
+        await workers_ref["workers"].stop_all()
+
+    return registry
+
+
+def run_operator(
+    *,
+    kubeconfig: str | None,
+    metrics_port: int | None,
+    namespaces: list[str],
+    config: OperatorConfig,
+    liveness: str | None = None,
+) -> None:
+    """Run until interrupted: `autozero operator`. In a cluster it uses its service account;
+    elsewhere the kubeconfig (`--kubeconfig` or $KUBECONFIG)."""
+    from kubernetes import client
+    from kubernetes import config as kube_config
+
+    if kubeconfig:
+        kube_config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+    else:
+        try:
+            kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except kube_config.ConfigException:
+            kube_config.load_kube_config()  # type: ignore[no-untyped-call]
+    api = client.ApiClient()
+    metrics = Metrics()
+    if metrics_port is not None:
+        start_http_server(metrics_port, registry=metrics.registry)
+    workers_ref: dict[str, Workers] = {}
+    registry = make_registry(workers_ref)
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        """kopf connects with the credentials the kubernetes client was configured with above
+        (kopf's own login_via_client would reload them from the default kubeconfig path)."""
+        config = client.Configuration.get_default_copy()
+        header = config.get_api_key_with_prefix("BearerToken") or (
+            config.get_api_key_with_prefix("authorization")
+        )
+        scheme, _space, token = (header or "").rpartition(" ")
+        return kopf.ConnectionInfo(
+            server=config.host,
+            ca_path=config.ssl_ca_cert,
+            insecure=not config.verify_ssl,
+            scheme=scheme or ("Bearer" if token else None),
+            token=token or None,
+            certificate_path=config.cert_file,
+            private_key_path=config.key_file,
+        )
+
+    @kopf.on.startup(registry=registry)
+    async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        workers_ref["workers"] = Workers(Cluster(api), metrics, config)
+        settings.posting.enabled = False  # our own Events, deduplicated
+        settings.watching.server_timeout = 300
+
+    asyncio.run(
+        kopf.operator(
+            registry=registry,
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            standalone=True,
+            liveness_endpoint=liveness,
+        )
+    )

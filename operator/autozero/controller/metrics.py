@@ -1,0 +1,77 @@
+"""Prometheus metrics of the operator (and the standalone runner): one place, bounded labels.
+
+Labels are namespace, policy, group, metric and small enums (action, result, kind); never a value,
+a message or a URL, so the series count is bounded by the policies' size.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from autozero.engine.readings import Failure, Reading
+from autozero.reconcile import CycleReport
+
+P = ("namespace", "policy")
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.replicas = Gauge(
+            "autozero_group_replicas",
+            "Replicas of a group (current, desired)",
+            [*P, "group", "kind"],
+            registry=r,
+        )
+        self.decisions = Counter(
+            "autozero_decisions_total", "Decisions by action", [*P, "group", "action"], registry=r
+        )
+        self.scale_actions = Counter(
+            "autozero_scale_actions_total",
+            "Scale actions carried out, by result",
+            [*P, "group", "result"],
+            registry=r,
+        )
+        self.metric_value = Gauge(
+            "autozero_metric_value", "Last value read of a metric", [*P, "metric"], registry=r
+        )
+        self.source_errors = Counter(
+            "autozero_source_errors_total",
+            "Failed reads by kind",
+            [*P, "metric", "kind"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "autozero_reconcile_duration_seconds", "Time one cycle of a policy took", P, registry=r
+        )
+        self.last_evaluation = Gauge(
+            "autozero_last_evaluation_timestamp_seconds",
+            "When the policy was last evaluated",
+            P,
+            registry=r,
+        )
+        self.invalid = Gauge(
+            "autozero_policy_invalid", "1 while a policy cannot be used", P, registry=r
+        )
+
+    def record(self, namespace: str, report: CycleReport, seconds: float) -> None:
+        labels = (namespace, report.policy)
+        self.invalid.labels(*labels).set(0)
+        self.duration.labels(*labels).observe(seconds)
+        self.last_evaluation.labels(*labels).set(report.at.timestamp())
+        for metric, reading in report.readings.items():
+            if isinstance(reading, Reading):
+                self.metric_value.labels(*labels, metric).set(reading.value)
+            elif isinstance(reading, Failure):
+                self.source_errors.labels(*labels, metric, reading.kind).inc()
+        for group in report.groups:
+            if group.decision is None:
+                continue
+            decision = group.decision
+            self.replicas.labels(*labels, group.group, "current").set(decision.current)
+            self.replicas.labels(*labels, group.group, "desired").set(decision.target)
+            self.decisions.labels(*labels, group.group, decision.action.value).inc()
+            if group.acted and decision.target != decision.current:
+                result = "error" if group.error else "ok"
+                self.scale_actions.labels(*labels, group.group, result).inc()

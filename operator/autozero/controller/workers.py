@@ -1,0 +1,249 @@
+"""One asyncio task per ScalingPolicy: evaluate every pollingInterval (or at once on pushed work),
+then report in status, Events and metrics. A slow or broken policy only delays itself: each has
+its own task, and its blocking calls run in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from autozero.controller.cluster import Cluster, EventDeduper, PolicyRef
+from autozero.controller.metrics import Metrics
+from autozero.controller.status import build_status, invalid_status, restore_states
+from autozero.engine.decision import Action
+from autozero.engine.readings import Failure
+from autozero.policy.errors import PolicyInvalid
+from autozero.policy.model import Policy
+from autozero.policy.parse import parse_policy
+from autozero.reconcile import CycleReport, PolicyRunner, assemble
+from autozero.sources.base import PushSource, SourceError, Watch
+from autozero.targets.kubernetes import Owner
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OperatorConfig:
+    gce_endpoint: str | None = None
+
+
+@dataclass
+class PolicyWorker:
+    """Keeps one policy evaluated until stopped; rebuilt in place when the policy changes."""
+
+    body: Mapping[str, Any]
+    cluster: Cluster
+    metrics: Metrics
+    config: OperatorConfig
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    runner: PolicyRunner | None = None
+    policy: Policy | None = None
+    status: dict[str, Any] = field(default_factory=dict)
+    events: EventDeduper = field(default_factory=EventDeduper)
+    watches: list[Watch] = field(default_factory=list)
+    loop: asyncio.AbstractEventLoop | None = None
+    rebuild: bool = True
+
+    @property
+    def ref(self) -> PolicyRef:
+        meta = self.body["metadata"]
+        return PolicyRef(meta["namespace"], meta["name"], meta.get("uid", ""))
+
+    def update(self, body: Mapping[str, Any]) -> None:
+        """A new version of the policy: rebuild on the next cycle if the spec or paused changed."""
+        old, new = self.body.get("metadata", {}), body.get("metadata", {})
+        if (old.get("generation"), old.get("annotations")) != (
+            new.get("generation"),
+            new.get("annotations"),
+        ):
+            self.rebuild = True
+            self.wake.set()
+        self.body = body
+
+    def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.status = dict(self.body.get("status") or {})
+        self.task = asyncio.create_task(
+            self._run(), name=f"policy:{self.ref.namespace}/{self.ref.name}"
+        )
+
+    async def stop(self) -> None:
+        self._stop_watches()
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    def _stop_watches(self) -> None:
+        for watch in self.watches:
+            watch.stop()
+        self.watches.clear()
+
+    async def _run(self) -> None:
+        while True:
+            interval = 15.0
+            try:
+                interval = await self._cycle()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s/%s: cycle failed", self.ref.namespace, self.ref.name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=interval)
+            self.wake.clear()
+
+    async def _cycle(self) -> float:
+        if self.rebuild:
+            ready = await asyncio.to_thread(self._build)
+            if not ready:
+                return 30.0
+        assert self.runner is not None
+        assert self.policy is not None
+        started = time.monotonic()
+        report = await asyncio.to_thread(self.runner.cycle, datetime.now(UTC))
+        self.metrics.record(self.ref.namespace, report, time.monotonic() - started)
+        await asyncio.to_thread(self._report, report)
+        return self.policy.polling_interval.total_seconds()
+
+    def _build(self) -> bool:
+        """Parse the policy and make its runner; an unusable policy gets a condition and an
+        Event, and is tried again later (a missing Secret may be created meanwhile)."""
+        self.rebuild = False
+        self._stop_watches()
+        generation = self.body["metadata"].get("generation")
+        try:
+            policy = parse_policy(dict(self.body))
+            owner = Owner("autozero.dev/v1alpha1", "ScalingPolicy", self.ref.name, self.ref.uid)
+            runner = assemble(
+                policy,
+                resolve_secret=lambda name, key: self.cluster.secret(self.ref.namespace, name, key),
+                gce_endpoint=self.config.gce_endpoint,
+                kube_api=self.cluster.api,
+                owner=owner,
+            )
+        except PolicyInvalid as exc:
+            self._unusable([str(e) for e in exc.errors], "InvalidPolicy", generation)
+            return False
+        except SourceError as exc:
+            self.rebuild = True
+            self._unusable([str(exc)], "SourceConfigError", generation)
+            return False
+        previous = self.runner.states if self.runner else restore_states(self.status)
+        runner.states.update(previous)
+        self.policy, self.runner = policy, runner
+        self.events.forget("policy")
+        for source in runner.sources.values():
+            if isinstance(source, PushSource):
+                try:
+                    self.watches.append(source.watch(self._pushed))
+                except SourceError as exc:
+                    log.info("no push wake for %s: %s", source.metric, exc)
+        return True
+
+    def _pushed(self, _metric: str) -> None:
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.wake.set)
+
+    def _unusable(self, errors: list[str], reason: str, generation: Any) -> None:
+        self.policy = self.runner = None
+        self.metrics.invalid.labels(self.ref.namespace, self.ref.name).set(1)
+        status = invalid_status(
+            errors,
+            generation=generation,
+            now=datetime.now(UTC),
+            previous=self.status,
+            reason=reason,
+        )
+        self._write(status)
+        message = "; ".join(errors)
+        if self.events.should_post("policy", reason, message):
+            self.cluster.event(self.ref, reason=reason, message=message, warning=True)
+
+    def _write(self, status: dict[str, Any]) -> None:
+        if status != self.status:
+            self.cluster.patch_status(self.ref, status)
+            self.status = status
+
+    def _report(self, report: CycleReport) -> None:
+        assert self.runner is not None
+        assert self.policy is not None
+        status = build_status(
+            report,
+            self.runner.states,
+            generation=self.body["metadata"].get("generation"),
+            paused=not self.runner.acting,
+            previous=self.status,
+        )
+        self._write(status)
+        for group in report.groups:
+            key = f"group:{group.group}"
+            if group.error is not None:
+                if self.events.should_post(key, "TargetError", str(group.error)):
+                    self.cluster.event(
+                        self.ref, reason="TargetError", message=str(group.error), warning=True
+                    )
+                continue
+            decision = group.decision
+            if decision is not None and decision.action is not Action.HOLD:
+                self.events.forget(key)
+                verb = "Would" if not group.acted else ""
+                steps = "; ".join(group.applied.steps) if group.applied else ""
+                message = (
+                    f"{group.group}: {decision.current} -> {decision.target}: "
+                    f"{decision.message}" + (f" [{steps}]" if steps else "")
+                )
+                self.cluster.event(
+                    self.ref, reason=f"{verb}{decision.action.value}", message=message
+                )
+        for metric, reading in report.readings.items():
+            key = f"metric:{metric}"
+            if isinstance(reading, Failure):
+                if self.events.should_post(key, "SourceFailed", reading.kind):
+                    self.cluster.event(
+                        self.ref,
+                        reason="SourceFailed",
+                        message=f"{metric}: {reading.message}",
+                        warning=True,
+                    )
+            elif self.events.forget(key):
+                self.cluster.event(
+                    self.ref, reason="SourceRecovered", message=f"{metric} can be read again"
+                )
+
+
+class Workers:
+    """Every policy the operator serves, by namespace and name."""
+
+    def __init__(self, cluster: Cluster, metrics: Metrics, config: OperatorConfig) -> None:
+        self.cluster, self.metrics, self.config = cluster, metrics, config
+        self.workers: dict[tuple[str, str], PolicyWorker] = {}
+        self.lock = threading.Lock()
+
+    def seen(self, body: Mapping[str, Any]) -> None:
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        worker = self.workers.get(key)
+        if worker is None:
+            worker = PolicyWorker(body, self.cluster, self.metrics, self.config)
+            self.workers[key] = worker
+            worker.start()
+        else:
+            worker.update(body)
+
+    async def gone(self, namespace: str, name: str) -> None:
+        worker = self.workers.pop((namespace, name), None)
+        if worker is not None:
+            await worker.stop()
+
+    async def stop_all(self) -> None:
+        for key in list(self.workers):
+            await self.gone(*key)

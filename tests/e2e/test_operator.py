@@ -1,0 +1,237 @@
+"""The operator end to end on the real apiserver: policies in, scale changes, status, Events and
+/metrics out."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import yaml
+from kubernetes import client as k8s
+from testground.kube import KubeCluster
+from testground.process import free_port, wait_for
+from testground.redis_server import RedisServer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def operator(kube: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`autozero operator` as a process, as admin for now; yields its /metrics URL."""
+    kube.kubectl_run("apply", "-f", str(ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"))
+    kube.wait_established("scalingpolicies.autozero.dev")
+    port = free_port()
+    log = (tmp_path_factory.mktemp("operator") / "operator.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "autozero.cli",
+            "operator",
+            "--kubeconfig",
+            str(kube.kubeconfig),
+            "--metrics-port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        wait_for(lambda: _get(url) is not None, timeout=30)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def _get(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return str(response.read().decode())
+    except OSError:
+        return None
+
+
+@pytest.fixture
+def namespace(kube: KubeCluster, kube_api: Any) -> str:
+    name = f"op-{uuid.uuid4().hex[:6]}"
+    k8s.CoreV1Api(kube_api).create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
+    return name
+
+
+def deployment(kube_api: Any, namespace: str, name: str = "worker") -> None:
+    labels = {"app": name}
+    k8s.AppsV1Api(kube_api).create_namespaced_deployment(
+        namespace,
+        k8s.V1Deployment(
+            metadata=k8s.V1ObjectMeta(name=name),
+            spec=k8s.V1DeploymentSpec(
+                replicas=0,
+                selector=k8s.V1LabelSelector(match_labels=labels),
+                template=k8s.V1PodTemplateSpec(
+                    metadata=k8s.V1ObjectMeta(labels=labels),
+                    spec=k8s.V1PodSpec(containers=[k8s.V1Container(name="w", image="w:1")]),
+                ),
+            ),
+        ),
+    )
+
+
+def policy(
+    namespace: str, key: str, *, name: str = "queue-workers", zone: str = "UTC"
+) -> dict[str, Any]:
+    return yaml.safe_load(f"""
+apiVersion: autozero.dev/v1alpha1
+kind: ScalingPolicy
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  pollingInterval: 1s
+  metrics:
+    - name: backlog
+      redis:
+        urlFrom: {{secretKeyRef: {{name: queue, key: url}}}}
+        key: {key}
+        configureNotifications: true
+  groups:
+    - name: workers
+      target: {{kubernetes: {{apiVersion: apps/v1, kind: Deployment, name: worker}}}}
+      capacity: {{minimum: 0, maximum: 4, default: 2}}
+      activation: {{metric: backlog, idleFor: 3s}}
+      profiles:
+        - name: nights
+          recurrence: {{timeZone: {zone}, days: [Sun], hours: [3], duration: 1h}}
+""")
+
+
+def scale_of(kube_api: Any, namespace: str) -> int:
+    scale = k8s.AppsV1Api(kube_api).read_namespaced_deployment_scale("worker", namespace)
+    return int(scale.spec.replicas or 0)
+
+
+def status_of(kube_api: Any, namespace: str, name: str = "queue-workers") -> dict[str, Any]:
+    body = k8s.CustomObjectsApi(kube_api).get_namespaced_custom_object(
+        "autozero.dev", "v1alpha1", namespace, "scalingpolicies", name
+    )
+    return dict(body.get("status") or {})
+
+
+def events_of(kube_api: Any, namespace: str) -> list[tuple[str, str]]:
+    events = k8s.CoreV1Api(kube_api).list_namespaced_event(namespace).items
+    return [(e.reason, e.message) for e in events if e.involved_object.kind == "ScalingPolicy"]
+
+
+def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(c for c in status.get("conditions", []) if c["type"] == kind)
+
+
+def test_a_deployment_wakes_on_work_and_sleeps_when_idle(
+    operator: str, kube: KubeCluster, kube_api: Any, namespace: str, redis_server: RedisServer
+) -> None:
+    deployment(kube_api, namespace)
+    k8s.CoreV1Api(kube_api).create_namespaced_secret(
+        namespace,
+        k8s.V1Secret(
+            metadata=k8s.V1ObjectMeta(name="queue"),
+            data={"url": base64.b64encode(redis_server.url.encode()).decode()},
+        ),
+    )
+    key = f"jobs:{namespace}"
+    queue = redis.Redis.from_url(redis_server.url)
+    kube.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump(policy(namespace, key)))
+    asleep = wait_for(lambda: (s := status_of(kube_api, namespace)).get("groups") and s, timeout=30)
+    assert condition(asleep, "Active")["status"] == "False"
+    assert asleep["groups"][0]["lastDecision"]["reason"] == "Asleep"
+
+    queue.rpush(key, *range(5))
+    started = time.monotonic()
+    wait_for(lambda: scale_of(kube_api, namespace) == 2, timeout=30)
+    woke_in = time.monotonic() - started
+    awake = wait_for(
+        lambda: (s := status_of(kube_api, namespace))["summary"]["awake"] == 1 and s, timeout=15
+    )
+    assert condition(awake, "Active")["status"] == "True"
+    assert awake["groups"][0]["lastScale"]["to"] == 2
+    assert awake["metrics"]["backlog"]["pending"] == 5
+    assert any(reason == "Wake" for reason, _ in events_of(kube_api, namespace))
+    metrics = _get(operator) or ""
+    assert (
+        f'autozero_group_replicas{{group="workers",kind="desired",namespace="{namespace}",'
+        f'policy="queue-workers"}} 2.0'
+    ) in metrics
+    assert woke_in < 10
+
+    queue.delete(key)  # drained
+    wait_for(lambda: scale_of(kube_api, namespace) == 0, timeout=30)
+    final = status_of(kube_api, namespace)
+    assert final["groups"][0]["lastScale"]["to"] == 0
+    assert any(reason == "Sleep" for reason, _ in events_of(kube_api, namespace))
+    out = kube.kubectl_run("get", "sp", "-n", namespace).stdout.splitlines()
+    assert out[1].split()[:3] == ["queue-workers", "1", "0"]
+
+
+def test_an_unusable_policy_gets_a_condition_and_an_event_and_others_go_on(
+    operator: str, kube: KubeCluster, kube_api: Any, namespace: str, redis_server: RedisServer
+) -> None:
+    deployment(kube_api, namespace)
+    k8s.CoreV1Api(kube_api).create_namespaced_secret(
+        namespace,
+        k8s.V1Secret(
+            metadata=k8s.V1ObjectMeta(name="queue"),
+            data={"url": base64.b64encode(redis_server.url.encode()).decode()},
+        ),
+    )
+    bad = policy(namespace, "jobs:bad", name="bad-zone", zone="Europe/Atlantis")
+    good = policy(namespace, f"jobs:{namespace}", name="queue-workers")
+    kube.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump_all([bad, good]))
+    refused = wait_for(
+        lambda: (s := status_of(kube_api, namespace, "bad-zone")).get("conditions") and s,
+        timeout=30,
+    )
+    ready = condition(refused, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidPolicy")
+    assert "unknown time zone 'Europe/Atlantis'" in ready["message"]
+    assert any(
+        r == "InvalidPolicy" and "Europe/Atlantis" in m for r, m in events_of(kube_api, namespace)
+    )
+    served = wait_for(lambda: (s := status_of(kube_api, namespace)).get("groups") and s, timeout=30)
+    assert condition(served, "Ready")["status"] == "True"
+
+
+def test_the_operator_never_writes_spec_labels_annotations_or_finalizers(
+    operator: str, kube: KubeCluster, kube_api: Any, namespace: str, redis_server: RedisServer
+) -> None:
+    deployment(kube_api, namespace)
+    k8s.CoreV1Api(kube_api).create_namespaced_secret(
+        namespace,
+        k8s.V1Secret(
+            metadata=k8s.V1ObjectMeta(name="queue"),
+            data={"url": base64.b64encode(redis_server.url.encode()).decode()},
+        ),
+    )
+    kube.kubectl_run(
+        "apply", "-f", "-", input_text=yaml.safe_dump(policy(namespace, f"jobs:{namespace}"))
+    )
+    wait_for(lambda: status_of(kube_api, namespace).get("groups"), timeout=30)
+    body = k8s.CustomObjectsApi(kube_api).get_namespaced_custom_object(
+        "autozero.dev", "v1alpha1", namespace, "scalingpolicies", "queue-workers"
+    )
+    meta = body["metadata"]
+    assert meta.get("finalizers") in (None, [])
+    annotations = set(meta.get("annotations") or {})
+    assert annotations <= {"kubectl.kubernetes.io/last-applied-configuration"}
+    managers = {m["manager"]: m for m in meta["managedFields"]}
+    operator_writes = [m for name, m in managers.items() if name != "kubectl-client-side-apply"]
+    assert all(m.get("subresource") == "status" for m in operator_writes), operator_writes
