@@ -235,3 +235,73 @@ def test_the_operator_never_writes_spec_labels_annotations_or_finalizers(
     managers = {m["manager"]: m for m in meta["managedFields"]}
     operator_writes = [m for name, m in managers.items() if name != "kubectl-client-side-apply"]
     assert all(m.get("subresource") == "status" for m in operator_writes), operator_writes
+
+
+def secret(kube_api: Any, namespace: str, url: str) -> None:
+    k8s.CoreV1Api(kube_api).create_namespaced_secret(
+        namespace,
+        k8s.V1Secret(
+            metadata=k8s.V1ObjectMeta(name="queue"),
+            data={"url": base64.b64encode(url.encode()).decode()},
+        ),
+    )
+
+
+def test_a_source_down_while_awake_never_scales_down(
+    operator: str, kube: KubeCluster, kube_api: Any, namespace: str, tmp_path: Path
+) -> None:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        deployment(kube_api, namespace)
+        secret(kube_api, namespace, server.url)
+        key = f"jobs:{namespace}"
+        kube.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump(policy(namespace, key)))
+        redis.Redis.from_url(server.url).rpush(key, 1, 2, 3)
+        wait_for(lambda: scale_of(kube_api, namespace) == 2, timeout=30)
+        server.process.stop()  # Redis goes away while the group is awake
+        degraded = wait_for(
+            lambda: (
+                (s := status_of(kube_api, namespace))
+                and condition(s, "Degraded")["status"] == "True"
+                and s
+            ),
+            timeout=20,
+        )
+        assert condition(degraded, "Degraded")["reason"] == "SourceFailed"
+        time.sleep(6)  # twice idleFor: a group that cannot be read must not be put to sleep
+        assert scale_of(kube_api, namespace) == 2
+        failures = [m for r, m in events_of(kube_api, namespace) if r == "SourceFailed"]
+        assert len(failures) == 1, failures  # one Event, not one per cycle
+        server.process.start()  # back, and the queue is empty now (no persistence)
+        wait_for(lambda: scale_of(kube_api, namespace) == 0, timeout=30)
+        assert any(r == "SourceRecovered" for r, _ in events_of(kube_api, namespace))
+        healthy = status_of(kube_api, namespace)
+        assert condition(healthy, "Degraded")["status"] == "False"
+    finally:
+        server.stop()
+
+
+def test_a_missing_workload_is_reported_and_others_go_on(
+    operator: str, kube: KubeCluster, kube_api: Any, namespace: str, redis_server: RedisServer
+) -> None:
+    deployment(kube_api, namespace)
+    secret(kube_api, namespace, redis_server.url)
+    ghost = policy(namespace, "jobs:ghost", name="ghost-workers")
+    ghost["spec"]["groups"][0]["target"]["kubernetes"]["name"] = "ghost"
+    good = policy(namespace, f"jobs:{namespace}")
+    kube.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump_all([ghost, good]))
+    refused = wait_for(
+        lambda: (s := status_of(kube_api, namespace, "ghost-workers")).get("conditions") and s,
+        timeout=30,
+    )
+    ready = condition(refused, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "TargetError")
+    assert "Deployment" in ready["message"]
+    assert "ghost not found" in ready["message"]
+    time.sleep(3)
+    target_errors = [m for r, m in events_of(kube_api, namespace) if r == "TargetError"]
+    assert len(target_errors) == 1, target_errors
+    redis.Redis.from_url(redis_server.url).rpush(f"jobs:{namespace}", 1)
+    wait_for(lambda: scale_of(kube_api, namespace) == 2, timeout=30)
+    redis.Redis.from_url(redis_server.url).delete(f"jobs:{namespace}")
