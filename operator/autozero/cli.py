@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -83,6 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     op.add_argument("--gce-endpoint", help="Compute API endpoint (tests, the emulator)")
     op.add_argument("--liveness", help="e.g. http://0.0.0.0:8081/healthz")
+    op.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="run as one of several replicas: only the Lease holder acts",
+    )
+    op.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE", "default"))
+    op.add_argument("--lease-name", default="autozero-leader")
+    op.add_argument("--lease-seconds", type=int, default=15)
+    op.add_argument("--renew-seconds", type=int, default=10)
+    op.add_argument("--retry-seconds", type=int, default=2)
     return parser
 
 
@@ -211,15 +222,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         return run_standalone(args, sys.stdout)
     if args.command == "operator":
+        from autozero.controller.election import ElectionConfig
         from autozero.controller.handlers import run_operator
         from autozero.controller.workers import OperatorConfig
 
+        election = None
+        if args.leader_elect:
+            election = ElectionConfig(
+                args.lease_namespace,
+                args.lease_name,
+                lease_seconds=args.lease_seconds,
+                renew_seconds=args.renew_seconds,
+                retry_seconds=args.retry_seconds,
+            )
         run_operator(
             kubeconfig=args.kubeconfig,
             metrics_port=args.metrics_port,
             namespaces=args.namespace,
             config=OperatorConfig(args.gce_endpoint),
             liveness=args.liveness,
+            election=election,
         )
         return 0
     parser.print_help(sys.stderr)

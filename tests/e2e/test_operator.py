@@ -305,3 +305,66 @@ def test_a_missing_workload_is_reported_and_others_go_on(
     redis.Redis.from_url(redis_server.url).rpush(f"jobs:{namespace}", 1)
     wait_for(lambda: scale_of(kube_api, namespace) == 2, timeout=30)
     redis.Redis.from_url(redis_server.url).delete(f"jobs:{namespace}")
+
+
+def test_two_replicas_one_leader_and_a_clean_takeover(
+    kube: KubeCluster, kube_api: Any, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    kube.kubectl_run("apply", "-f", str(ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"))
+    kube.wait_established("scalingpolicies.autozero.dev")
+    namespace = f"ha-{uuid.uuid4().hex[:6]}"
+    k8s.CoreV1Api(kube_api).create_namespace(
+        k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace))
+    )
+    replicas = []
+    for n in range(2):
+        log = (tmp_path / f"replica-{n}.log").open("w")
+        replicas.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "autozero.cli",
+                    "operator",
+                    "--kubeconfig",
+                    str(kube.kubeconfig),
+                    "--metrics-port",
+                    str(free_port()),
+                    "--namespace",
+                    namespace,
+                    "--leader-elect",
+                    "--lease-namespace",
+                    namespace,
+                    "--lease-seconds",
+                    "4",
+                    "--renew-seconds",
+                    "3",
+                    "--retry-seconds",
+                    "1",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+    try:
+        deployment(kube_api, namespace)
+        secret(kube_api, namespace, redis_server.url)
+        key = f"jobs:{namespace}"
+        kube.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump(policy(namespace, key)))
+        redis.Redis.from_url(redis_server.url).rpush(key, 1, 2)
+        wait_for(lambda: scale_of(kube_api, namespace) == 2, timeout=40)
+        time.sleep(2)
+        wakes = [m for r, m in events_of(kube_api, namespace) if r == "Wake"]
+        assert len(wakes) == 1, wakes  # one replica acted
+        lease = k8s.CoordinationV1Api(kube_api).read_namespaced_lease("autozero-leader", namespace)
+        leader_pid = int(lease.spec.holder_identity.rsplit("-", 1)[1])
+        leader = next(p for p in replicas if p.pid == leader_pid)
+        leader.kill()  # SIGKILL: no chance to hand over
+        redis.Redis.from_url(redis_server.url).delete(key)
+        wait_for(lambda: scale_of(kube_api, namespace) == 0, timeout=40)
+        lease = k8s.CoordinationV1Api(kube_api).read_namespaced_lease("autozero-leader", namespace)
+        assert int(lease.spec.holder_identity.rsplit("-", 1)[1]) != leader_pid
+    finally:
+        for replica in replicas:
+            replica.kill()
+            replica.wait(timeout=10)

@@ -16,6 +16,7 @@ import kopf
 from prometheus_client import start_http_server
 
 from autozero.controller.cluster import PLURAL, Cluster
+from autozero.controller.election import ElectionConfig, start_election
 from autozero.controller.metrics import Metrics
 from autozero.controller.workers import OperatorConfig, Workers
 from autozero.policy.model import API_GROUP, API_VERSION
@@ -49,12 +50,17 @@ def run_operator(
     namespaces: list[str],
     config: OperatorConfig,
     liveness: str | None = None,
+    election: ElectionConfig | None = None,
 ) -> None:
     """Run until interrupted: `autozero operator`. In a cluster it uses its service account;
     elsewhere the kubeconfig (`--kubeconfig` or $KUBECONFIG)."""
     from kubernetes import client
     from kubernetes import config as kube_config
 
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one line per watch event
     if kubeconfig:
         kube_config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
     else:
@@ -90,7 +96,15 @@ def run_operator(
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-        workers_ref["workers"] = Workers(Cluster(api), metrics, config)
+        workers = Workers(Cluster(api), metrics, config, active=election is None)
+        workers_ref["workers"] = workers
+        if election is not None:
+            loop = asyncio.get_running_loop()
+
+            def lead() -> None:
+                loop.call_soon_threadsafe(workers.activate)
+
+            start_election(election, lead)
         settings.posting.enabled = False  # our own Events, deduplicated
         settings.watching.server_timeout = 300
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -223,10 +222,12 @@ class PolicyWorker:
 class Workers:
     """Every policy the operator serves, by namespace and name."""
 
-    def __init__(self, cluster: Cluster, metrics: Metrics, config: OperatorConfig) -> None:
+    def __init__(
+        self, cluster: Cluster, metrics: Metrics, config: OperatorConfig, *, active: bool = True
+    ) -> None:
         self.cluster, self.metrics, self.config = cluster, metrics, config
         self.workers: dict[tuple[str, str], PolicyWorker] = {}
-        self.lock = threading.Lock()
+        self.active = active  # False for a follower: it knows every policy and acts on none
 
     def seen(self, body: Mapping[str, Any]) -> None:
         meta = body["metadata"]
@@ -235,9 +236,17 @@ class Workers:
         if worker is None:
             worker = PolicyWorker(body, self.cluster, self.metrics, self.config)
             self.workers[key] = worker
-            worker.start()
+            if self.active:
+                worker.start()
         else:
             worker.update(body)
+
+    def activate(self) -> None:
+        """This replica became the leader: start acting on every policy it knows."""
+        self.active = True
+        for worker in self.workers.values():
+            if worker.task is None:
+                worker.start()
 
     async def gone(self, namespace: str, name: str) -> None:
         worker = self.workers.pop((namespace, name), None)
