@@ -165,7 +165,7 @@ def test_a_deployment_wakes_on_work_and_sleeps_when_idle(
     assert condition(awake, "Active")["status"] == "True"
     assert awake["groups"][0]["lastScale"]["to"] == 2
     assert awake["metrics"]["backlog"]["pending"] == 5
-    assert any(reason == "Wake" for reason, _ in events_of(kube_api, namespace))
+    wait_for(lambda: any(r == "Wake" for r, _ in events_of(kube_api, namespace)), timeout=15)
     metrics = _get(operator) or ""
     assert (
         f'autozero_group_replicas{{group="workers",kind="desired",namespace="{namespace}",'
@@ -177,7 +177,7 @@ def test_a_deployment_wakes_on_work_and_sleeps_when_idle(
     wait_for(lambda: scale_of(kube_api, namespace) == 0, timeout=30)
     final = status_of(kube_api, namespace)
     assert final["groups"][0]["lastScale"]["to"] == 0
-    assert any(reason == "Sleep" for reason, _ in events_of(kube_api, namespace))
+    wait_for(lambda: any(r == "Sleep" for r, _ in events_of(kube_api, namespace)), timeout=15)
     out = kube.kubectl_run("get", "sp", "-n", namespace).stdout.splitlines()
     assert out[1].split()[:3] == ["queue-workers", "1", "0"]
 
@@ -275,7 +275,10 @@ def test_a_source_down_while_awake_never_scales_down(
         assert len(failures) == 1, failures  # one Event, not one per cycle
         server.process.start()  # back, and the queue is empty now (no persistence)
         wait_for(lambda: scale_of(kube_api, namespace) == 0, timeout=30)
-        assert any(r == "SourceRecovered" for r, _ in events_of(kube_api, namespace))
+        wait_for(
+            lambda: any(r == "SourceRecovered" for r, _ in events_of(kube_api, namespace)),
+            timeout=15,
+        )
         healthy = status_of(kube_api, namespace)
         assert condition(healthy, "Degraded")["status"] == "False"
     finally:
@@ -356,15 +359,146 @@ def test_two_replicas_one_leader_and_a_clean_takeover(
         time.sleep(2)
         wakes = [m for r, m in events_of(kube_api, namespace) if r == "Wake"]
         assert len(wakes) == 1, wakes  # one replica acted
-        lease = k8s.CoordinationV1Api(kube_api).read_namespaced_lease("autozero-leader", namespace)
-        leader_pid = int(lease.spec.holder_identity.rsplit("-", 1)[1])
-        leader = next(p for p in replicas if p.pid == leader_pid)
+
+        def holder() -> str:
+            lease = k8s.CoordinationV1Api(kube_api).read_namespaced_lease(
+                "autozero-leader", namespace
+            )
+            return str(lease.spec.holder_identity)
+
+        leader_identity = holder()
+        leader = next(p for p in replicas if leader_identity.endswith(f"-{p.pid}"))
         leader.kill()  # SIGKILL: no chance to hand over
+        wait_for(lambda: holder() != leader_identity, timeout=30, interval=0.5)
+        assert scale_of(kube_api, namespace) == 2  # work still pending: the new leader holds
         redis.Redis.from_url(redis_server.url).delete(key)
         wait_for(lambda: scale_of(kube_api, namespace) == 0, timeout=40)
-        lease = k8s.CoordinationV1Api(kube_api).read_namespaced_lease("autozero-leader", namespace)
-        assert int(lease.spec.holder_identity.rsplit("-", 1)[1]) != leader_pid
+        sleeps = wait_for(
+            lambda: [m for r, m in events_of(kube_api, namespace) if r == "Sleep"], timeout=15
+        )
+        assert len(sleeps) == 1
     finally:
         for replica in replicas:
             replica.kill()
             replica.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def gce_operator(kube: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """An emulator and an operator that uses it, serving namespaces `gce-*`."""
+    from gce_emulator import EmulatorServer, Settings
+
+    emulator = EmulatorServer(
+        settings=Settings(
+            operation_seconds=0.1,
+            instance_boot_seconds=0.2,
+            instance_stop_seconds=0.1,
+            autoscaler_period_seconds=0.5,
+        )
+    ).start()
+    kube.kubectl_run("apply", "-f", str(ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"))
+    kube.wait_established("scalingpolicies.autozero.dev")
+    log = (tmp_path_factory.mktemp("gce-operator") / "operator.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "autozero.cli",
+            "operator",
+            "--kubeconfig",
+            str(kube.kubeconfig),
+            "--metrics-port",
+            str(free_port()),
+            "--namespace",
+            "gce-*",
+            "--gce-endpoint",
+            emulator.api_endpoint,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield emulator
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+        emulator.stop()
+
+
+@pytest.mark.parametrize("scope", ["zone", "region"])
+def test_a_mig_wakes_with_autoscaler_handoff_and_sleeps(
+    gce_operator: Any, kube: KubeCluster, kube_api: Any, redis_server: RedisServer, scope: str
+) -> None:
+    from google.auth.credentials import AnonymousCredentials
+    from googleapiclient import discovery
+
+    emulator = gce_operator
+    location = "europe-west1-c" if scope == "zone" else "europe-west1"
+    compute = discovery.build(
+        "compute",
+        "v1",
+        credentials=AnonymousCredentials(),
+        static_discovery=True,
+        cache_discovery=False,
+        client_options={"api_endpoint": emulator.api_endpoint},
+    )
+    managers = (
+        compute.instanceGroupManagers()
+        if scope == "zone"
+        else compute.regionInstanceGroupManagers()
+    )
+    where = {scope: location}
+    op = managers.insert(
+        project="acme", body={"name": "bids", "instanceTemplate": "t", "targetSize": 0}, **where
+    ).execute()
+    operations = compute.zoneOperations() if scope == "zone" else compute.regionOperations()
+    operations.wait(project="acme", operation=op["name"], **where).execute()
+    namespace = f"gce-{uuid.uuid4().hex[:6]}"
+    k8s.CoreV1Api(kube_api).create_namespace(
+        k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace))
+    )
+    secret(kube_api, namespace, redis_server.url)
+    manifest = policy(namespace, f"jobs:{namespace}")
+    manifest["spec"]["groups"][0]["target"] = {
+        "gce": {"project": "acme", scope: location, "instanceGroupManager": "bids"}
+    }
+    manifest["spec"]["groups"][0]["handoff"] = {
+        "gceAutoscaler": {
+            "minReplicas": 1,
+            "maxReplicas": 4,
+            "coolDownPeriod": "60s",
+            "cpuUtilizationTarget": 0.8,
+        }
+    }
+    kube.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump(manifest))
+
+    def group() -> dict[str, Any]:
+        return dict(managers.get(project="acme", instanceGroupManager="bids", **where).execute())
+
+    redis.Redis.from_url(redis_server.url).rpush(f"jobs:{namespace}", 1)
+    awake = wait_for(lambda: (g := group()).get("status", {}).get("autoscaler") and g, timeout=30)
+    assert awake["targetSize"] >= 1
+    wait_for(lambda: any(r == "Wake" for r, _ in events_of(kube_api, namespace)), timeout=15)
+    redis.Redis.from_url(redis_server.url).delete(f"jobs:{namespace}")
+    asleep = wait_for(lambda: (g := group())["targetSize"] == 0 and g, timeout=30)
+    assert "autoscaler" not in asleep.get("status", {})  # no orphan autoscaler at zero
+    sleeps = wait_for(
+        lambda: [m for r, m in events_of(kube_api, namespace) if r == "Sleep"], timeout=15
+    )
+    assert "delete autoscaler autozero-bids" in sleeps[0]
+
+
+def test_the_operator_resumes_after_an_apiserver_restart(
+    operator: str, kube: KubeCluster, kube_api: Any, namespace: str, redis_server: RedisServer
+) -> None:
+    deployment(kube_api, namespace)
+    secret(kube_api, namespace, redis_server.url)
+    key = f"jobs:{namespace}"
+    kube.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump(policy(namespace, key)))
+    wait_for(lambda: status_of(kube_api, namespace).get("groups"), timeout=30)
+    kube.restart_apiserver()
+    redis.Redis.from_url(redis_server.url).rpush(key, 1)
+    wait_for(lambda: scale_of(kube_api, namespace) == 2, timeout=60)
+    redis.Redis.from_url(redis_server.url).delete(key)
+    wait_for(lambda: scale_of(kube_api, namespace) == 0, timeout=60)
