@@ -502,3 +502,79 @@ def test_the_operator_resumes_after_an_apiserver_restart(
     wait_for(lambda: scale_of(kube_api, namespace) == 2, timeout=60)
     redis.Redis.from_url(redis_server.url).delete(key)
     wait_for(lambda: scale_of(kube_api, namespace) == 0, timeout=60)
+
+
+def test_the_operator_works_under_the_charts_service_account(
+    kube: KubeCluster, kube_api: Any, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Not as admin: the chart's ServiceAccount with the chart's ClusterRole, RBAC enforced."""
+    kube.kubectl_run("apply", "-f", str(ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"))
+    kube.wait_established("scalingpolicies.autozero.dev")
+    kube.kubectl_run("create", "namespace", "autozero-rbac", check=False)
+    rendered = subprocess.run(
+        [
+            str(kube.helm),
+            "template",
+            "rbac",
+            str(ROOT / "charts" / "autozero"),
+            "--namespace",
+            "autozero-rbac",
+            "--set",
+            "watchNamespaces={rb-*}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    kube.kubectl_run("apply", "-f", "-", input_text=rendered)
+    token = kube.kubectl_run(
+        "create", "token", "autozero", "-n", "autozero-rbac", "--duration=1h"
+    ).stdout.strip()
+    config = kube.write_kubeconfig(tmp_path / "sa.kubeconfig", user="autozero", token=token)
+    log = (tmp_path / "operator.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "autozero.cli",
+            "operator",
+            "--kubeconfig",
+            str(config),
+            "--metrics-port",
+            str(free_port()),
+            "--namespace",
+            "rb-*",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        namespace = f"rb-{uuid.uuid4().hex[:6]}"
+        k8s.CoreV1Api(kube_api).create_namespace(
+            k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace))
+        )
+        deployment(kube_api, namespace)
+        secret(kube_api, namespace, redis_server.url)
+        key = f"jobs:{namespace}"
+        kube.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump(policy(namespace, key)))
+        redis.Redis.from_url(redis_server.url).rpush(key, 1)
+        wait_for(lambda: scale_of(kube_api, namespace) == 2, timeout=40)
+        wait_for(lambda: any(r == "Wake" for r, _ in events_of(kube_api, namespace)), timeout=15)
+        redis.Redis.from_url(redis_server.url).delete(key)
+        wait_for(lambda: scale_of(kube_api, namespace) == 0, timeout=40)
+        assert status_of(kube_api, namespace)["groups"][0]["lastScale"]["to"] == 0
+        denied = kube.kubectl_run(
+            "auth",
+            "can-i",
+            "delete",
+            "deployments",
+            "-n",
+            namespace,
+            kubeconfig=config,
+            check=False,
+        )
+        assert denied.stdout.strip() == "no"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()

@@ -56,3 +56,8 @@ def test_every_field_of_the_crd_has_a_description() -> None:
     walk(crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"], "")
     # The apiserver forbids anything but `type` on metadata.
     assert missing == [".metadata"]
+
+
+def test_the_chart_ships_the_same_crd() -> None:
+    chart = ROOT / "charts" / "autozero" / "crds" / "scalingpolicies.autozero.dev.yaml"
+    assert chart.read_text() == crd_yaml(), "copy crds/ into charts/autozero/crds/"
