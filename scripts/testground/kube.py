@@ -6,7 +6,6 @@ Deployments get ReplicaSets, `/scale` works, and RBAC is enforced, which is all 
 
 from __future__ import annotations
 
-import shutil
 import ssl
 import subprocess
 import tempfile
@@ -281,8 +280,4 @@ def _insecure_ok(url: str) -> bool:
         return bool(response.status == 200 and response.read().strip() == b"ok")
 
 
-def remove_workdir(cluster: KubeCluster) -> None:
-    shutil.rmtree(cluster.workdir, ignore_errors=True)
-
-
-__all__ = ["Etcd", "KubeCluster", "ServerStartError", "remove_workdir", "start_cluster"]
+__all__ = ["Etcd", "KubeCluster", "KubectlError", "ServerStartError", "start_cluster"]

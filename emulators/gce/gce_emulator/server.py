@@ -439,7 +439,7 @@ class Emulator:
 
         def effect() -> None:
             for instance in group.instances:
-                self.world._stop_process(instance)
+                self.world.stop_process(instance)
             self.world.groups.pop(key, None)
 
         op = self.world.start_operation(

@@ -289,7 +289,7 @@ class World:
                 instance.process = self._start_process(group, instance)
                 moved = True
             elif instance.action == "DELETING" and now >= instance.changes_at:
-                self._stop_process(instance)
+                self.stop_process(instance)
                 group.instances.remove(instance)
                 moved = True
         alive = [i for i in group.instances if i.action != "DELETING"]
@@ -331,7 +331,7 @@ class World:
         return subprocess.Popen(command, env=env, start_new_session=True, stdin=subprocess.DEVNULL)
 
     @staticmethod
-    def _stop_process(instance: Instance) -> None:
+    def stop_process(instance: Instance) -> None:
         process = instance.process
         if process is None:
             return
@@ -349,7 +349,7 @@ class World:
         with self.lock:
             for group in self.groups.values():
                 for instance in group.instances:
-                    self._stop_process(instance)
+                    self.stop_process(instance)
 
     def reset(self) -> None:
         with self.lock:

@@ -8,7 +8,7 @@ the order of steps is such that a crash between two of them is repaired by the n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -76,9 +76,6 @@ class ScaleTarget(Protocol):
     def apply(self, change: Change, observed: Observed) -> Applied:
         """Carry out `change` given what was just observed; write nothing if nothing differs."""
         ...
-
-
-Observations = Mapping[str, Observed | TargetError]
 
 
 def converge(

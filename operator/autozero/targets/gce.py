@@ -19,7 +19,7 @@ import random
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -406,7 +406,3 @@ class GCEGroup:
             delete_autoscaler=delete,
             foreign=foreign,
         )
-
-
-def gce_groups(compute: Compute, targets: Iterable[tuple[str, GCETarget]]) -> list[GCEGroup]:
-    return [GCEGroup(name, target, compute) for name, target in targets]
