@@ -578,3 +578,113 @@ def test_the_operator_works_under_the_charts_service_account(
         process.terminate()
         process.wait(timeout=30)
         log.close()
+
+
+def apply_policy(kube: KubeCluster, manifest: dict[str, Any]) -> None:
+    kube.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump(manifest))
+
+
+@pytest.mark.parametrize("mode", ["annotation-paused", "dry-run"])
+def test_paused_and_dry_run_decide_but_never_scale(
+    operator: str,
+    kube: KubeCluster,
+    kube_api: Any,
+    namespace: str,
+    redis_server: RedisServer,
+    mode: str,
+) -> None:
+    deployment(kube_api, namespace)
+    secret(kube_api, namespace, redis_server.url)
+    key = f"jobs:{namespace}"
+    manifest = policy(namespace, key)
+    if mode == "dry-run":
+        manifest["spec"]["dryRun"] = True
+    else:
+        manifest["metadata"]["annotations"] = {"autozero.dev/paused": "true"}
+    redis.Redis.from_url(redis_server.url).rpush(key, 1)
+    apply_policy(kube, manifest)
+    decided = wait_for(
+        lambda: (
+            (s := status_of(kube_api, namespace)).get("groups")
+            and s["groups"][0]["lastDecision"]["action"] == "Wake"
+            and s
+        ),
+        timeout=30,
+    )
+    assert condition(decided, "Paused")["status"] == "True"
+    wait_for(lambda: any(r == "WouldWake" for r, _ in events_of(kube_api, namespace)), timeout=15)
+    time.sleep(2)
+    assert scale_of(kube_api, namespace) == 0
+    redis.Redis.from_url(redis_server.url).delete(key)
+
+
+def test_a_statefulset_and_a_scale_crd_are_driven_too(
+    operator: str, kube: KubeCluster, kube_api: Any, namespace: str, redis_server: RedisServer
+) -> None:
+    kube.kubectl_run(
+        "apply",
+        "-f",
+        "-",
+        input_text=yaml.safe_dump(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "StatefulSet",
+                "metadata": {"name": "shards", "namespace": namespace},
+                "spec": {
+                    "replicas": 0,
+                    "serviceName": "shards",
+                    "selector": {"matchLabels": {"app": "shards"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "shards"}},
+                        "spec": {"containers": [{"name": "s", "image": "s:1"}]},
+                    },
+                },
+            }
+        ),
+    )
+    secret(kube_api, namespace, redis_server.url)
+    key = f"jobs:{namespace}"
+    manifest = policy(namespace, key)
+    manifest["spec"]["groups"][0]["target"]["kubernetes"] = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "name": "shards",
+    }
+    apply_policy(kube, manifest)
+    redis.Redis.from_url(redis_server.url).rpush(key, 1)
+
+    def replicas() -> int:
+        scale = k8s.AppsV1Api(kube_api).read_namespaced_stateful_set_scale("shards", namespace)
+        return int(scale.spec.replicas or 0)
+
+    wait_for(lambda: replicas() == 2, timeout=30)
+    redis.Redis.from_url(redis_server.url).delete(key)
+    wait_for(lambda: replicas() == 0, timeout=30)
+
+
+def test_a_half_done_hpa_handoff_is_finished_and_no_hpa_is_left_at_zero(
+    operator: str, kube: KubeCluster, kube_api: Any, namespace: str, redis_server: RedisServer
+) -> None:
+    """As after a SIGKILL between "scale up" and "create the HPA": the operator finishes it."""
+    deployment(kube_api, namespace)
+    k8s.AppsV1Api(kube_api).patch_namespaced_deployment_scale(
+        "worker", namespace, {"spec": {"replicas": 2}}
+    )
+    secret(kube_api, namespace, redis_server.url)
+    key = f"jobs:{namespace}"
+    redis.Redis.from_url(redis_server.url).rpush(key, 1)
+    manifest = policy(namespace, key)
+    manifest["spec"]["groups"][0]["handoff"] = {"hpa": {"minReplicas": 1, "maxReplicas": 3}}
+    apply_policy(kube, manifest)
+    autoscaling = k8s.AutoscalingV2Api(kube_api)
+
+    def hpas() -> list[str]:
+        return [
+            h.metadata.name
+            for h in autoscaling.list_namespaced_horizontal_pod_autoscaler(namespace).items
+        ]
+
+    assert wait_for(lambda: hpas() == ["autozero-worker"], timeout=30)
+    redis.Redis.from_url(redis_server.url).delete(key)
+    wait_for(lambda: scale_of(kube_api, namespace) == 0, timeout=40)
+    assert hpas() == []
