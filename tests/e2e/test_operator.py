@@ -25,6 +25,16 @@ from testground.redis_server import RedisServer
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def start_operator(log: Any, args: list[str]) -> subprocess.Popen[bytes]:
+    """`autozero operator ARGS` as its own process, its output in `log`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "autozero.cli", "operator", *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
 @pytest.fixture(scope="module")
 def operator(kube: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`autozero operator` as a process, as admin for now; yields its /metrics URL."""
@@ -32,20 +42,10 @@ def operator(kube: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
     kube.wait_established("scalingpolicies.autozero.dev")
     port = free_port()
     log = (tmp_path_factory.mktemp("operator") / "operator.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "autozero.cli",
-            "operator",
-            "--kubeconfig",
-            str(kube.kubeconfig),
-            "--metrics-port",
-            str(port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    # Only `op-*` namespaces: the HA, GCE and RBAC tests run their own operators elsewhere.
+    process = start_operator(
+        log,
+        ["--kubeconfig", str(kube.kubeconfig), "--metrics-port", str(port), "--namespace", "op-*"],
     )
     url = f"http://127.0.0.1:{port}/metrics"
     try:
@@ -323,12 +323,9 @@ def test_two_replicas_one_leader_and_a_clean_takeover(
     for n in range(2):
         log = (tmp_path / f"replica-{n}.log").open("w")
         replicas.append(
-            subprocess.Popen(
+            start_operator(
+                log,
                 [
-                    sys.executable,
-                    "-m",
-                    "autozero.cli",
-                    "operator",
                     "--kubeconfig",
                     str(kube.kubeconfig),
                     "--metrics-port",
@@ -345,8 +342,6 @@ def test_two_replicas_one_leader_and_a_clean_takeover(
                     "--retry-seconds",
                     "1",
                 ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
             )
         )
     try:
@@ -399,12 +394,9 @@ def gce_operator(kube: KubeCluster, tmp_path_factory: pytest.TempPathFactory) ->
     kube.kubectl_run("apply", "-f", str(ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"))
     kube.wait_established("scalingpolicies.autozero.dev")
     log = (tmp_path_factory.mktemp("gce-operator") / "operator.log").open("w")
-    process = subprocess.Popen(
+    process = start_operator(
+        log,
         [
-            sys.executable,
-            "-m",
-            "autozero.cli",
-            "operator",
             "--kubeconfig",
             str(kube.kubeconfig),
             "--metrics-port",
@@ -414,8 +406,6 @@ def gce_operator(kube: KubeCluster, tmp_path_factory: pytest.TempPathFactory) ->
             "--gce-endpoint",
             emulator.api_endpoint,
         ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
     )
     try:
         yield emulator
@@ -532,21 +522,9 @@ def test_the_operator_works_under_the_charts_service_account(
     ).stdout.strip()
     config = kube.write_kubeconfig(tmp_path / "sa.kubeconfig", user="autozero", token=token)
     log = (tmp_path / "operator.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "autozero.cli",
-            "operator",
-            "--kubeconfig",
-            str(config),
-            "--metrics-port",
-            str(free_port()),
-            "--namespace",
-            "rb-*",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    process = start_operator(
+        log,
+        ["--kubeconfig", str(config), "--metrics-port", str(free_port()), "--namespace", "rb-*"],
     )
     try:
         namespace = f"rb-{uuid.uuid4().hex[:6]}"
