@@ -203,11 +203,22 @@ def test_an_unusable_policy_gets_a_condition_and_an_event_and_others_go_on(
     ready = condition(refused, "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "InvalidPolicy")
     assert "unknown time zone 'Europe/Atlantis'" in ready["message"]
-    assert any(
-        r == "InvalidPolicy" and "Europe/Atlantis" in m for r, m in events_of(kube_api, namespace)
+    wait_for(
+        lambda: any(
+            r == "InvalidPolicy" and "Europe/Atlantis" in m
+            for r, m in events_of(kube_api, namespace)
+        ),
+        timeout=15,
     )
     served = wait_for(lambda: (s := status_of(kube_api, namespace)).get("groups") and s, timeout=30)
     assert condition(served, "Ready")["status"] == "True"
+    # Fixed in Git and applied again: the same policy is served.
+    fixed = policy(namespace, "jobs:bad", name="bad-zone", zone="Europe/Paris")
+    kube.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump(fixed))
+    wait_for(
+        lambda: condition(status_of(kube_api, namespace, "bad-zone"), "Ready")["status"] == "True",
+        timeout=30,
+    )
 
 
 def test_the_operator_never_writes_spec_labels_annotations_or_finalizers(

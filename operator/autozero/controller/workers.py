@@ -101,7 +101,7 @@ class PolicyWorker:
             self.wake.clear()
 
     async def _cycle(self) -> float:
-        if self.rebuild:
+        if self.rebuild or self.runner is None:  # an unusable policy is retried each time
             ready = await asyncio.to_thread(self._build)
             if not ready:
                 return 30.0
