@@ -133,7 +133,11 @@ def main() -> None:
     finally:
         if operator is not None:
             operator.terminate()
-            operator.wait(timeout=30)
+            try:
+                operator.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # stop it anyway; the servers must go too
+                operator.kill()
+                operator.wait(timeout=10)
         server.stop()
         cluster.stop()
 

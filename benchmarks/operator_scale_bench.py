@@ -153,7 +153,11 @@ def measure(size: int, cycles: int) -> tuple[float, float]:
     finally:
         if operator is not None:
             operator.terminate()
-            operator.wait(timeout=30)
+            try:
+                operator.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # stop it anyway; the servers must go too
+                operator.kill()
+                operator.wait(timeout=10)
         server.stop()
         cluster.stop()
 
