@@ -7,7 +7,6 @@ Run: .venv/bin/python benchmarks/operator_bench.py [--trials 5] [--polling 15s]
 from __future__ import annotations
 
 import argparse
-import base64
 import statistics
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from kubernetes.config import new_client_from_config
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from testground.kube import start_cluster  # noqa: E402
+from testground.kube import create_secret, create_worker_deployment, start_cluster  # noqa: E402
 from testground.process import free_port, wait_for  # noqa: E402
 from testground.redis_server import RedisServer  # noqa: E402
 
@@ -83,28 +82,8 @@ def main() -> None:
             namespace = "bench-push" if push else "bench-poll"
             core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
             core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace)))
-            core.create_namespaced_secret(
-                namespace,
-                k8s.V1Secret(
-                    metadata=k8s.V1ObjectMeta(name="queue"),
-                    data={"url": base64.b64encode(server.url.encode()).decode()},
-                ),
-            )
-            labels = {"app": "worker"}
-            apps.create_namespaced_deployment(
-                namespace,
-                k8s.V1Deployment(
-                    metadata=k8s.V1ObjectMeta(name="worker"),
-                    spec=k8s.V1DeploymentSpec(
-                        replicas=0,
-                        selector=k8s.V1LabelSelector(match_labels=labels),
-                        template=k8s.V1PodTemplateSpec(
-                            metadata=k8s.V1ObjectMeta(labels=labels),
-                            spec=k8s.V1PodSpec(containers=[k8s.V1Container(name="w", image="w:1")]),
-                        ),
-                    ),
-                ),
-            )
+            create_secret(api, namespace, "queue", {"url": server.url})
+            create_worker_deployment(api, namespace, "worker")
             cluster.kubectl_run(
                 "apply", "-f", "-", input_text=policy(namespace, args.polling, push)
             )

@@ -11,7 +11,6 @@ polling intervals once every group has a status.
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from kubernetes.config import new_client_from_config
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from testground.kube import start_cluster  # noqa: E402
+from testground.kube import create_secret, create_worker_deployment, start_cluster  # noqa: E402
 from testground.process import free_port, wait_for  # noqa: E402
 from testground.redis_server import RedisServer  # noqa: E402
 
@@ -88,39 +87,17 @@ def measure(size: int, cycles: int) -> tuple[float, float]:
     operator = None
     try:
         api = new_client_from_config(config_file=str(cluster.kubeconfig))
-        core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
+        core = k8s.CoreV1Api(api)
         cluster.kubectl_run("apply", "-f", str(ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"))
         cluster.wait_established("scalingpolicies.autozero.dev")
         namespace = "fleet"
         core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace)))
-        core.create_namespaced_secret(
-            namespace,
-            k8s.V1Secret(
-                metadata=k8s.V1ObjectMeta(name="queue"),
-                data={"url": base64.b64encode(server.url.encode()).decode()},
-            ),
-        )
+        create_secret(api, namespace, "queue", {"url": server.url})
         per_policy = 10 if size >= 10 else size
         policies = size // per_policy
         for p in range(policies):
             for n in range(per_policy):
-                labels = {"app": f"w-{p}-{n}"}
-                apps.create_namespaced_deployment(
-                    namespace,
-                    k8s.V1Deployment(
-                        metadata=k8s.V1ObjectMeta(name=f"w-{p}-{n}"),
-                        spec=k8s.V1DeploymentSpec(
-                            replicas=0,
-                            selector=k8s.V1LabelSelector(match_labels=labels),
-                            template=k8s.V1PodTemplateSpec(
-                                metadata=k8s.V1ObjectMeta(labels=labels),
-                                spec=k8s.V1PodSpec(
-                                    containers=[k8s.V1Container(name="w", image="w:1")]
-                                ),
-                            ),
-                        ),
-                    ),
-                )
+                create_worker_deployment(api, namespace, f"w-{p}-{n}")
         manifests = [policy(namespace, p, per_policy) for p in range(policies)]
         cluster.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump_all(manifests))
         operator = subprocess.Popen(

@@ -12,6 +12,7 @@ import tempfile
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -280,4 +281,50 @@ def _insecure_ok(url: str) -> bool:
         return bool(response.status == 200 and response.read().strip() == b"ok")
 
 
-__all__ = ["Etcd", "KubeCluster", "KubectlError", "ServerStartError", "start_cluster"]
+def create_worker_deployment(
+    api: Any, namespace: str, name: str = "worker", *, image: str = "w:1"
+) -> None:
+    """A Deployment at 0 replicas with one container, for tests and benchmarks to scale (its pods
+    never run: there is no kubelet)."""
+    from kubernetes import client
+
+    labels = {"app": name}
+    client.AppsV1Api(api).create_namespaced_deployment(
+        namespace,
+        client.V1Deployment(
+            metadata=client.V1ObjectMeta(name=name),
+            spec=client.V1DeploymentSpec(
+                replicas=0,
+                selector=client.V1LabelSelector(match_labels=labels),
+                template=client.V1PodTemplateSpec(
+                    metadata=client.V1ObjectMeta(labels=labels),
+                    spec=client.V1PodSpec(containers=[client.V1Container(name="w", image=image)]),
+                ),
+            ),
+        ),
+    )
+
+
+def create_secret(api: Any, namespace: str, name: str, data: dict[str, str]) -> None:
+    """A Secret holding `data` (plain strings; encoded here)."""
+    import base64
+
+    from kubernetes import client
+
+    encoded: dict[str, bytes | str] = {
+        k: base64.b64encode(v.encode()).decode() for k, v in data.items()
+    }
+    client.CoreV1Api(api).create_namespaced_secret(
+        namespace, client.V1Secret(metadata=client.V1ObjectMeta(name=name), data=encoded)
+    )
+
+
+__all__ = [
+    "Etcd",
+    "KubeCluster",
+    "KubectlError",
+    "ServerStartError",
+    "create_secret",
+    "create_worker_deployment",
+    "start_cluster",
+]

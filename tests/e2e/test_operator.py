@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import pytest
 import redis
 import yaml
 from kubernetes import client as k8s
-from testground.kube import KubeCluster
+from testground.kube import KubeCluster, create_secret, create_worker_deployment
 from testground.process import free_port, wait_for
 from testground.redis_server import RedisServer
 
@@ -73,21 +72,11 @@ def namespace(kube: KubeCluster, kube_api: Any) -> str:
 
 
 def deployment(kube_api: Any, namespace: str, name: str = "worker") -> None:
-    labels = {"app": name}
-    k8s.AppsV1Api(kube_api).create_namespaced_deployment(
-        namespace,
-        k8s.V1Deployment(
-            metadata=k8s.V1ObjectMeta(name=name),
-            spec=k8s.V1DeploymentSpec(
-                replicas=0,
-                selector=k8s.V1LabelSelector(match_labels=labels),
-                template=k8s.V1PodTemplateSpec(
-                    metadata=k8s.V1ObjectMeta(labels=labels),
-                    spec=k8s.V1PodSpec(containers=[k8s.V1Container(name="w", image="w:1")]),
-                ),
-            ),
-        ),
-    )
+    create_worker_deployment(kube_api, namespace, name)
+
+
+def secret(kube_api: Any, namespace: str, url: str) -> None:
+    create_secret(kube_api, namespace, "queue", {"url": url})
 
 
 def policy(
@@ -141,13 +130,7 @@ def test_a_deployment_wakes_on_work_and_sleeps_when_idle(
     operator: str, kube: KubeCluster, kube_api: Any, namespace: str, redis_server: RedisServer
 ) -> None:
     deployment(kube_api, namespace)
-    k8s.CoreV1Api(kube_api).create_namespaced_secret(
-        namespace,
-        k8s.V1Secret(
-            metadata=k8s.V1ObjectMeta(name="queue"),
-            data={"url": base64.b64encode(redis_server.url.encode()).decode()},
-        ),
-    )
+    secret(kube_api, namespace, redis_server.url)
     key = f"jobs:{namespace}"
     queue = redis.Redis.from_url(redis_server.url)
     kube.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump(policy(namespace, key)))
@@ -186,13 +169,7 @@ def test_an_unusable_policy_gets_a_condition_and_an_event_and_others_go_on(
     operator: str, kube: KubeCluster, kube_api: Any, namespace: str, redis_server: RedisServer
 ) -> None:
     deployment(kube_api, namespace)
-    k8s.CoreV1Api(kube_api).create_namespaced_secret(
-        namespace,
-        k8s.V1Secret(
-            metadata=k8s.V1ObjectMeta(name="queue"),
-            data={"url": base64.b64encode(redis_server.url.encode()).decode()},
-        ),
-    )
+    secret(kube_api, namespace, redis_server.url)
     bad = policy(namespace, "jobs:bad", name="bad-zone", zone="Europe/Atlantis")
     good = policy(namespace, f"jobs:{namespace}", name="queue-workers")
     kube.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump_all([bad, good]))
@@ -225,13 +202,7 @@ def test_the_operator_never_writes_spec_labels_annotations_or_finalizers(
     operator: str, kube: KubeCluster, kube_api: Any, namespace: str, redis_server: RedisServer
 ) -> None:
     deployment(kube_api, namespace)
-    k8s.CoreV1Api(kube_api).create_namespaced_secret(
-        namespace,
-        k8s.V1Secret(
-            metadata=k8s.V1ObjectMeta(name="queue"),
-            data={"url": base64.b64encode(redis_server.url.encode()).decode()},
-        ),
-    )
+    secret(kube_api, namespace, redis_server.url)
     kube.kubectl_run(
         "apply", "-f", "-", input_text=yaml.safe_dump(policy(namespace, f"jobs:{namespace}"))
     )
@@ -246,16 +217,6 @@ def test_the_operator_never_writes_spec_labels_annotations_or_finalizers(
     managers = {m["manager"]: m for m in meta["managedFields"]}
     operator_writes = [m for name, m in managers.items() if name != "kubectl-client-side-apply"]
     assert all(m.get("subresource") == "status" for m in operator_writes), operator_writes
-
-
-def secret(kube_api: Any, namespace: str, url: str) -> None:
-    k8s.CoreV1Api(kube_api).create_namespaced_secret(
-        namespace,
-        k8s.V1Secret(
-            metadata=k8s.V1ObjectMeta(name="queue"),
-            data={"url": base64.b64encode(url.encode()).decode()},
-        ),
-    )
 
 
 def test_a_source_down_while_awake_never_scales_down(

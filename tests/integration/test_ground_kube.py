@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client as k8s_client
 from kubernetes.client.rest import ApiException
 from kubernetes.config import new_client_from_config
-from testground.kube import KubeCluster, start_cluster
+from testground.kube import KubeCluster, create_worker_deployment, start_cluster
 from testground.process import processes_in_group, wait_for
 from testground.tools import VERSIONS, go_tools
 
@@ -59,23 +59,7 @@ def test_deployment_gets_a_replicaset_and_scales(
     kube_api: k8s_client.ApiClient, namespace: str
 ) -> None:
     apps = k8s_client.AppsV1Api(kube_api)
-    labels = {"app": "worker"}
-    apps.create_namespaced_deployment(
-        namespace,
-        k8s_client.V1Deployment(
-            metadata=k8s_client.V1ObjectMeta(name="worker"),
-            spec=k8s_client.V1DeploymentSpec(
-                replicas=0,
-                selector=k8s_client.V1LabelSelector(match_labels=labels),
-                template=k8s_client.V1PodTemplateSpec(
-                    metadata=k8s_client.V1ObjectMeta(labels=labels),
-                    spec=k8s_client.V1PodSpec(
-                        containers=[k8s_client.V1Container(name="w", image="worker:1")]
-                    ),
-                ),
-            ),
-        ),
-    )
+    create_worker_deployment(kube_api, namespace)
     replica_sets = wait_for(
         lambda: apps.list_namespaced_replica_set(namespace, label_selector="app=worker").items,
         timeout=60,
