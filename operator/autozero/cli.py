@@ -18,6 +18,7 @@ from autozero.policy.errors import FieldError, PolicyInvalid
 from autozero.policy.model import Policy
 from autozero.policy.parse import parse_policy
 from autozero.simulator import TraceError, decision_json, read_trace, simulate
+from autozero.tenancy import GCE_ALLOW_ENV, AllowlistError, GCEAllowlist
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
         "the real API with Application Default Credentials",
     )
     run.add_argument("--kubeconfig", type=Path, help="for kubernetes targets")
+    run.add_argument(
+        "--gce-allow",
+        action="append",
+        default=[],
+        metavar="NAMESPACE=PROJECT[,PROJECT]",
+        help="refuse GCE projects not listed for the policy's namespace (repeatable; also "
+        f"${GCE_ALLOW_ENV}, entries separated by ';'); default: every project",
+    )
+    run.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
     run.add_argument("--once", action="store_true", help="one cycle, then exit")
     run.add_argument("--output", choices=("text", "json"), default="text")
 
@@ -83,6 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve only these namespaces (repeatable); default: all",
     )
     op.add_argument("--gce-endpoint", help="Compute API endpoint (tests, the emulator)")
+    op.add_argument(
+        "--gce-allow",
+        action="append",
+        default=[],
+        metavar="NAMESPACE=PROJECT[,PROJECT]",
+        help="GCE projects the policies of a namespace (a glob) may target; repeatable; also "
+        f"${GCE_ALLOW_ENV}, entries separated by ';'. Default: none",
+    )
+    op.add_argument(
+        "--default-service-account",
+        metavar="NAME",
+        help="policies without spec.serviceAccountName are held to what this ServiceAccount of "
+        "their namespace may do (SubjectAccessReview); default: the same-namespace rule only",
+    )
     op.add_argument("--liveness", help="e.g. http://0.0.0.0:8081/healthz")
     op.add_argument(
         "--leader-elect",
@@ -196,20 +220,40 @@ def run_validate(args: argparse.Namespace, out: TextIO) -> int:
 
 def run_standalone(args: argparse.Namespace, out: TextIO) -> int:
     from autozero.sources.base import SourceError
-    from autozero.standalone import StandaloneOptions, run
+    from autozero.standalone import PolicyRefused, StandaloneOptions, run
+    from autozero.targets.base import TargetError
 
     policy = _load(args.filename)
     if policy is None:
         return 1
+    try:
+        allow = _allowlist(args.gce_allow) or GCEAllowlist.everything()
+    except AllowlistError as exc:
+        return _fail(str(exc))
     options = StandaloneOptions(
-        args.state, args.secrets_dir, args.gce_endpoint, args.kubeconfig, args.output
+        args.state,
+        args.secrets_dir,
+        args.gce_endpoint,
+        args.kubeconfig,
+        args.output,
+        gce_allow=allow,
+        metrics_port=args.metrics_port,
     )
     try:
         return run(policy, options, out, once=args.once)
-    except SourceError as exc:
+    except (SourceError, TargetError, PolicyRefused) as exc:
         return _fail(f"{args.filename}: {exc}")
     except KeyboardInterrupt:
         return 130
+
+
+def _allowlist(flags: list[str]) -> GCEAllowlist | None:
+    """The GCE allowlist from the flags and the environment; None when neither says anything."""
+    from_env = GCEAllowlist.from_env()
+    if not flags and from_env is None:
+        return None
+    flagged = GCEAllowlist.parse(flags)
+    return GCEAllowlist(flagged.entries + (from_env.entries if from_env else ()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -226,6 +270,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from autozero.controller.handlers import run_operator
         from autozero.controller.workers import OperatorConfig
 
+        try:
+            allow = _allowlist(args.gce_allow) or GCEAllowlist()
+        except AllowlistError as exc:
+            return _fail(str(exc))
         election = None
         if args.leader_elect:
             election = ElectionConfig(
@@ -239,7 +287,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             kubeconfig=args.kubeconfig,
             metrics_port=args.metrics_port,
             namespaces=args.namespace,
-            config=OperatorConfig(args.gce_endpoint),
+            config=OperatorConfig(
+                args.gce_endpoint,
+                gce_allow=allow,
+                default_service_account=args.default_service_account,
+            ),
             liveness=args.liveness,
             election=election,
         )

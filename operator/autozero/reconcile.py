@@ -6,6 +6,7 @@ process loop lives here. The clock is read by the caller and passed in as `now`.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,10 +17,17 @@ from autozero.engine.decide import decide
 from autozero.engine.decision import Action, Decision
 from autozero.engine.readings import Observation
 from autozero.engine.state import GroupState
-from autozero.policy.model import GCETarget, GroupPolicy, KubernetesTarget, Policy
+from autozero.policy.model import GCETarget, GroupPolicy, KubernetesTarget, Policy, SecretKeyRef
 from autozero.sources.base import BaseSource
 from autozero.sources.registry import read_all
-from autozero.targets.base import Applied, Change, Observed, ScaleTarget, TargetError
+from autozero.targets.base import (
+    Applied,
+    Change,
+    Observed,
+    ScaleTarget,
+    TargetConfigError,
+    TargetError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -121,20 +129,55 @@ def assemble(
     ctx = Context(resolve_secret, namespace=policy.namespace)
     sources = {m.name: build_source(m, ctx) for m in policy.metrics}
     targets: dict[str, ScaleTarget] = {}
-    gce_targets: dict[str, GCETarget] = {}
-    compute: Compute | None = None
+    # One Compute client per identity (the operator's own, or a key from a Secret), and the
+    # groups it serves, so observation stays one list per location per identity.
+    computes: dict[SecretKeyRef | None, tuple[Compute, dict[str, GCETarget]]] = {}
     for group in policy.groups:
         if isinstance(group.target, GCETarget):
-            compute = compute or Compute.build(endpoint=gce_endpoint)
+            ref = group.target.credentials
+            if ref not in computes:
+                key = _service_account_key(policy, group.name, ref, resolve_secret)
+                compute = Compute.build(endpoint=gce_endpoint, service_account_info=key)
+                computes[ref] = (compute, {})
+            compute, served = computes[ref]
             targets[group.name] = GCEGroup(group.name, group.target, compute)
-            gce_targets[group.name] = group.target
+            served[group.name] = group.target
         elif isinstance(group.target, KubernetesTarget):
             targets[group.name] = KubernetesWorkload(
                 group.name, group.target, policy.namespace, kube_api, owner
             )
 
     def observe_many(groups: list[GroupPolicy]) -> Mapping[str, Observed | TargetError]:
-        wanted = {g.name: gce_targets[g.name] for g in groups if g.name in gce_targets}
-        return observe_groups(compute, wanted) if compute is not None and wanted else {}
+        names = {g.name for g in groups}
+        seen: dict[str, Observed | TargetError] = {}
+        for compute, served in computes.values():
+            wanted = {name: target for name, target in served.items() if name in names}
+            if wanted:
+                seen.update(observe_groups(compute, wanted))
+        return seen
 
     return PolicyRunner(policy, sources, targets, observe_many=observe_many)
+
+
+def _service_account_key(
+    policy: Policy,
+    group: str,
+    ref: SecretKeyRef | None,
+    resolve_secret: Callable[[str, str], str],
+) -> dict[str, Any] | None:
+    """The service-account key a GCE target names, from the policy's namespace; None for the
+    operator's own identity. The key's content never appears in an error."""
+    if ref is None:
+        return None
+    where = f"secret {policy.namespace}/{ref.name} key {ref.key!r}"
+    try:
+        text = resolve_secret(ref.name, ref.key)
+    except KeyError as exc:
+        raise TargetConfigError(group, f"{where} does not exist") from exc
+    try:
+        key = json.loads(text)
+    except ValueError:
+        key = None
+    if not isinstance(key, dict) or key.get("type") != "service_account":
+        raise TargetConfigError(group, f"{where} is not a service-account key (JSON)") from None
+    return key

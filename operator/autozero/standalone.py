@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -22,6 +22,7 @@ from autozero.policy.model import KubernetesTarget, Policy
 from autozero.reconcile import CycleReport, PolicyRunner, assemble
 from autozero.simulator import decision_json
 from autozero.sources.base import PushSource, SourceError, Watch
+from autozero.tenancy import GCEAllowlist, Refusal, refusals
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,24 @@ class StandaloneOptions:
     gce_endpoint: str | None = None
     kubeconfig: Path | None = None
     output: str = "text"  # or "json"
+    gce_allow: GCEAllowlist = field(default_factory=GCEAllowlist.everything)
+    metrics_port: int | None = None
+
+
+class PolicyRefused(Exception):
+    """The policy reaches outside what the runner was told to allow (--gce-allow)."""
+
+    def __init__(self, refused: list[Refusal]) -> None:
+        self.refused = refused
+        super().__init__("; ".join(f"{r.reason}: {r}" for r in refused))
 
 
 def build_runner(policy: Policy, options: StandaloneOptions) -> PolicyRunner:
+    """The runner for `policy`; PolicyRefused before any call if it reaches outside the
+    allowlist (by default the runner's user may target every project their credentials reach)."""
+    refused = refusals(policy, options.gce_allow)
+    if refused:
+        raise PolicyRefused(refused)
     kube_api: Any = None
     if any(isinstance(g.target, KubernetesTarget) for g in policy.groups):
         from kubernetes import config
@@ -142,6 +158,14 @@ def run(
 ) -> int:
     """Evaluate every pollingInterval (or at once on pushed work) until `stop` is set."""
     runner = build_runner(policy, options)
+    metrics = None
+    if options.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from autozero.controller.metrics import Metrics
+
+        metrics = Metrics()
+        start_http_server(options.metrics_port, registry=metrics.registry)
     waker = None if once else Waker(runner)
     stop = stop or threading.Event()
     interval = policy.polling_interval.total_seconds()
@@ -149,6 +173,8 @@ def run(
         while not stop.is_set():
             started = time.monotonic()
             report = runner.cycle(clock())
+            if metrics is not None:
+                metrics.record(policy.namespace, report, time.monotonic() - started)
             for line in report_lines(report, options.output):
                 out.write(line + "\n")
             out.flush()

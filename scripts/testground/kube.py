@@ -324,7 +324,60 @@ __all__ = [
     "KubeCluster",
     "KubectlError",
     "ServerStartError",
+    "WORKER_CRD",
+    "apply_worker_crd",
     "create_secret",
     "create_worker_deployment",
+    "create_worker_object",
     "start_cluster",
+    "worker_object_replicas",
 ]
+
+
+#: A CRD with a /scale subresource, as users' own operators have (Argo Rollouts, say).
+WORKER_CRD = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: workers.test.autozero.dev}
+spec:
+  group: test.autozero.dev
+  scope: Namespaced
+  names: {kind: Worker, plural: workers, singular: worker}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      subresources:
+        scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas}
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec: {type: object, properties: {replicas: {type: integer}}}
+            status: {type: object, properties: {replicas: {type: integer}}}
+"""
+
+
+def apply_worker_crd(kube: KubeCluster) -> None:
+    """The `Worker` CRD (test.autozero.dev/v1), established."""
+    kube.kubectl_run("apply", "-f", "-", input_text=WORKER_CRD)
+    kube.wait_established("workers.test.autozero.dev")
+
+
+def create_worker_object(kube: KubeCluster, namespace: str, name: str = "worker") -> None:
+    """A `Worker` with 0 replicas: a scale target that is not a built-in workload."""
+    manifest = (
+        "apiVersion: test.autozero.dev/v1\nkind: Worker\n"
+        f"metadata: {{name: {name}, namespace: {namespace}}}\nspec: {{replicas: 0}}\n"
+    )
+    kube.kubectl_run("apply", "-f", "-", input_text=manifest)
+
+
+def worker_object_replicas(api: Any, namespace: str, name: str = "worker") -> int:
+    from kubernetes import client
+
+    body = client.CustomObjectsApi(api).get_namespaced_custom_object(
+        "test.autozero.dev", "v1", namespace, "workers", name
+    )
+    assert isinstance(body, dict)
+    return int((body.get("spec") or {}).get("replicas") or 0)

@@ -122,3 +122,18 @@ def service_account_keys(directory: Path) -> CertPair:
         )
     )
     return pair
+
+
+def gce_service_account_key(token_uri: str, email: str, project: str = "acme") -> dict[str, str]:
+    """A Google service-account key as a tenant stores it in a Secret, its `token_uri` pointing
+    at the GCE emulator's token endpoint."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return {
+        "type": "service_account",
+        "project_id": project,
+        "private_key_id": "k1",
+        "private_key": _key_pem(key).decode(),
+        "client_email": email,
+        "client_id": "1",
+        "token_uri": token_uri,
+    }

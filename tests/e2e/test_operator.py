@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import os
+import copy
 import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,21 +15,19 @@ import pytest
 import redis
 import yaml
 from kubernetes import client as k8s
-from testground.kube import KubeCluster, create_secret, create_worker_deployment
+from support.operator import condition, events_of, http_get, start_operator, status_of
+from testground.kube import (
+    KubeCluster,
+    apply_worker_crd,
+    create_secret,
+    create_worker_deployment,
+    create_worker_object,
+    worker_object_replicas,
+)
 from testground.process import free_port, wait_for
 from testground.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def start_operator(log: Any, args: list[str]) -> subprocess.Popen[bytes]:
-    """`autozero operator ARGS` as its own process, its output in `log`."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "autozero.cli", "operator", *args],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
 
 
 @pytest.fixture(scope="module")
@@ -48,20 +44,12 @@ def operator(kube: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
     )
     url = f"http://127.0.0.1:{port}/metrics"
     try:
-        wait_for(lambda: _get(url) is not None, timeout=30)
+        wait_for(lambda: http_get(url) is not None, timeout=30)
         yield url
     finally:
         process.terminate()
         process.wait(timeout=30)
         log.close()
-
-
-def _get(url: str) -> str | None:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return str(response.read().decode())
-    except OSError:
-        return None
 
 
 @pytest.fixture
@@ -110,22 +98,6 @@ def scale_of(kube_api: Any, namespace: str) -> int:
     return int(scale.spec.replicas or 0)
 
 
-def status_of(kube_api: Any, namespace: str, name: str = "queue-workers") -> dict[str, Any]:
-    body = k8s.CustomObjectsApi(kube_api).get_namespaced_custom_object(
-        "autozero.dev", "v1alpha1", namespace, "scalingpolicies", name
-    )
-    return dict(body.get("status") or {})
-
-
-def events_of(kube_api: Any, namespace: str) -> list[tuple[str, str]]:
-    events = k8s.CoreV1Api(kube_api).list_namespaced_event(namespace).items
-    return [(e.reason, e.message) for e in events if e.involved_object.kind == "ScalingPolicy"]
-
-
-def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
-    return next(c for c in status.get("conditions", []) if c["type"] == kind)
-
-
 def test_a_deployment_wakes_on_work_and_sleeps_when_idle(
     operator: str, kube: KubeCluster, kube_api: Any, namespace: str, redis_server: RedisServer
 ) -> None:
@@ -149,7 +121,7 @@ def test_a_deployment_wakes_on_work_and_sleeps_when_idle(
     assert awake["groups"][0]["lastScale"]["to"] == 2
     assert awake["metrics"]["backlog"]["pending"] == 5
     wait_for(lambda: any(r == "Wake" for r, _ in events_of(kube_api, namespace)), timeout=15)
-    metrics = _get(operator) or ""
+    metrics = http_get(operator) or ""
     assert (
         f'autozero_group_replicas{{group="workers",kind="desired",namespace="{namespace}",'
         f'policy="queue-workers"}} 2.0'
@@ -377,6 +349,8 @@ def gce_operator(kube: KubeCluster, tmp_path_factory: pytest.TempPathFactory) ->
             "gce-*",
             "--gce-endpoint",
             emulator.api_endpoint,
+            "--gce-allow",
+            "gce-*=acme",
         ],
     )
     try:
@@ -594,22 +568,32 @@ def test_a_statefulset_and_a_scale_crd_are_driven_too(
     )
     secret(kube_api, namespace, redis_server.url)
     key = f"jobs:{namespace}"
+    apply_worker_crd(kube)
+    create_worker_object(kube, namespace)
     manifest = policy(namespace, key)
-    manifest["spec"]["groups"][0]["target"]["kubernetes"] = {
+    shards = manifest["spec"]["groups"][0]
+    shards["target"]["kubernetes"] = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "name": "shards",
     }
+    crd = copy.deepcopy(shards) | {"name": "crd"}
+    crd["target"]["kubernetes"] = {
+        "apiVersion": "test.autozero.dev/v1",
+        "kind": "Worker",
+        "name": "worker",
+    }
+    manifest["spec"]["groups"].append(crd)
     apply_policy(kube, manifest)
     redis.Redis.from_url(redis_server.url).rpush(key, 1)
 
-    def replicas() -> int:
+    def replicas() -> tuple[int, int]:
         scale = k8s.AppsV1Api(kube_api).read_namespaced_stateful_set_scale("shards", namespace)
-        return int(scale.spec.replicas or 0)
+        return int(scale.spec.replicas or 0), worker_object_replicas(kube_api, namespace)
 
-    wait_for(lambda: replicas() == 2, timeout=30)
+    wait_for(lambda: replicas() == (2, 2), timeout=30)
     redis.Redis.from_url(redis_server.url).delete(key)
-    wait_for(lambda: replicas() == 0, timeout=30)
+    wait_for(lambda: replicas() == (0, 0), timeout=30)
 
 
 def test_a_half_done_hpa_handoff_is_finished_and_no_hpa_is_left_at_zero(

@@ -10,6 +10,7 @@ from autozero.policy.model import GCEAutoscalerHandoff, GCETarget
 from autozero.targets.base import Change, TargetConflict, TargetNotFound
 from autozero.targets.gce import Compute, GCEGroup, Retry, autoscaler_name, observe_groups
 from gce_emulator import EmulatorServer
+from testground.pki import gce_service_account_key
 
 P = "acme"
 HANDOFF = GCEAutoscalerHandoff(
@@ -240,22 +241,8 @@ def test_an_idle_cycle_over_50_groups_in_3_zones_lists_once_per_zone_and_writes_
 
 def test_a_service_account_key_from_a_secret_authenticates(gce_emulator: EmulatorServer) -> None:
     """A key as a tenant would store it in a Secret, its token_uri pointing at the emulator."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    info = {
-        "type": "service_account",
-        "project_id": P,
-        "private_key_id": "k1",
-        "private_key": pem,
-        "client_email": "scaler@acme.iam.gserviceaccount.com",
-        "client_id": "1",
-        "token_uri": f"{gce_emulator.url}/token",
-    }
+    email = "scaler@acme.iam.gserviceaccount.com"
+    info = gce_service_account_key(f"{gce_emulator.url}/token", email, P)
     compute = Compute.build(
         endpoint=gce_emulator.api_endpoint,
         service_account_info=info,
@@ -264,8 +251,9 @@ def test_a_service_account_key_from_a_secret_authenticates(gce_emulator: Emulato
     create_migs(compute, {"zone": "europe-west1-c"}, ["bids"])
     assert GCEGroup("bids", GCETarget(P, "bids", zone="europe-west1-c"), compute).observe()
     answer = gce_emulator.control("requests", method="GET")
-    assert answer["tokensIssued"][0] == "scaler@acme.iam.gserviceaccount.com"
+    assert answer["tokensIssued"][0] == email
     assert {r["auth"] for r in answer["requests"]} == {"bearer"}
+    assert {r["principal"] for r in answer["requests"]} == {email}
 
 
 def test_anonymous_against_an_endpoint_sends_no_credentials(
@@ -274,3 +262,4 @@ def test_anonymous_against_an_endpoint_sends_no_credentials(
     create_migs(compute, {"zone": "europe-west1-c"}, ["bids"])
     log = gce_emulator.control("requests", method="GET")["requests"]
     assert {r["auth"] for r in log} == {"none"}
+    assert {r["principal"] for r in log} == {"anonymous"}

@@ -13,7 +13,7 @@ from autozero.policy.model import HPAHandoff, KubernetesTarget
 from autozero.targets.base import Change, TargetConflict, TargetNotFound
 from autozero.targets.kubernetes import KubernetesWorkload, Owner, hpa_name
 from kubernetes import client as k8s
-from testground.kube import KubeCluster
+from testground.kube import KubeCluster, apply_worker_crd
 from testground.process import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,35 +30,13 @@ HANDOFF = HPAHandoff(
         },
     ),
 )
-WORKER_CRD = """
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: workers.test.autozero.dev}
-spec:
-  group: test.autozero.dev
-  scope: Namespaced
-  names: {kind: Worker, plural: workers, singular: worker}
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      subresources:
-        scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas}
-      schema:
-        openAPIV3Schema:
-          type: object
-          properties:
-            spec: {type: object, properties: {replicas: {type: integer}}}
-            status: {type: object, properties: {replicas: {type: integer}}}
-"""
 
 
 @pytest.fixture(scope="module")
 def cluster(kube: KubeCluster) -> KubeCluster:
     kube.kubectl_run("apply", "-f", str(ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"))
-    kube.kubectl_run("apply", "-f", "-", input_text=WORKER_CRD)
-    for crd in ("scalingpolicies.autozero.dev", "workers.test.autozero.dev"):
-        kube.wait_established(crd)
+    kube.wait_established("scalingpolicies.autozero.dev")
+    apply_worker_crd(kube)
     return kube
 
 

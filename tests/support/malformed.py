@@ -27,6 +27,17 @@ CASES = [
     case("polling-negative", {"spec.pollingInterval": "-5m"}, "spec.pollingInterval"),
     case("paused-not-boolean", {"spec.paused": "yes"}, "spec.paused"),
     case("unknown-spec-field", {"spec.pollInterval": "15s"}, "spec", "spec.pollInterval"),
+    case(
+        "service-account-not-a-name",
+        {"spec.serviceAccountName": "Batch_Scaler"},
+        "spec.serviceAccountName",
+    ),
+    case(
+        "gce-credentials-without-secret-ref",
+        {f"{G0}.target.gce.credentials": {"name": "gce-key"}},
+        f"{G0}.target.gce.credentials",
+        f"{G0}.target.gce.credentials.name",
+    ),
     # metrics
     case("metrics-not-a-list", {"spec.metrics": {"name": "x"}}, "spec.metrics"),
     case(

@@ -93,6 +93,7 @@ class Emulator:
         self.quota_window: deque[float] = deque()
         self.reserved: set[tuple[str, str, str, str, str]] = set()
         self.tokens_issued: list[str] = []  # service accounts that got a token
+        self.token_owner: dict[str, str] = {}  # access token -> the service account it was for
         self.routes: list[tuple[str, re.Pattern[str], Handler, str]] = []
         self._route()
 
@@ -149,7 +150,10 @@ class Emulator:
             return self.control(method, parts.path, body)
         if parts.path == "/token" and method == "POST":
             return self.token(body)
-        scheme = authorization.split(" ", 1)[0].lower() if authorization else "none"
+        scheme, _, credential = authorization.partition(" ") if authorization else ("none", "", "")
+        scheme = scheme.lower()
+        with self.world.lock:
+            principal = self.token_owner.get(credential.strip(), "anonymous")
         entry: dict[str, Any] = {
             "method": method,
             "path": parts.path,
@@ -158,6 +162,7 @@ class Emulator:
             "api": None,
             "project": None,
             "auth": scheme,
+            "principal": principal,  # the service account of the bearer token, never the token
         }
         status, answer = self._api(method, parts.path, query, body, entry)
         entry["status"] = status
@@ -622,10 +627,12 @@ class Emulator:
             return 400, {"error": "invalid_grant", "error_description": "expected a JWT bearer"}
         payload = assertion.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        token = "emulated-" + base64.urlsafe_b64encode(random.randbytes(24)).decode()
         with self.world.lock:
             self.tokens_issued.append(str(claims.get("iss", "")))
+            self.token_owner[token] = str(claims.get("iss", ""))
         return 200, {
-            "access_token": "emulated-" + base64.urlsafe_b64encode(random.randbytes(24)).decode(),
+            "access_token": token,
             "token_type": "Bearer",
             "expires_in": 3600,
         }

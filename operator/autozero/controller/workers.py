@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from autozero.controller.access import AccessReviewer, AccessReviewFailed
 from autozero.controller.cluster import Cluster, EventDeduper, PolicyRef
 from autozero.controller.metrics import Metrics
 from autozero.controller.status import build_status, invalid_status, restore_states
@@ -24,7 +25,9 @@ from autozero.policy.model import Policy
 from autozero.policy.parse import parse_policy
 from autozero.reconcile import CycleReport, PolicyRunner, assemble
 from autozero.sources.base import PushSource, SourceError, Watch
+from autozero.targets.base import TargetConfigError
 from autozero.targets.kubernetes import Owner
+from autozero.tenancy import GCEAllowlist, Refusal, refusals
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class OperatorConfig:
     gce_endpoint: str | None = None
+    gce_allow: GCEAllowlist = field(default_factory=GCEAllowlist)  # default: no project
+    default_service_account: str | None = None  # policies without serviceAccountName use it
+    access_recheck: float = 300.0  # seconds between SubjectAccessReviews of a running policy
 
 
 @dataclass
@@ -51,6 +57,8 @@ class PolicyWorker:
     watches: list[Watch] = field(default_factory=list)
     loop: asyncio.AbstractEventLoop | None = None
     rebuild: bool = True
+    access_due: float = 0.0  # monotonic time of the next SubjectAccessReview
+    retry_after: float = 30.0  # seconds before an unusable policy is tried again
 
     @property
     def ref(self) -> PolicyRef:
@@ -104,7 +112,9 @@ class PolicyWorker:
         if self.rebuild or self.runner is None:  # an unusable policy is retried each time
             ready = await asyncio.to_thread(self._build)
             if not ready:
-                return 30.0
+                return self.retry_after
+        elif time.monotonic() >= self.access_due and not await asyncio.to_thread(self._recheck):
+            return self.retry_after
         assert self.runner is not None
         assert self.policy is not None
         started = time.monotonic()
@@ -120,7 +130,14 @@ class PolicyWorker:
         self._stop_watches()
         generation = self.body["metadata"].get("generation")
         try:
+            self.retry_after = 30.0
             policy = parse_policy(dict(self.body))
+            # A fix (a Secret, a RoleBinding) is noticed within a poll or two, not hammered.
+            self.retry_after = min(30.0, max(5.0, policy.polling_interval.total_seconds()))
+            refused = refusals(policy, self.config.gce_allow)
+            if refused:  # before anything is built: no API call for a refused target
+                self._refused(refused)
+                return False
             owner = Owner("autozero.dev/v1alpha1", "ScalingPolicy", self.ref.name, self.ref.uid)
             runner = assemble(
                 policy,
@@ -129,12 +146,19 @@ class PolicyWorker:
                 kube_api=self.cluster.api,
                 owner=owner,
             )
+            refused = self._reviewed(policy, runner)
         except PolicyInvalid as exc:
             self._unusable([str(e) for e in exc.errors], "InvalidPolicy", generation)
             return False
-        except SourceError as exc:
-            self.rebuild = True
-            self._unusable([str(exc)], "SourceConfigError", generation)
+        except (SourceError, TargetConfigError, AccessReviewFailed) as exc:
+            self.rebuild = True  # a Secret or a RoleBinding may be created meanwhile
+            reason = {SourceError: "SourceConfigError", TargetConfigError: "TargetConfigError"}
+            kind = next((v for k, v in reason.items() if isinstance(exc, k)), "AccessReviewFailed")
+            self._unusable([str(exc)], kind, generation)
+            return False
+        if refused:
+            self.rebuild = True  # RBAC may change: asked again at the next try
+            self._refused(refused)
             return False
         previous = self.runner.states if self.runner else restore_states(self.status)
         runner.states.update(previous)
@@ -147,6 +171,38 @@ class PolicyWorker:
                 except SourceError as exc:
                     log.info("no push wake for %s: %s", source.metric, exc)
         return True
+
+    def _account(self, policy: Policy) -> str | None:
+        return policy.service_account or self.config.default_service_account
+
+    def _reviewed(self, policy: Policy, runner: PolicyRunner) -> list[Refusal]:
+        """What the policy's ServiceAccount could not do itself (nothing when it has none)."""
+        account = self._account(policy)
+        self.access_due = time.monotonic() + self.config.access_recheck
+        if account is None:
+            return []
+        return AccessReviewer(self.cluster.api).refusals(policy, account, runner.targets)
+
+    def _recheck(self) -> bool:
+        """Ask again whether the running policy may still act (RBAC can be revoked)."""
+        assert self.policy is not None
+        assert self.runner is not None
+        try:
+            refused = self._reviewed(self.policy, self.runner)
+        except AccessReviewFailed as exc:
+            log.warning("%s/%s: %s", self.ref.namespace, self.ref.name, exc)
+            self.access_due = time.monotonic() + 30.0  # the last answer stands until then
+            return True
+        if refused:
+            self._stop_watches()
+            self.rebuild = True
+            self._refused(refused)
+            return False
+        return True
+
+    def _refused(self, refused: list[Refusal]) -> None:
+        generation = self.body["metadata"].get("generation")
+        self._unusable([str(r) for r in refused], refused[0].reason, generation)
 
     def _pushed(self, _metric: str) -> None:
         if self.loop is not None:

@@ -30,11 +30,20 @@ class MetricSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class SecretKeyRef:
+    """A key of a Secret in the policy's own namespace."""
+
+    name: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class GCETarget:
     project: str
     instance_group_manager: str
     zone: str | None = None
     region: str | None = None
+    credentials: SecretKeyRef | None = None  # a service-account key; else the operator's own
 
     @property
     def location(self) -> str:
@@ -46,6 +55,7 @@ class KubernetesTarget:
     api_version: str
     kind: str
     name: str
+    namespace: str | None = None  # None: the policy's own (any other is refused)
 
 
 Target = GCETarget | KubernetesTarget
@@ -91,6 +101,7 @@ class Policy:
     dry_run: bool = False
     generation: int | None = None
     annotations: Mapping[str, str] = field(default_factory=dict)
+    service_account: str | None = None  # whose RBAC bounds what the policy may scale
 
     def metric(self, name: str) -> MetricSpec:
         for metric in self.metrics:

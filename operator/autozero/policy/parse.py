@@ -43,6 +43,7 @@ from autozero.policy.model import (
     KubernetesTarget,
     MetricSpec,
     Policy,
+    SecretKeyRef,
     Target,
 )
 from autozero.policy.validate import schema_errors
@@ -114,6 +115,7 @@ class _Builder:
             dry_run=spec["dryRun"],
             generation=generation if isinstance(generation, int) else None,
             annotations=annotations,
+            service_account=spec.get("serviceAccountName"),
         )
 
     @staticmethod
@@ -125,11 +127,18 @@ class _Builder:
     def _target(target: dict[str, Any]) -> Target:
         if "gce" in target:
             gce = target["gce"]
+            ref = (gce.get("credentials") or {}).get("secretKeyRef")
             return GCETarget(
-                gce["project"], gce["instanceGroupManager"], gce.get("zone"), gce.get("region")
+                gce["project"],
+                gce["instanceGroupManager"],
+                gce.get("zone"),
+                gce.get("region"),
+                SecretKeyRef(ref["name"], ref["key"]) if ref else None,
             )
         kube = target["kubernetes"]
-        return KubernetesTarget(kube["apiVersion"], kube["kind"], kube["name"])
+        return KubernetesTarget(
+            kube["apiVersion"], kube["kind"], kube["name"], kube.get("namespace")
+        )
 
     @staticmethod
     def _capacity(capacity: dict[str, Any]) -> Capacity:

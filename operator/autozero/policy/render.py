@@ -86,12 +86,15 @@ def _group(group: GroupPolicy) -> dict[str, Any]:
         }
         gce.update({"zone": group.target.zone} if group.target.zone else {})
         gce.update({"region": group.target.region} if group.target.region else {})
+        if group.target.credentials is not None:
+            ref = group.target.credentials
+            gce["credentials"] = {"secretKeyRef": {"name": ref.name, "key": ref.key}}
         target = {"gce": gce}
     else:
         kube = group.target
-        target = {
-            "kubernetes": {"apiVersion": kube.api_version, "kind": kube.kind, "name": kube.name}
-        }
+        workload = {"apiVersion": kube.api_version, "kind": kube.kind, "name": kube.name}
+        workload.update({"namespace": kube.namespace} if kube.namespace else {})
+        target = {"kubernetes": workload}
     out: dict[str, Any] = {
         "name": group.name,
         "target": target,
@@ -144,6 +147,7 @@ def render_policy(policy: Policy) -> dict[str, Any]:
             "pollingInterval": _d(policy.polling_interval),
             "paused": policy.paused,
             "dryRun": policy.dry_run,
+            **({"serviceAccountName": policy.service_account} if policy.service_account else {}),
             "metrics": [{"name": m.name, m.source: dict(m.settings)} for m in policy.metrics],
             "groups": [_group(g) for g in policy.groups],
         },

@@ -427,6 +427,10 @@ def _group() -> Schema:
                             "zone": string("The zone of a zonal group."),
                             "region": string("The region of a regional group."),
                             "instanceGroupManager": string("The group's name.", minLength=1),
+                            "credentials": secret_ref(
+                                "a service-account key (JSON) to call Compute Engine with "
+                                "instead of the operator's own identity"
+                            ),
                         },
                         required=["project", "instanceGroupManager"],
                         rules=[
@@ -442,6 +446,12 @@ def _group() -> Schema:
                             "apiVersion": string("e.g. apps/v1.", minLength=1),
                             "kind": string("e.g. Deployment.", minLength=1),
                             "name": string("The workload's name.", minLength=1),
+                            "namespace": string(
+                                "The workload's namespace. Only the policy's own is allowed "
+                                "(the default): any other is refused with the condition "
+                                "reason TargetForbidden, and nothing is scaled.",
+                                maxLength=63,
+                            ),
                         },
                         required=["apiVersion", "kind", "name"],
                     ),
@@ -586,6 +596,15 @@ def spec_schema() -> Schema:
                 'Evaluate and report, never scale (also: annotation autozero.dev/paused: "true").'
             ),
             "dryRun": boolean("Decide and report, never scale."),
+            "serviceAccountName": string(
+                "A ServiceAccount of the policy's namespace that bounds what the policy may "
+                "scale: before acting, autozero asks the apiserver (SubjectAccessReview) whether "
+                "it may get and patch each Kubernetes target's /scale, and create and delete "
+                "HorizontalPodAutoscalers when a group hands off to one. Unset: the operator's "
+                "--default-service-account, if it has one; else only the same-namespace rule.",
+                maxLength=253,
+                pattern=NAME_PATTERN,
+            ),
             "metrics": named_list("The metrics groups read.", metric, MAX_METRICS),
             "groups": {**named_list("The worker groups.", _group(), MAX_GROUPS), "minItems": 1},
         },

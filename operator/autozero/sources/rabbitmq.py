@@ -115,7 +115,10 @@ def _get(source: RabbitMQQueues, url: str) -> list[Any]:
         raise SourceUnreachable(source.metric, source.base, f"cannot connect: {exc}") from exc
     if response.status_code == 401:
         raise SourceAuthError(
-            source.metric, source.base, f"the management API refused user {source.username!r}"
+            # The user name may come from a Secret too: name neither it nor the password.
+            source.metric,
+            source.base,
+            "the management API refused the user name and password (HTTP 401)",
         )
     if response.status_code == 404:
         raise SourceNotFound(source.metric, source.base, f"no vhost {source.vhost!r}")

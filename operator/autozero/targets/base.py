@@ -37,6 +37,10 @@ class TargetConflict(TargetError):
     """Something else owns the count (a foreign autoscaler, say)."""
 
 
+class TargetConfigError(TargetError):
+    """The target's settings cannot work: a credentials Secret missing or not a key."""
+
+
 @dataclass(frozen=True, slots=True)
 class Observed:
     replicas: int  # the group's target size / spec.replicas

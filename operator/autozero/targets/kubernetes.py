@@ -84,7 +84,7 @@ class KubernetesWorkload:
     def what(self) -> str:
         return f"{self.target.kind} {self.namespace}/{self.target.name}"
 
-    def _scale_resource(self) -> Any:
+    def scale_resource(self) -> Any:
         if self._resource is None:
             from kubernetes.dynamic import DynamicClient
             from kubernetes.dynamic.exceptions import ResourceNotFoundError
@@ -110,7 +110,7 @@ class KubernetesWorkload:
         from kubernetes.client.exceptions import ApiException
         from kubernetes.dynamic.exceptions import DynamicApiError
 
-        scale = self._scale_resource()
+        scale = self.scale_resource()
         try:
             answer = scale.get(name=self.target.name, namespace=self.namespace).to_dict()
         except (ApiException, DynamicApiError) as exc:
@@ -153,7 +153,7 @@ class KubernetesWorkload:
         from kubernetes.dynamic.exceptions import DynamicApiError
 
         try:
-            self._scale_resource().patch(
+            self.scale_resource().patch(
                 body={"spec": {"replicas": replicas}},
                 name=self.target.name,
                 namespace=self.namespace,

@@ -32,6 +32,7 @@ from autozero.policy.model import (
     KubernetesTarget,
     MetricSpec,
     Policy,
+    SecretKeyRef,
 )
 from autozero.policy.parse import parse_policy
 from autozero.policy.render import render_policy
@@ -149,9 +150,15 @@ def groups(draw: st.DrawFn, name: str, metrics: list[str]) -> GroupPolicy:
             "proj",
             "mig",
             *(("europe-west1-c", None) if draw(st.booleans()) else (None, "europe-west1")),
+            draw(st.none() | st.just(SecretKeyRef("gce-key", "key.json"))),
         )
         if gce
-        else KubernetesTarget("apps/v1", draw(st.sampled_from(["Deployment", "StatefulSet"])), "w")
+        else KubernetesTarget(
+            "apps/v1",
+            draw(st.sampled_from(["Deployment", "StatefulSet"])),
+            "w",
+            draw(st.none() | NAMES),
+        )
     )
     capacity = draw(capacities(minimum_floor=0 if metrics else 1))
     activation = (
@@ -197,6 +204,7 @@ def policies(draw: st.DrawFn) -> Policy:
         groups=tuple(draw(groups(n, metric_names)) for n in group_names),
         paused=draw(st.booleans()),
         dry_run=draw(st.booleans()),
+        service_account=draw(st.none() | NAMES),
     )
 
 

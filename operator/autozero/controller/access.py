@@ -1,0 +1,112 @@
+"""May this policy scale its Kubernetes targets? Asked of the apiserver's own authorizer.
+
+A ScalingPolicy that names a ServiceAccount (or, under the operator's --default-service-account,
+every policy) is held to what that ServiceAccount may do: a SubjectAccessReview per verb autozero
+would use on the target, `get` and `patch` on `<resource>/scale`, plus `create` and `delete` on
+HorizontalPodAutoscalers when the group hands off to one. The same check as `kubectl auth can-i
+--as=system:serviceaccount:NS:NAME`, so RBAC stays the one place where an administrator decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from autozero.policy.model import HPAHandoff, Policy
+from autozero.targets.base import ScaleTarget, TargetError
+from autozero.targets.kubernetes import KubernetesWorkload
+from autozero.tenancy import Refusal
+
+TIMEOUT = 10
+
+
+class AccessReviewFailed(Exception):
+    """The apiserver could not answer a SubjectAccessReview; nothing is scaled meanwhile."""
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    verb: str
+    group: str
+    resource: str
+    subresource: str = ""
+    name: str = ""
+
+    def __str__(self) -> str:
+        what = self.resource + (f"/{self.subresource}" if self.subresource else "")
+        what = f"{what}.{self.group}" if self.group else what
+        return f"{self.verb} {what}" + (f" {self.name}" if self.name else "")
+
+
+def checks_for(workload: KubernetesWorkload, handoff: bool) -> Iterator[Check]:
+    """What autozero will do to this workload, as authorization attributes."""
+    scale = workload.scale_resource()
+    resource = str(scale.parent.name)
+    for verb in ("get", "patch"):
+        yield Check(verb, str(scale.group or ""), resource, "scale", workload.target.name)
+    if handoff:
+        for verb in ("get", "create", "delete"):
+            yield Check(verb, "autoscaling", "horizontalpodautoscalers")
+
+
+@dataclass
+class AccessReviewer:
+    api: Any  # kubernetes.client.ApiClient
+
+    def allowed(self, namespace: str, service_account: str, check: Check) -> bool:
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        review = client.V1SubjectAccessReview(
+            spec=client.V1SubjectAccessReviewSpec(
+                user=f"system:serviceaccount:{namespace}:{service_account}",
+                groups=[
+                    "system:serviceaccounts",
+                    f"system:serviceaccounts:{namespace}",
+                    "system:authenticated",
+                ],
+                resource_attributes=client.V1ResourceAttributes(
+                    namespace=namespace,
+                    verb=check.verb,
+                    group=check.group,
+                    resource=check.resource,
+                    subresource=check.subresource or None,
+                    name=check.name or None,
+                ),
+            )
+        )
+        try:
+            answer = client.AuthorizationV1Api(self.api).create_subject_access_review(
+                review, _request_timeout=TIMEOUT
+            )
+        except ApiException as exc:
+            raise AccessReviewFailed(
+                f"SubjectAccessReview for {check}: HTTP {exc.status} {exc.reason}"
+            ) from exc
+        return bool(answer.status and answer.status.allowed)
+
+    def refusals(
+        self, policy: Policy, service_account: str, targets: Mapping[str, ScaleTarget]
+    ) -> list[Refusal]:
+        """The groups whose target `service_account` could not drive itself."""
+        found: list[Refusal] = []
+        for group in policy.groups:
+            workload = targets.get(group.name)
+            if not isinstance(workload, KubernetesWorkload):
+                continue
+            try:
+                checks = list(checks_for(workload, isinstance(group.handoff, HPAHandoff)))
+            except TargetError:
+                continue  # not served by the API: observing it reports that, and scales nothing
+            denied = [c for c in checks if not self.allowed(policy.namespace, service_account, c)]
+            if denied:
+                found.append(
+                    Refusal(
+                        group.name,
+                        "TargetForbidden",
+                        f"ServiceAccount {policy.namespace}/{service_account} may not "
+                        f"{', '.join(map(str, denied))}, so this policy may not either",
+                    )
+                )
+        return found
