@@ -320,11 +320,11 @@ def create_secret(api: Any, namespace: str, name: str, data: dict[str, str]) -> 
 
 
 __all__ = [
+    "WORKER_CRD",
     "Etcd",
     "KubeCluster",
     "KubectlError",
     "ServerStartError",
-    "WORKER_CRD",
     "apply_worker_crd",
     "create_secret",
     "create_worker_deployment",

@@ -391,7 +391,8 @@ def test_a_password_in_a_source_url_appears_nowhere(
     try:
         status = wait_for(degraded, timeout=40)
     except AssertionError:
-        raise AssertionError(f"both sources should fail: {status_of(kube_api, namespace)}") from None
+        status = status_of(kube_api, namespace)
+        raise AssertionError(f"both sources should fail: {status}") from None
     wait_for(
         lambda: sum(r == "SourceFailed" for r, _ in events_of(kube_api, namespace)) >= 2, timeout=15
     )
