@@ -107,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="policies without spec.serviceAccountName are held to what this ServiceAccount of "
         "their namespace may do (SubjectAccessReview); default: the same-namespace rule only",
     )
+    op.add_argument(
+        "--access-recheck",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="how often a running policy's ServiceAccount is checked again (default 300)",
+    )
     op.add_argument("--liveness", help="e.g. http://0.0.0.0:8081/healthz")
     op.add_argument(
         "--leader-elect",
@@ -291,6 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.gce_endpoint,
                 gce_allow=allow,
                 default_service_account=args.default_service_account,
+                access_recheck=args.access_recheck,
             ),
             liveness=args.liveness,
             election=election,

@@ -128,7 +128,8 @@ def tenancy(
     log_path = workdir / "operator.log"
     log = log_path.open("w")
     args = ["--kubeconfig", str(config), "--metrics-port", str(port)]
-    args += ["--gce-endpoint", emulator.api_endpoint, *_chart_args(rendered)]
+    args += ["--gce-endpoint", emulator.api_endpoint, "--access-recheck", "2"]
+    args += _chart_args(rendered)
     process = start_operator(log, args)
     metrics_url = f"http://127.0.0.1:{port}/metrics"
     try:
@@ -205,7 +206,7 @@ def test_a_workload_in_another_namespace_is_never_scaled(
     assert "groups" not in status_of(kube_api, cross)
 
 
-def test_a_service_account_without_scale_rights_is_refused_until_granted(
+def test_a_service_account_without_scale_rights_is_refused_until_granted_and_once_revoked(
     tenancy: Tenancy, kube: KubeCluster, kube_api: Any, redis_server: RedisServer
 ) -> None:
     """The operator itself may patch workers/scale here; the policy's ServiceAccount may not."""
@@ -249,8 +250,13 @@ def test_a_service_account_without_scale_rights_is_refused_until_granted(
     kube.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump_all([role, binding]))
     wait_for(lambda: worker_object_replicas(kube_api, namespace) == 2, timeout=40)
     assert condition(status_of(kube_api, namespace), "Ready")["status"] == "True"
+
+    # Revoked while awake: within a recheck (2 s here, 5 min by default) the policy stops acting.
+    kube.kubectl_run("delete", "rolebinding", "scale-workers", "-n", namespace)
+    refused_with(kube_api, namespace, "TargetForbidden")
     redis.Redis.from_url(redis_server.url).delete(f"jobs:{namespace}")
-    wait_for(lambda: worker_object_replicas(kube_api, namespace) == 0, timeout=40)
+    time.sleep(5)  # idleFor (3 s) has passed: a policy still acting would have gone to 0
+    assert worker_object_replicas(kube_api, namespace) == 2
 
 
 def _compute(endpoint: str) -> Any:
