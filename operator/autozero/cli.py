@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--initial-replicas", type=int, default=0, metavar="N")
     sim.add_argument("--step", help="evaluation interval (default: the policy's pollingInterval)")
     sim.add_argument("--output", choices=("jsonl", "table"), default="table")
+    sim.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="also draw the metrics, the replicas and every scale decision (needs matplotlib)",
+    )
 
     val = commands.add_parser(
         "validate",
@@ -163,9 +169,21 @@ def run_simulate(args: argparse.Namespace, out: TextIO) -> int:
         return _fail(f"{args.trace}: {exc.strerror}")
     if step is not None and step.total_seconds() <= 0:
         return _fail("--step must be positive")
-    decisions, summaries = simulate(
+    iterator, summaries = simulate(
         policy, trace, groups=args.group, initial_replicas=args.initial_replicas, step=step
     )
+    decisions = list(iterator)
+    if args.plot is not None:
+        from autozero.plot import PlotUnavailable, plot_simulation
+
+        groups = args.group or [g.name for g in policy.groups if not g.skip]
+        metrics = sorted({m for g in groups for m in policy.group(g).engine.metrics})
+        try:
+            plot_simulation(args.plot, trace, decisions, metrics, f"{policy.name}: simulation")
+        except PlotUnavailable as exc:
+            return _fail(str(exc))
+        except OSError as exc:
+            return _fail(f"{args.plot}: {exc.strerror}")
     if args.output == "jsonl":
         for decision in decisions:
             out.write(json.dumps(decision_json(decision)) + "\n")

@@ -72,6 +72,15 @@ class Trace:
             per_instance=instanced or None,
         )
 
+    def series(self, metric: str) -> list[tuple[datetime, Reading]]:
+        """The metric over time as `observe` sees it (instances averaged), for plots."""
+        out: list[tuple[datetime, Reading]] = []
+        for moment in self._times.get(metric, []):
+            reading = self.observe(metric, moment)
+            if isinstance(reading, Reading):
+                out.append((moment, reading))
+        return out
+
     def first_positive(
         self, metric: str, after: datetime | None, upto: datetime
     ) -> datetime | None:

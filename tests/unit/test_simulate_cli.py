@@ -191,3 +191,66 @@ def test_an_unknown_group_is_refused(tmp_path: Path, capsys: pytest.CaptureFixtu
     )
     assert code == 1
     assert "no group named ghost" in err
+
+
+def _pixels_near(image: object, rgb: tuple[int, int, int]) -> int:
+    import numpy as np
+
+    pixels = np.asarray(image)[..., :3] * 255
+    return int((np.abs(pixels - np.array(rgb)).sum(axis=-1) < 30).sum())
+
+
+WAKE_GREEN, SLEEP_RED = (0x2C, 0xA0, 0x2C), (0xD6, 0x27, 0x28)  # tab:green, tab:red
+
+
+@pytest.mark.parametrize(
+    ("until", "sleeps"),
+    [pytest.param(None, True, id="whole-night"), pytest.param("05:00", False, id="before-sleep")],
+)
+def test_plot_draws_each_scale_decision(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], until: str | None, sleeps: bool
+) -> None:
+    """The markers are there because the decisions are: a Sleep marker only if the group slept."""
+    import matplotlib.image
+
+    rows = NIGHTLY_TRACE.splitlines()
+    if until is not None:
+        rows = [r for r in rows if r.startswith("time") or r[11:16] < until or "+01:00" in r]
+    trace = tmp_path / "nightly.csv"
+    trace.write_text("\n".join(rows) + "\n")
+    png = tmp_path / "night.png"
+    code, out, err = run(
+        capsys,
+        "-f",
+        str(EXAMPLES / "nightly-batch.yaml"),
+        "--trace",
+        str(trace),
+        "--plot",
+        str(png),
+    )
+    assert (code, err) == (0, "")
+    assert ("Sleep" in out) is sleeps
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    image = matplotlib.image.imread(png)
+    assert image.shape[:2] == (650, 1100)
+    assert _pixels_near(image, WAKE_GREEN) > 20
+    assert (_pixels_near(image, SLEEP_RED) > 20) is sleeps
+
+
+def test_plot_into_a_missing_directory_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "nightly.csv"
+    trace.write_text(NIGHTLY_TRACE)
+    target = tmp_path / "no" / "such" / "dir.png"
+    code, _, err = run(
+        capsys,
+        "-f",
+        str(EXAMPLES / "nightly-batch.yaml"),
+        "--trace",
+        str(trace),
+        "--plot",
+        str(target),
+    )
+    assert code == 1
+    assert f"autozero: {target}: No such file or directory" in err
