@@ -99,3 +99,99 @@ def test_the_service_account_can_do_what_it_needs_and_no_more(
         check=False,
     )
     assert answer.stdout.strip() == ("yes" if allowed else "no"), answer.stderr
+
+
+def template(kube: KubeCluster, *sets: str) -> subprocess.CompletedProcess[str]:
+    flags = [f"--set={s}" for s in sets]
+    return helm(kube, "template", "az", str(CHART), "--namespace", NS, *flags)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        pytest.param("replicas=two", "at '/replicas': got string, want integer", id="type"),
+        pytest.param("replicas=0", "at '/replicas'", id="minimum"),
+        pytest.param("watchNamespace={a}", "additional properties 'watchNamespace'", id="typo"),
+        pytest.param(
+            "rbac.scaleTargets[0].resources={deployments}",
+            "/rbac/scaleTargets/0/resources/0",
+            id="not-a-scale-subresource",
+        ),
+        pytest.param("metrics.port=70000", "at '/metrics/port'", id="port"),
+        pytest.param("image.pullPolicy=Sometimes", "at '/image/pullPolicy'", id="enum"),
+    ],
+)
+def test_values_schema_rejects_bad_values_with_their_path(
+    kube: KubeCluster, value: str, message: str
+) -> None:
+    result = template(kube, value)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_service_monitor_and_pdb_when_enabled(kube: KubeCluster) -> None:
+    result = template(
+        kube,
+        "metrics.serviceMonitor.enabled=true",
+        "metrics.serviceMonitor.labels.release=kps",
+        "podDisruptionBudget.enabled=true",
+        "replicas=2",
+    )
+    assert result.returncode == 0, result.stderr
+    documents = {d["kind"]: d for d in yaml.safe_load_all(result.stdout) if d}
+    monitor = documents["ServiceMonitor"]
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    service = documents["Service"]
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
+    pdb = documents["PodDisruptionBudget"]
+    assert pdb["spec"]["selector"] == documents["Deployment"]["spec"]["selector"]
+    kube.kubectl_run("create", "namespace", NS, check=False)
+    applied = kube.kubectl_run(
+        "apply", "--dry-run=server", "-f", "-", input_text=yaml.safe_dump(pdb), check=False
+    )
+    assert applied.returncode == 0, applied.stderr
+    plain = template(kube)
+    kinds = {d["kind"] for d in yaml.safe_load_all(plain.stdout) if d}
+    assert not kinds & {"ServiceMonitor", "PodDisruptionBudget"}  # off by default
+
+
+def test_tenancy_values_become_operator_flags_and_roles(kube: KubeCluster) -> None:
+    result = template(
+        kube,
+        "watchNamespaces={team-a,team-b}",
+        "gce.allowedProjects.team-a={acme-batch,acme-shared}",
+        "tenancy.defaultServiceAccount=scaler",
+    )
+    assert result.returncode == 0, result.stderr
+    documents = [d for d in yaml.safe_load_all(result.stdout) if d]
+    deployment = next(d for d in documents if d["kind"] == "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--gce-allow=team-a=acme-batch,acme-shared" in args
+    assert "--default-service-account=scaler" in args
+    cluster_role = next(d for d in documents if d["kind"] == "ClusterRole")
+    cluster_wide = {r for rule in cluster_role["rules"] for r in rule["resources"]}
+    assert "secrets" not in cluster_wide  # literal namespaces: Secrets only through Roles
+    roles = {d["metadata"]["namespace"] for d in documents if d["kind"] == "Role"}
+    assert {"team-a", "team-b"} <= roles
+
+
+def test_install_prints_notes_that_say_what_to_do_next(kube: KubeCluster) -> None:
+    result = helm(
+        kube,
+        "upgrade",
+        "--install",
+        "az",
+        str(CHART),
+        "--namespace",
+        NS,
+        "--create-namespace",
+        "--set",
+        "watchNamespaces={team-*}",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "It serves ScalingPolicies in team-*." in result.stdout
+    assert "no namespace may target any GCE project yet" in result.stdout
+    assert "kubectl get scalingpolicies -A" in result.stdout
