@@ -12,8 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -63,5 +61,5 @@ def test_the_dockerfile_copies_what_exists_and_runs_as_the_charts_user() -> None
     assert user[0] == security.group(1) != "0"
     assert re.search(r"^ARG PYTHON_IMAGE=python:\d+\.\d+\.\d+-slim-\w+$", dockerfile, re.M)
     assert 'ENTRYPOINT ["autozero"]' in dockerfile
-    args = yaml.safe_load(deployment.split("args:")[1].split("env:")[0].replace("{{", "#"))
-    assert args[0] == "operator", "the chart's first argument is the image's subcommand"
+    # The chart's first argument is the subcommand the image's entrypoint runs.
+    assert re.search(r"args:\n\s+- operator\n", deployment)
