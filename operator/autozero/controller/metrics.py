@@ -55,6 +55,31 @@ class Metrics:
             "autozero_policy_invalid", "1 while a policy cannot be used", P, registry=r
         )
 
+    def forget(self, namespace: str, policy: str) -> int:
+        """Drop every series of a policy (it was deleted): no stale gauges. Returns how many."""
+        removed = 0
+        for collector in (
+            self.replicas,
+            self.decisions,
+            self.scale_actions,
+            self.metric_value,
+            self.source_errors,
+            self.duration,
+            self.last_evaluation,
+            self.invalid,
+        ):
+            names = collector._labelnames
+            seen: set[tuple[str, ...]] = set()
+            for family in collector.collect():
+                for sample in family.samples:
+                    values = tuple(sample.labels.get(n, "") for n in names)
+                    if values[:2] == (namespace, policy) and values not in seen:
+                        seen.add(values)
+            for values in seen:
+                collector.remove(*values)
+                removed += 1
+        return removed
+
     def record(self, namespace: str, report: CycleReport, seconds: float) -> None:
         labels = (namespace, report.policy)
         self.invalid.labels(*labels).set(0)

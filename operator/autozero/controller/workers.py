@@ -308,6 +308,7 @@ class Workers:
         worker = self.workers.pop((namespace, name), None)
         if worker is not None:
             await worker.stop()
+            self.metrics.forget(namespace, name)
 
     async def stop_all(self) -> None:
         for key in list(self.workers):
