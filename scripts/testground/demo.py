@@ -2,9 +2,10 @@
 
 Real parts: Redis and FerretDB (MongoDB wire) hold an MRQ raw queue and its started jobs; the GCE
 emulator runs one real worker process per instance of a managed instance group; autozero runs
-standalone (`autozero run`'s loop) against all three. A live line per second shows the queue, the
-jobs in flight, the group and autozero's last decision; a summary closes the run, and the exit code
-says whether the group reached more than one worker, drained every job and went back to zero.
+standalone (`autozero run`'s loop) against all three, or with `--cluster` as the operator against a
+real kube-apiserver, the policy applied as a ScalingPolicy. A live line per second shows the queue,
+the jobs in flight, the group and autozero's last decision; a summary closes the run, and the exit
+code says whether the group reached more than one worker, drained every job and went back to zero.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -30,11 +32,13 @@ from google.auth.credentials import AnonymousCredentials
 from googleapiclient import discovery
 
 from testground.mongo import FerretDBServer
+from testground.process import free_port
 from testground.redis_server import RedisServer
 
 QUEUE = "demo_raw"
 PROJECT, ZONE, GROUP = "demo", "local-a", "workers"
 SCRIPTS = Path(__file__).resolve().parent.parent
+ROOT = SCRIPTS.parent
 
 POLICY = """
 apiVersion: autozero.dev/v1alpha1
@@ -80,6 +84,127 @@ class Lines(io.TextIOBase):
         return len(text)
 
 
+class Standalone:
+    """autozero's standalone loop in a thread; decisions from its JSON lines."""
+
+    def __init__(self, manifest: dict[str, Any], emulator: EmulatorServer) -> None:
+        self.lines = Lines()
+        self.stop_event = threading.Event()
+        options = StandaloneOptions(gce_endpoint=emulator.api_endpoint, output="json")
+        self.thread = threading.Thread(
+            target=run,
+            args=(parse_policy(manifest), options, self.lines),
+            kwargs={"stop": self.stop_event},
+            daemon=True,
+        )
+
+    def start(self) -> None:
+        print("[demo] autozero runs standalone (autozero run)", flush=True)
+        self.thread.start()
+
+    def decisions(self) -> list[dict[str, Any]]:
+        """Every decision so far: action, before, after, message, time (ISO)."""
+        with self.lines.lock:
+            return [
+                {
+                    "action": d["action"],
+                    "before": d["replicas"]["before"],
+                    "after": d["replicas"]["after"],
+                    "message": d["message"],
+                    "time": d["time"],
+                }
+                for d in self.lines.decisions
+            ]
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout=10)
+
+
+class Cluster:
+    """The operator against a real kube-apiserver; decisions from the policy's status and Events
+    (what a user sees with kubectl)."""
+
+    def __init__(self, manifest: dict[str, Any], emulator: EmulatorServer) -> None:
+        from testground.kube import start_cluster
+
+        print("[demo] starting etcd and kube-apiserver ...", flush=True)
+        self.kube = start_cluster(controller_manager=False)
+        self.manifest, self.emulator = manifest, emulator
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = (self.kube.workdir / "operator.log").open("wb")
+
+    def start(self) -> None:
+        from kubernetes import config
+
+        kube = self.kube
+        kube.kubectl_run("apply", "-f", str(ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"))
+        kube.wait_established("scalingpolicies.autozero.dev")
+        namespace = self.manifest["metadata"]["namespace"]
+        kube.kubectl_run("create", "namespace", namespace)
+        args = ["--kubeconfig", str(kube.kubeconfig), "--namespace", namespace]
+        args += ["--metrics-port", str(free_port()), "--gce-endpoint", self.emulator.api_endpoint]
+        args += ["--gce-allow", f"{namespace}={PROJECT}"]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "autozero.cli", "operator", *args],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        kube.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump(self.manifest))
+        self.api = config.new_client_from_config(config_file=str(kube.kubeconfig))  # type: ignore[no-untyped-call]
+        print(
+            f"[demo] autozero runs as the operator; kubectl --kubeconfig {kube.kubeconfig} "
+            f"describe scalingpolicy demo -n {namespace}",
+            flush=True,
+        )
+
+    def decisions(self) -> list[dict[str, Any]]:
+        from kubernetes import client
+
+        namespace = self.manifest["metadata"]["namespace"]
+        events = client.CoreV1Api(self.api).list_namespaced_event(namespace).items
+        made = []
+        for event in sorted(events, key=lambda e: e.first_timestamp or datetime.now(UTC)):
+            if event.involved_object.kind != "ScalingPolicy" or event.reason not in ACTIONS:
+                continue
+            message = str(event.message or "")
+            before, after = _counts(message)
+            at = event.first_timestamp or datetime.now(UTC)
+            made.append(
+                {
+                    "action": event.reason,
+                    "before": before,
+                    "after": after,
+                    "message": message.split(": ", 2)[-1],
+                    "time": at.isoformat(),
+                }
+            )
+        return made
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.log.close()
+        self.kube.stop()
+
+
+ACTIONS = ("Wake", "ScaleOut", "ScaleIn", "Sleep")
+
+
+def _counts(message: str) -> tuple[int, int]:
+    """`workers: 1 -> 3: why` -> (1, 3)."""
+    counts = message.split(": ", 2)[1] if message.count(": ") >= 1 else ""
+    before, _, after = counts.partition(" -> ")
+    try:
+        return int(before), int(after)
+    except ValueError:
+        return -1, -1
+
+
 @dataclass
 class Summary:
     enqueued: int
@@ -102,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job-seconds", type=float, default=0.15)
     parser.add_argument("--timeout", type=float, default=180)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="run autozero as the operator against a real kube-apiserver (default: standalone)",
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
     print("[demo] starting Redis, FerretDB (MongoDB wire) and the GCE emulator ...", flush=True)
@@ -123,11 +253,16 @@ def main(argv: list[str] | None = None) -> int:
             },
         )
     ).start()
-    stop = threading.Event()
+    manifest = yaml.safe_load(
+        POLICY.replace("REDIS_URL", redis_server.url).replace("MONGO_URL", mongo.url)
+    )
+    driver: Standalone | Cluster | None = None
     try:
-        summary = _run(args, redis_server, mongo, emulator, stop)
+        driver = Cluster(manifest, emulator) if args.cluster else Standalone(manifest, emulator)
+        summary = _run(args, redis_server, mongo, emulator, driver)
     finally:
-        stop.set()
+        if driver is not None:
+            driver.stop()
         emulator.stop()
         mongo.stop()
         redis_server.stop()
@@ -141,7 +276,7 @@ def _run(
     redis_server: RedisServer,
     mongo: FerretDBServer,
     emulator: EmulatorServer,
-    stop: threading.Event,
+    driver: Standalone | Cluster,
 ) -> Summary:
     compute = discovery.build(
         "compute",
@@ -167,18 +302,7 @@ def _run(
     compute.zoneOperations().wait(project=PROJECT, zone=ZONE, operation=op["name"]).execute()
     print(f"[demo] managed instance group {GROUP} created at size 0", flush=True)
 
-    manifest = yaml.safe_load(
-        POLICY.replace("REDIS_URL", redis_server.url).replace("MONGO_URL", mongo.url)
-    )
-    policy = parse_policy(manifest)
-    lines = Lines()
-    runner = threading.Thread(
-        target=run,
-        args=(policy, StandaloneOptions(gce_endpoint=emulator.api_endpoint, output="json"), lines),
-        kwargs={"stop": stop},
-        daemon=True,
-    )
-    runner.start()
+    driver.start()
     store = redis.Redis.from_url(redis_server.url)
     jobs: Any = pymongo.MongoClient(mongo.url).get_default_database()["mrq_jobs"]
     summary = Summary(enqueued=args.jobs)
@@ -204,15 +328,11 @@ def _run(
         summary.peak_instances = max(summary.peak_instances, running)
         summary.instance_seconds += running * (now - last_tick)
         last_tick = now
-        with lines.lock:
-            moves = [d for d in lines.decisions if d["action"] != "Hold"]
-            latest = lines.decisions[-1] if lines.decisions else None
-        shown = moves[-1] if moves else latest
+        made = driver.decisions()
+        moves = [d for d in made if d["action"] != "Hold"]
+        shown = moves[-1] if moves else (made[-1] if made else None)
         decision = (
-            (
-                f"{shown['action']} {shown['replicas']['before']}->"
-                f"{shown['replicas']['after']}: {shown['message']}"
-            )
+            f"{shown['action']} {shown['before']}->{shown['after']}: {shown['message']}"
             if shown
             else "-"
         )
@@ -229,10 +349,11 @@ def _run(
     summary.final_size = int(
         emulator.emulator.world.groups[(PROJECT, "zones", ZONE, GROUP)].target_size
     )
-    with lines.lock:
-        for made in lines.decisions:
-            summary.actions[made["action"]] = summary.actions.get(made["action"], 0) + 1
-        wakes = [d for d in lines.decisions if d["action"] == "Wake"]
+    made = driver.decisions()
+    for decision_made in made:
+        action = decision_made["action"]
+        summary.actions[action] = summary.actions.get(action, 0) + 1
+    wakes = [d for d in made if d["action"] == "Wake"]
     if wakes:
         woke = datetime.fromisoformat(wakes[0]["time"].replace("Z", "+00:00"))
         summary.wake_latency_seconds = max(0.0, (woke - enqueued_at).total_seconds())

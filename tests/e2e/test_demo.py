@@ -8,12 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_demo_wakes_scales_out_drains_and_sleeps() -> None:
+@pytest.mark.parametrize("mode", [[], ["--cluster"]], ids=["standalone", "operator"])
+def test_the_demo_wakes_scales_out_drains_and_sleeps(mode: list[str]) -> None:
+    """Standalone (the default), and as the operator on a real kube-apiserver (`--cluster`)."""
     result = subprocess.run(
-        [sys.executable, "-m", "testground.demo", "--json", "--jobs", "150"],
+        [sys.executable, "-m", "testground.demo", "--json", "--jobs", "150", *mode],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT / "scripts")},
         capture_output=True,
