@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -14,6 +16,8 @@ import yaml
 from gce_emulator import EmulatorServer
 from google.auth.credentials import AnonymousCredentials
 from googleapiclient import discovery
+from support.operator import http_get
+from testground.process import free_port, wait_for
 from testground.redis_server import RedisServer
 
 POLICY = """
@@ -61,16 +65,15 @@ def autozero_run(policy: Path, state: Path, secrets: Path, endpoint: str) -> lis
     return [json.loads(line) for line in out.stdout.splitlines()]
 
 
-def test_a_restarted_runner_resumes_its_idle_clock(
-    tmp_path: Path, redis_server: RedisServer, gce_emulator: EmulatorServer
-) -> None:
+def create_group(emulator: EmulatorServer) -> Any:
+    """The MIG `acme/europe-west1-c/bids` at size 0; returns a client for checks."""
     compute = discovery.build(
         "compute",
         "v1",
         credentials=AnonymousCredentials(),
         static_discovery=True,
         cache_discovery=False,
-        client_options={"api_endpoint": gce_emulator.api_endpoint},
+        client_options={"api_endpoint": emulator.api_endpoint},
     )
     op = (
         compute.instanceGroupManagers()
@@ -84,11 +87,23 @@ def test_a_restarted_runner_resumes_its_idle_clock(
     compute.zoneOperations().wait(
         project="acme", zone="europe-west1-c", operation=op["name"]
     ).execute()
+    return compute
+
+
+def write_inputs(tmp_path: Path, redis_url: str) -> Path:
     secrets = tmp_path / "secrets" / "queue"
     secrets.mkdir(parents=True)
-    (secrets / "url").write_text(redis_server.url)
+    (secrets / "url").write_text(redis_url)
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
+    return policy
+
+
+def test_a_restarted_runner_resumes_its_idle_clock(
+    tmp_path: Path, redis_server: RedisServer, gce_emulator: EmulatorServer
+) -> None:
+    compute = create_group(gce_emulator)
+    policy = write_inputs(tmp_path, redis_server.url)
     state = tmp_path / "state.json"
     queue = redis.Redis.from_url(redis_server.url)
     queue.delete("rq:queue:bids")
@@ -128,3 +143,61 @@ def test_a_bad_policy_exits_non_zero_with_the_field(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "spec.groups[0].activation.idleFor: invalid duration 'soon'" in result.stderr
+
+
+def test_the_runner_serves_metrics_while_it_runs(
+    tmp_path: Path, redis_server: RedisServer, gce_emulator: EmulatorServer
+) -> None:
+    create_group(gce_emulator)
+    policy = write_inputs(tmp_path, redis_server.url)
+    redis.Redis.from_url(redis_server.url).rpush("rq:queue:bids", "job-1")
+    port = free_port()
+    args = ["-f", str(policy), "--secrets-dir", str(tmp_path / "secrets")]
+    args += ["--metrics-port", str(port), "--gce-endpoint", gce_emulator.api_endpoint]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "autozero.cli", "run", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wanted = (
+            'autozero_group_replicas{group="bids",kind="desired",namespace="batch",'
+            'policy="nightly"} 2.0'
+        )
+        text = wait_for(
+            lambda: (t := http_get(f"http://127.0.0.1:{port}/metrics")) and wanted in t and t,
+            timeout=30,
+        )
+        assert (
+            "autozero_decisions_total{"
+            'action="Wake",group="bids",namespace="batch",policy="nightly"} 1.0' in text
+        )
+        assert (
+            'autozero_metric_value{metric="backlog",namespace="batch",policy="nightly"} 1.0' in text
+        )
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+        redis.Redis.from_url(redis_server.url).delete("rq:queue:bids")
+    assert process.returncode == 130
+
+
+def test_a_project_outside_the_allowlist_is_refused_with_no_call(
+    tmp_path: Path, redis_server: RedisServer, gce_emulator: EmulatorServer
+) -> None:
+    policy = write_inputs(tmp_path, redis_server.url)
+    args = ["-f", str(policy), "--once", "--secrets-dir", str(tmp_path / "secrets")]
+    args += ["--gce-endpoint", gce_emulator.api_endpoint]
+    result = subprocess.run(
+        [sys.executable, "-m", "autozero.cli", "run", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "AUTOZERO_GCE_ALLOW": "batch=acme-other;team-*=acme"},
+    )
+    assert result.returncode == 1
+    assert "GCEProjectNotAllowed: bids: namespace batch may not target GCE project acme" in (
+        result.stderr
+    )
+    assert gce_emulator.control("requests", method="GET")["requests"] == []
