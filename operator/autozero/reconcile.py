@@ -124,7 +124,7 @@ def assemble(
     from autozero.sources.base import Context
     from autozero.sources.registry import build_source
     from autozero.targets.gce import Compute, GCEGroup, observe_groups
-    from autozero.targets.kubernetes import KubernetesWorkload
+    from autozero.targets.kubernetes import KubernetesWorkload, observe_workloads
 
     ctx = Context(resolve_secret, namespace=policy.namespace)
     sources = {m.name: build_source(m, ctx) for m in policy.metrics}
@@ -154,6 +154,13 @@ def assemble(
             wanted = {name: target for name, target in served.items() if name in names}
             if wanted:
                 seen.update(observe_groups(compute, wanted))
+        workloads = {
+            name: target
+            for name, target in targets.items()
+            if name in names and isinstance(target, KubernetesWorkload)
+        }
+        if workloads:
+            seen.update(observe_workloads(kube_api, workloads))
         return seen
 
     return PolicyRunner(policy, sources, targets, observe_many=observe_many)

@@ -130,8 +130,9 @@ def test_a_deployment_wakes_on_work_and_sleeps_when_idle(
 
     queue.delete(key)  # drained
     wait_for(lambda: scale_of(kube_api, namespace) == 0, timeout=30)
-    final = status_of(kube_api, namespace)
-    assert final["groups"][0]["lastScale"]["to"] == 0
+    wait_for(  # the status is written just after the scale
+        lambda: status_of(kube_api, namespace)["groups"][0]["lastScale"]["to"] == 0, timeout=15
+    )
     wait_for(lambda: any(r == "Sleep" for r, _ in events_of(kube_api, namespace)), timeout=15)
     out = kube.kubectl_run("get", "sp", "-n", namespace).stdout.splitlines()
     assert out[1].split()[:3] == ["queue-workers", "1", "0"]
@@ -486,7 +487,11 @@ def test_the_operator_works_under_the_charts_service_account(
         wait_for(lambda: any(r == "Wake" for r, _ in events_of(kube_api, namespace)), timeout=15)
         redis.Redis.from_url(redis_server.url).delete(key)
         wait_for(lambda: scale_of(kube_api, namespace) == 0, timeout=40)
-        assert status_of(kube_api, namespace)["groups"][0]["lastScale"]["to"] == 0
+        # The status is written just after the scale: wait for it rather than race it.
+        wait_for(
+            lambda: status_of(kube_api, namespace)["groups"][0]["lastScale"]["to"] == 0,
+            timeout=15,
+        )
         denied = kube.kubectl_run(
             "auth",
             "can-i",

@@ -76,6 +76,7 @@ def test_install_then_upgrade_to_two_replicas_with_leader_election(kube: KubeClu
         pytest.param("delete", "deployments.apps", False, id="never-delete-workloads"),
         pytest.param("create", "horizontalpodautoscalers.autoscaling", True, id="create-hpa"),
         pytest.param("update", "horizontalpodautoscalers.autoscaling", False, id="not-edit-hpa"),
+        pytest.param("list", "horizontalpodautoscalers.autoscaling", True, id="list-hpas"),
         pytest.param("create", "events", True, id="create-events"),
         pytest.param("list", "secrets", False, id="never-list-secrets"),
         pytest.param("create", "pods", False, id="no-pods"),

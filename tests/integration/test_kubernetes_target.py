@@ -190,6 +190,89 @@ def test_a_foreign_hpa_is_a_conflict(cluster: KubeCluster, kube_api: Any, namesp
         target.apply(Change(0, HANDOFF), target.observe())
 
 
+def test_a_users_own_hpa_of_any_name_is_a_conflict_and_others_are_ignored(
+    cluster: KubeCluster, kube_api: Any, namespace: str
+) -> None:
+    """Scaling a workload an HPA drives would fight it: found by its scaleTargetRef."""
+    workload(cluster, namespace, "Deployment")
+    workload(cluster, namespace, "Deployment", name="other")
+    autoscaling = k8s.AutoscalingV2Api(kube_api)
+    for name, target in (("their-hpa", "worker"), ("unrelated", "other")):
+        autoscaling.create_namespaced_horizontal_pod_autoscaler(
+            namespace,
+            {
+                "metadata": {"name": name},
+                "spec": {
+                    "scaleTargetRef": {
+                        "apiVersion": "apps/v1",
+                        "kind": "Deployment",
+                        "name": target,
+                    },
+                    "minReplicas": 1,
+                    "maxReplicas": 3,
+                },
+            },
+        )
+    workload(cluster, namespace, "StatefulSet", name="other")  # same name, another kind
+    spec = KubernetesTarget("apps/v1", "Deployment", "worker")
+    target = KubernetesWorkload("workers", spec, namespace, kube_api, owner(cluster, namespace))
+    seen = target.observe()
+    assert (seen.autoscaler, seen.owned_autoscaler) == ("their-hpa", False)
+    with pytest.raises(TargetConflict, match="their-hpa targets it and autozero did not create it"):
+        target.apply(Change(2), seen)
+    assert target.observe().replicas == 0  # not scaled under someone else's HPA
+    free = KubernetesWorkload(
+        "web", KubernetesTarget("apps/v1", "StatefulSet", "other"), namespace, kube_api
+    )
+    assert free.observe_with(autoscaling_items(kube_api, namespace)).autoscaler is None
+
+
+def autoscaling_items(kube_api: Any, namespace: str) -> list[dict[str, Any]]:
+    from autozero.targets.kubernetes import list_hpas
+
+    return list_hpas(kube_api, namespace, "test")
+
+
+def test_many_workloads_cost_one_hpa_list_per_namespace(
+    cluster: KubeCluster, kube_api: Any, namespace: str
+) -> None:
+    from autozero.targets.kubernetes import observe_workloads
+
+    names = [f"w{n}" for n in range(5)]
+    for name in names:
+        workload(cluster, namespace, "Deployment", name=name)
+    workloads = {
+        name: KubernetesWorkload(
+            name, KubernetesTarget("apps/v1", "Deployment", name), namespace, kube_api
+        )
+        for name in names
+    }
+    workloads["ghost"] = KubernetesWorkload(
+        "ghost", KubernetesTarget("apps/v1", "Deployment", "ghost"), namespace, kube_api
+    )
+    for workload_ in workloads.values():
+        workload_.scale_resource()  # discovery, once per workload, before counting
+    urls: list[str] = []
+    rest = kube_api.rest_client  # the one HTTP layer under typed and dynamic clients alike
+    original = rest.request
+
+    def counting(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        urls.append(f"{method} {url.split('?')[0].split('://', 1)[1].split('/', 1)[1]}")
+        return original(method, url, *args, **kwargs)
+
+    rest.request = counting
+    try:
+        seen = observe_workloads(kube_api, workloads)
+    finally:
+        rest.request = original
+    assert [u for u in urls if "horizontalpodautoscalers" in u] == [
+        f"GET apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers"
+    ]
+    assert len(urls) == 1 + len(workloads)  # and one /scale read per workload
+    assert all(seen[name].replicas == 0 for name in names)  # type: ignore[union-attr]
+    assert isinstance(seen["ghost"], TargetNotFound)
+
+
 @pytest.mark.parametrize(
     ("api_version", "kind", "error", "message"),
     [

@@ -30,8 +30,8 @@ when none is a glob, else none (the rules then apply cluster-wide). */}}
   resources: [events]
   verbs: [create]
 - apiGroups: [autoscaling]
-  resources: [horizontalpodautoscalers]
-  verbs: [get, create, delete]
+  resources: [horizontalpodautoscalers]   # list: one call per namespace per cycle
+  verbs: [list, create, delete]
 {{- range .Values.rbac.scaleTargets }}
 - apiGroups: [{{ .apiGroup | quote }}]
   resources: {{ toJson .resources }}

@@ -2,9 +2,10 @@
 
 A ScalingPolicy that names a ServiceAccount (or, under the operator's --default-service-account,
 every policy) is held to what that ServiceAccount may do: a SubjectAccessReview per verb autozero
-would use on the target, `get` and `patch` on `<resource>/scale`, plus `create` and `delete` on
-HorizontalPodAutoscalers when the group hands off to one. The same check as `kubectl auth can-i
---as=system:serviceaccount:NS:NAME`, so RBAC stays the one place where an administrator decides.
+would use on the target, `get` and `patch` on `<resource>/scale`, plus `list`, `create` and
+`delete` on HorizontalPodAutoscalers when the group hands off to one. The same check as `kubectl
+auth can-i --as=system:serviceaccount:NS:NAME`, so RBAC stays the one place where an
+administrator decides.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def checks_for(workload: KubernetesWorkload, handoff: bool) -> Iterator[Check]:
     for verb in ("get", "patch"):
         yield Check(verb, str(scale.group or ""), resource, "scale", workload.target.name)
     if handoff:
-        for verb in ("get", "create", "delete"):
+        for verb in ("list", "create", "delete"):
             yield Check(verb, "autoscaling", "horizontalpodautoscalers")
 
 

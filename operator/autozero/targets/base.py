@@ -21,7 +21,7 @@ class TargetError(Exception):
     retryable = False
 
     def __init__(self, group: str, message: str) -> None:
-        self.group = group
+        self.group, self.detail = group, message
         super().__init__(f"{group}: {message}")
 
 

@@ -12,7 +12,8 @@ it); an awake group without its HPA gets one back, a sleeping group loses it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ from autozero.targets.base import (
 )
 
 HPA_PREFIX = "autozero-"
+TIMEOUT = 10  # seconds, every call
 
 
 def hpa_name(workload: str) -> str:
@@ -53,6 +55,44 @@ class Owner:
             "controller": True,
             "blockOwnerDeletion": False,
         }
+
+
+def list_hpas(api_client: Any, namespace: str, group: str) -> list[dict[str, Any]]:
+    """Every HPA of a namespace, as plain dicts: one call serves all the workloads there, and
+    finds an HPA whatever its name (a user's own HPA on the same workload is a conflict)."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        found = client.AutoscalingV2Api(api_client).list_namespaced_horizontal_pod_autoscaler(
+            namespace, _request_timeout=TIMEOUT
+        )
+    except ApiException as exc:
+        raise _api_error(exc, group, f"HorizontalPodAutoscalers of {namespace}") from exc
+    items: list[dict[str, Any]] = api_client.sanitize_for_serialization(found).get("items", [])
+    return items
+
+
+def observe_workloads(
+    api_client: Any, workloads: Mapping[str, KubernetesWorkload]
+) -> dict[str, Observed | TargetError]:
+    """Observe many workloads: one HPA list per namespace, then one `/scale` read each."""
+    by_namespace: dict[str, dict[str, KubernetesWorkload]] = defaultdict(dict)
+    for group, workload in workloads.items():
+        by_namespace[workload.namespace][group] = workload
+    out: dict[str, Observed | TargetError] = {}
+    for namespace, members in by_namespace.items():
+        try:
+            hpas = list_hpas(api_client, namespace, next(iter(members)))
+        except TargetError as error:
+            out.update({group: type(error)(group, error.detail) for group in members})
+            continue
+        for group, workload in members.items():
+            try:
+                out[group] = workload.observe_with(hpas)
+            except TargetError as error:
+                out[group] = error
+    return out
 
 
 def _api_error(exc: Exception, group: str, what: str) -> TargetError:
@@ -107,20 +147,38 @@ class KubernetesWorkload:
         return self._resource
 
     def observe(self) -> Observed:
+        return self.observe_with(list_hpas(self.api_client, self.namespace, self.name))
+
+    def observe_with(self, hpas: Sequence[Mapping[str, Any]]) -> Observed:
+        """The workload's scale, and the HPA among `hpas` (its namespace's) that targets it."""
         from kubernetes.client.exceptions import ApiException
         from kubernetes.dynamic.exceptions import DynamicApiError
 
         scale = self.scale_resource()
         try:
-            answer = scale.get(name=self.target.name, namespace=self.namespace).to_dict()
+            answer = scale.get(
+                name=self.target.name, namespace=self.namespace, _request_timeout=TIMEOUT
+            ).to_dict()
         except (ApiException, DynamicApiError) as exc:
             raise _api_error(exc, self.name, self.what) from exc
-        hpa = self._hpa()
+        targeting = [h for h in hpas if self._targets_me(h)]
+        # Ours first: a foreign HPA beside ours is still a conflict, reported once ours is gone.
+        targeting.sort(key=lambda h: not self._owned(h))
+        hpa = targeting[0] if targeting else None
         return Observed(
             replicas=int((answer.get("spec") or {}).get("replicas") or 0),
             ready=int((answer.get("status") or {}).get("replicas") or 0),
             autoscaler=hpa["metadata"]["name"] if hpa else None,
             owned_autoscaler=bool(hpa and self._owned(hpa)),
+        )
+
+    def _targets_me(self, hpa: Mapping[str, Any]) -> bool:
+        ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+        group = str(ref.get("apiVersion", "")).rpartition("/")[0]
+        return (
+            ref.get("kind") == self.target.kind
+            and ref.get("name") == self.target.name
+            and group == self.target.api_version.rpartition("/")[0]
         )
 
     def _owned(self, hpa: Mapping[str, Any]) -> bool:
@@ -134,20 +192,6 @@ class KubernetesWorkload:
 
         return client.AutoscalingV2Api(self.api_client)
 
-    def _hpa(self) -> dict[str, Any] | None:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            found = self._autoscaling().read_namespaced_horizontal_pod_autoscaler(
-                hpa_name(self.target.name), self.namespace
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise _api_error(exc, self.name, "HorizontalPodAutoscaler") from exc
-        result: dict[str, Any] = self.api_client.sanitize_for_serialization(found)
-        return result
-
     def scale(self, replicas: int) -> None:
         from kubernetes.client.exceptions import ApiException
         from kubernetes.dynamic.exceptions import DynamicApiError
@@ -158,6 +202,7 @@ class KubernetesWorkload:
                 name=self.target.name,
                 namespace=self.namespace,
                 content_type="application/merge-patch+json",
+                _request_timeout=TIMEOUT,
             )
         except (ApiException, DynamicApiError) as exc:
             raise _api_error(exc, self.name, f"{self.what}/scale") from exc
@@ -191,7 +236,9 @@ class KubernetesWorkload:
         if handoff.behavior:
             body["spec"]["behavior"] = dict(handoff.behavior)
         try:
-            self._autoscaling().create_namespaced_horizontal_pod_autoscaler(self.namespace, body)
+            self._autoscaling().create_namespaced_horizontal_pod_autoscaler(
+                self.namespace, body, _request_timeout=TIMEOUT
+            )
         except ApiException as exc:
             raise _api_error(exc, self.name, f"HorizontalPodAutoscaler {name}") from exc
         return f"create HorizontalPodAutoscaler {name}"
@@ -200,7 +247,9 @@ class KubernetesWorkload:
         from kubernetes.client.exceptions import ApiException
 
         try:
-            self._autoscaling().delete_namespaced_horizontal_pod_autoscaler(name, self.namespace)
+            self._autoscaling().delete_namespaced_horizontal_pod_autoscaler(
+                name, self.namespace, _request_timeout=TIMEOUT
+            )
         except ApiException as exc:
             if exc.status != 404:
                 raise _api_error(exc, self.name, f"HorizontalPodAutoscaler {name}") from exc
