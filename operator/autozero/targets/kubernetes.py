@@ -12,6 +12,7 @@ it); an awake group without its HPA gets one back, a sleeping group loses it.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -55,6 +56,23 @@ class Owner:
             "controller": True,
             "blockOwnerDeletion": False,
         }
+
+
+_DYNAMIC: dict[int, Any] = {}
+_DYNAMIC_LOCK = threading.RLock()
+
+
+def _dynamic(api_client: Any) -> Any:
+    """One DynamicClient per API client: its discovery (every API group's resources) is done
+    once per process, not once per workload; a kind it does not know triggers a refresh."""
+    with _DYNAMIC_LOCK:
+        found = _DYNAMIC.get(id(api_client))
+        if found is None or found[0] is not api_client:
+            from kubernetes.dynamic import DynamicClient
+
+            found = (api_client, DynamicClient(api_client))  # type: ignore[no-untyped-call]
+            _DYNAMIC[id(api_client)] = found
+        return found[1]
 
 
 def list_hpas(api_client: Any, namespace: str, group: str) -> list[dict[str, Any]]:
@@ -126,13 +144,13 @@ class KubernetesWorkload:
 
     def scale_resource(self) -> Any:
         if self._resource is None:
-            from kubernetes.dynamic import DynamicClient
             from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
             try:
-                resource = DynamicClient(self.api_client).resources.get(  # type: ignore[no-untyped-call]
-                    api_version=self.target.api_version, kind=self.target.kind
-                )
+                with _DYNAMIC_LOCK:  # the discoverer's cache is not safe across threads
+                    resource = _dynamic(self.api_client).resources.get(
+                        api_version=self.target.api_version, kind=self.target.kind
+                    )
             except ResourceNotFoundError as exc:
                 raise TargetNotFound(
                     self.name, f"the API serves no {self.target.kind} in {self.target.api_version}"
