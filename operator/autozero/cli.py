@@ -120,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how often a running policy's ServiceAccount is checked again (default 300)",
     )
+    op.add_argument(
+        "--threads",
+        type=int,
+        default=16,
+        help="threads for the policies' blocking calls (sources, targets, status); default 16",
+    )
     op.add_argument("--liveness", help="e.g. http://0.0.0.0:8081/healthz")
     op.add_argument(
         "--leader-elect",
@@ -320,6 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
             liveness=args.liveness,
             election=election,
+            threads=args.threads,
         )
         return 0
     parser.print_help(sys.stderr)

@@ -196,3 +196,33 @@ def test_install_prints_notes_that_say_what_to_do_next(kube: KubeCluster) -> Non
     assert "It serves ScalingPolicies in team-*." in result.stdout
     assert "no namespace may target any GCE project yet" in result.stdout
     assert "kubectl get scalingpolicies -A" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        pytest.param([], id="defaults"),
+        pytest.param(
+            [
+                "replicas=2",
+                "podDisruptionBudget.enabled=true",
+                "watchNamespaces={autozero-chart}",
+                "gce.allowedProjects.autozero-chart={acme}",
+                "tenancy.defaultServiceAccount=scaler",
+            ],
+            id="ha-and-tenancy",
+        ),
+    ],
+)
+def test_everything_the_chart_renders_passes_a_server_dry_run(
+    kube: KubeCluster, sets: list[str]
+) -> None:
+    kube.kubectl_run("create", "namespace", NS, check=False)
+    rendered = template(kube, *sets)
+    assert rendered.returncode == 0, rendered.stderr
+    applied = kube.kubectl_run(
+        "apply", "--dry-run=server", "-f", "-", input_text=rendered.stdout, check=False
+    )
+    assert applied.returncode == 0, applied.stderr
+    kinds = {line.split("/")[0] for line in applied.stdout.splitlines()}
+    assert {"deployment.apps", "clusterrole.rbac.authorization.k8s.io"} <= kinds

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -51,6 +52,7 @@ def run_operator(
     config: OperatorConfig,
     liveness: str | None = None,
     election: ElectionConfig | None = None,
+    threads: int = 16,
 ) -> None:
     """Run until interrupted: `autozero operator`. In a cluster it uses its service account;
     elsewhere the kubeconfig (`--kubeconfig` or $KUBECONFIG)."""
@@ -96,6 +98,11 @@ def run_operator(
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # Every policy's blocking calls (sources, targets, status) run in these threads; the
+        # default pool (CPUs + 4) would queue them behind each other on a small node.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="autozero")
+        )
         workers = Workers(Cluster(api), metrics, config, active=election is None)
         workers_ref["workers"] = workers
         if election is not None:

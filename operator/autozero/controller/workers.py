@@ -109,7 +109,7 @@ class PolicyWorker:
             self.wake.clear()
 
     async def _cycle(self) -> float:
-        if self.rebuild or self.runner is None:  # an unusable policy is retried each time
+        if self.rebuild or self.runner is None:  # an unusable policy (no runner) is retried
             ready = await asyncio.to_thread(self._build)
             if not ready:
                 return self.retry_after
@@ -150,14 +150,16 @@ class PolicyWorker:
         except PolicyInvalid as exc:
             self._unusable([str(e) for e in exc.errors], "InvalidPolicy", generation)
             return False
-        except (SourceError, TargetConfigError, AccessReviewFailed) as exc:
-            self.rebuild = True  # a Secret or a RoleBinding may be created meanwhile
-            reason = {SourceError: "SourceConfigError", TargetConfigError: "TargetConfigError"}
-            kind = next((v for k, v in reason.items() if isinstance(exc, k)), "AccessReviewFailed")
-            self._unusable([str(exc)], kind, generation)
+        except SourceError as exc:  # a Secret may be created meanwhile: tried again
+            self._unusable([str(exc)], "SourceConfigError", generation)
             return False
-        if refused:
-            self.rebuild = True  # RBAC may change: asked again at the next try
+        except TargetConfigError as exc:
+            self._unusable([str(exc)], "TargetConfigError", generation)
+            return False
+        except AccessReviewFailed as exc:
+            self._unusable([str(exc)], "AccessReviewFailed", generation)
+            return False
+        if refused:  # RBAC may change: asked again at the next try
             self._refused(refused)
             return False
         previous = self.runner.states if self.runner else restore_states(self.status)
@@ -195,7 +197,6 @@ class PolicyWorker:
             return True
         if refused:
             self._stop_watches()
-            self.rebuild = True
             self._refused(refused)
             return False
         return True
@@ -311,5 +312,5 @@ class Workers:
             self.metrics.forget(namespace, name)
 
     async def stop_all(self) -> None:
-        for key in list(self.workers):
-            await self.gone(*key)
+        """Stop every worker at once, so shutdown takes one worker's time, not the sum."""
+        await asyncio.gather(*(self.gone(*key) for key in list(self.workers)))
