@@ -137,7 +137,14 @@ def assemble(
             ref = group.target.credentials
             if ref not in computes:
                 key = _service_account_key(policy, group.name, ref, resolve_secret)
-                compute = Compute.build(endpoint=gce_endpoint, service_account_info=key)
+                try:
+                    compute = Compute.build(endpoint=gce_endpoint, service_account_info=key)
+                except ValueError:  # a key google-auth cannot load; its text is never shown
+                    raise TargetConfigError(
+                        group.name,
+                        f"secret {policy.namespace}/{ref.name if ref else '-'} holds a "
+                        "service-account key that cannot be loaded",
+                    ) from None
                 computes[ref] = (compute, {})
             compute, served = computes[ref]
             targets[group.name] = GCEGroup(group.name, group.target, compute)
