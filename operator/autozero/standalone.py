@@ -137,10 +137,17 @@ class Waker:
                 except SourceError as exc:  # a source that cannot push is polled: say so
                     log.info("no push wake for %s: %s", source.metric, exc)
 
-    def wait(self, seconds: float) -> bool:
-        woke = self.event.wait(seconds)
-        self.event.clear()
-        return woke
+    def wait(self, seconds: float, stop: threading.Event) -> bool:
+        """Sleep up to `seconds`; True if pushed work cut it short. Returns soon after `stop`."""
+        deadline = time.monotonic() + seconds
+        while not stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self.event.wait(min(left, 0.25)):
+                self.event.clear()
+                return True
+        return False
 
     def stop(self) -> None:
         for watch in self.watches:
@@ -181,7 +188,7 @@ def run(
             save_states(options.state_file, runner.states)
             if once or waker is None:
                 break
-            waker.wait(max(0.0, interval - (time.monotonic() - started)))
+            waker.wait(max(0.0, interval - (time.monotonic() - started)), stop)
     finally:
         if waker is not None:
             waker.stop()

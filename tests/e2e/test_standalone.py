@@ -176,10 +176,17 @@ def test_the_runner_serves_metrics_while_it_runs(
             'autozero_metric_value{metric="backlog",namespace="batch",policy="nightly"} 1.0' in text
         )
     finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
+        process.send_signal(signal.SIGTERM)
+        try:
+            _, stderr = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate()
+            raise AssertionError(
+                f"autozero run ignored SIGTERM: {stderr.decode()[-2000:]}"
+            ) from None
         redis.Redis.from_url(redis_server.url).delete("rq:queue:bids")
-    assert process.returncode == 130
+    assert process.returncode == 0, stderr.decode()[-2000:]  # a clean stop
 
 
 def test_a_project_outside_the_allowlist_is_refused_with_no_call(
