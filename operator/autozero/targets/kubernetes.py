@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from urllib3.exceptions import HTTPError  # connection refused, reset, timed out
+
 from autozero.policy.model import HPAHandoff, KubernetesTarget
 from autozero.targets.base import (
     Applied,
@@ -85,7 +87,7 @@ def list_hpas(api_client: Any, namespace: str, group: str) -> list[dict[str, Any
         found = client.AutoscalingV2Api(api_client).list_namespaced_horizontal_pod_autoscaler(
             namespace, _request_timeout=TIMEOUT
         )
-    except ApiException as exc:
+    except (ApiException, HTTPError) as exc:
         raise _api_error(exc, group, f"HorizontalPodAutoscalers of {namespace}") from exc
     items: list[dict[str, Any]] = api_client.sanitize_for_serialization(found).get("items", [])
     return items
@@ -103,7 +105,10 @@ def observe_workloads(
         try:
             hpas = list_hpas(api_client, namespace, next(iter(members)))
         except TargetError as error:
-            out.update({group: type(error)(group, error.detail) for group in members})
+            for group in members:
+                each = type(error)(group, error.detail)
+                each.retryable = error.retryable
+                out[group] = each
             continue
         for group, workload in members.items():
             try:
@@ -177,7 +182,7 @@ class KubernetesWorkload:
             answer = scale.get(
                 name=self.target.name, namespace=self.namespace, _request_timeout=TIMEOUT
             ).to_dict()
-        except (ApiException, DynamicApiError) as exc:
+        except (ApiException, DynamicApiError, HTTPError) as exc:
             raise _api_error(exc, self.name, self.what) from exc
         targeting = [h for h in hpas if self._targets_me(h)]
         # Ours first: a foreign HPA beside ours is still a conflict, reported once ours is gone.
@@ -222,7 +227,7 @@ class KubernetesWorkload:
                 content_type="application/merge-patch+json",
                 _request_timeout=TIMEOUT,
             )
-        except (ApiException, DynamicApiError) as exc:
+        except (ApiException, DynamicApiError, HTTPError) as exc:
             raise _api_error(exc, self.name, f"{self.what}/scale") from exc
 
     def create_hpa(self, handoff: HPAHandoff) -> str:
