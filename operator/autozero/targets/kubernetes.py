@@ -160,6 +160,8 @@ class KubernetesWorkload:
                 raise TargetNotFound(
                     self.name, f"the API serves no {self.target.kind} in {self.target.api_version}"
                 ) from exc
+            except HTTPError as exc:  # discovery could not reach the apiserver: try next cycle
+                raise _api_error(exc, self.name, "API discovery") from exc
             scale = resource.subresources.get("scale")
             if scale is None:
                 raise TargetConflict(
