@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from testground.kube import create_secret, create_worker_deployment, start_cluster  # noqa: E402
-from testground.process import free_port, wait_for  # noqa: E402
+from testground.process import free_port, stop_child, wait_for  # noqa: E402
 from testground.redis_server import RedisServer  # noqa: E402
 
 
@@ -111,12 +111,7 @@ def main() -> None:
         print(yaml.safe_dump({"samples": results}))
     finally:
         if operator is not None:
-            operator.terminate()
-            try:
-                operator.wait(timeout=30)
-            except subprocess.TimeoutExpired:  # stop it anyway; the servers must go too
-                operator.kill()
-                operator.wait(timeout=10)
+            stop_child(operator)
         server.stop()
         cluster.stop()
 

@@ -28,11 +28,10 @@ import yaml
 from autozero.policy.parse import parse_policy
 from autozero.standalone import StandaloneOptions, run
 from gce_emulator import EmulatorServer, Settings
-from google.auth.credentials import AnonymousCredentials
-from googleapiclient import discovery
 
+from testground.gce import compute_client, create_mig
 from testground.mongo import FerretDBServer
-from testground.process import free_port
+from testground.process import free_port, stop_child
 from testground.redis_server import RedisServer
 
 QUEUE = "demo_raw"
@@ -183,11 +182,7 @@ class Cluster:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+            stop_child(self.process)
         self.log.close()
         self.kube.stop()
 
@@ -278,28 +273,8 @@ def _run(
     emulator: EmulatorServer,
     driver: Standalone | Cluster,
 ) -> Summary:
-    compute = discovery.build(
-        "compute",
-        "v1",
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-        static_discovery=True,
-        cache_discovery=False,
-        client_options={"api_endpoint": emulator.api_endpoint},
-    )
-    op = (
-        compute.instanceGroupManagers()
-        .insert(
-            project=PROJECT,
-            zone=ZONE,
-            body={
-                "name": GROUP,
-                "instanceTemplate": "global/instanceTemplates/worker",
-                "targetSize": 0,
-            },
-        )
-        .execute()
-    )
-    compute.zoneOperations().wait(project=PROJECT, zone=ZONE, operation=op["name"]).execute()
+    compute = compute_client(emulator.api_endpoint)
+    create_mig(compute, PROJECT, GROUP, zone=ZONE, template="global/instanceTemplates/worker")
     print(f"[demo] managed instance group {GROUP} created at size 0", flush=True)
 
     driver.start()

@@ -126,6 +126,13 @@ class KubeCluster:
         path.chmod(0o600)
         return path
 
+    def service_account_kubeconfig(self, namespace: str, name: str, path: Path) -> Path:
+        """A kubeconfig that authenticates as ServiceAccount `namespace/name` (a 1 h token)."""
+        token = self.kubectl_run(
+            "create", "token", name, "-n", namespace, "--duration=1h"
+        ).stdout.strip()
+        return self.write_kubeconfig(path, user=name, token=token)
+
     def kubeconfig_for(self, user: str, groups: tuple[str, ...] = ()) -> Path:
         """A kubeconfig that authenticates as `user` (in `groups`) with a client certificate."""
         safe = "".join(ch if ch.isalnum() else "-" for ch in user)

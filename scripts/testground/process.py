@@ -164,6 +164,17 @@ class ManagedProcess:
             self._proc = None
 
 
+def stop_child(process: subprocess.Popen[bytes], grace: float = 30.0) -> None:
+    """SIGTERM a child started with Popen, SIGKILL it if it has not exited after `grace`: what
+    it was running beside (servers) must be stopped after it either way."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
 def wait_for(predicate: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.25) -> T:
     """Call `predicate` until it returns something truthy and return that; fail after `timeout`."""
     deadline = time.monotonic() + timeout

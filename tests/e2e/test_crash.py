@@ -21,6 +21,7 @@ import redis
 import yaml
 from kubernetes import client as k8s
 from support.operator import start_operator
+from testground.gce import compute_client, create_mig
 from testground.kube import KubeCluster, create_secret
 from testground.process import free_port, wait_for
 from testground.redis_server import RedisServer
@@ -42,20 +43,6 @@ def slow_emulator() -> Iterator[Any]:
         emulator.stop()
 
 
-def _compute(endpoint: str) -> Any:
-    from google.auth.credentials import AnonymousCredentials
-    from googleapiclient import discovery
-
-    return discovery.build(
-        "compute",
-        "v1",
-        credentials=AnonymousCredentials(),
-        static_discovery=True,
-        cache_discovery=False,
-        client_options={"api_endpoint": endpoint},
-    )
-
-
 def test_sigkill_mid_handoff_converges_with_no_orphan_autoscaler(
     kube: KubeCluster,
     kube_api: Any,
@@ -65,17 +52,8 @@ def test_sigkill_mid_handoff_converges_with_no_orphan_autoscaler(
 ) -> None:
     kube.kubectl_run("apply", "-f", str(ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"))
     kube.wait_established("scalingpolicies.autozero.dev")
-    compute = _compute(slow_emulator.api_endpoint)
-    op = (
-        compute.instanceGroupManagers()
-        .insert(
-            project="acme",
-            zone=ZONE,
-            body={"name": "bids", "instanceTemplate": "t", "targetSize": 0},
-        )
-        .execute()
-    )
-    compute.zoneOperations().wait(project="acme", zone=ZONE, operation=op["name"]).execute()
+    compute = compute_client(slow_emulator.api_endpoint)
+    create_mig(compute, "acme", "bids", zone=ZONE)
     namespace = f"kill-{uuid.uuid4().hex[:6]}"
     k8s.CoreV1Api(kube_api).create_namespace(
         k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace))

@@ -16,6 +16,7 @@ import redis
 import yaml
 from kubernetes import client as k8s
 from support.operator import condition, events_of, http_get, start_operator, status_of
+from testground.gce import compute_client, create_mig, managers
 from testground.kube import (
     KubeCluster,
     apply_worker_crd,
@@ -367,30 +368,12 @@ def gce_operator(kube: KubeCluster, tmp_path_factory: pytest.TempPathFactory) ->
 def test_a_mig_wakes_with_autoscaler_handoff_and_sleeps(
     gce_operator: Any, kube: KubeCluster, kube_api: Any, redis_server: RedisServer, scope: str
 ) -> None:
-    from google.auth.credentials import AnonymousCredentials
-    from googleapiclient import discovery
-
     emulator = gce_operator
     location = "europe-west1-c" if scope == "zone" else "europe-west1"
-    compute = discovery.build(
-        "compute",
-        "v1",
-        credentials=AnonymousCredentials(),
-        static_discovery=True,
-        cache_discovery=False,
-        client_options={"api_endpoint": emulator.api_endpoint},
-    )
-    managers = (
-        compute.instanceGroupManagers()
-        if scope == "zone"
-        else compute.regionInstanceGroupManagers()
-    )
+    compute = compute_client(emulator.api_endpoint)
     where = {scope: location}
-    op = managers.insert(
-        project="acme", body={"name": "bids", "instanceTemplate": "t", "targetSize": 0}, **where
-    ).execute()
-    operations = compute.zoneOperations() if scope == "zone" else compute.regionOperations()
-    operations.wait(project="acme", operation=op["name"], **where).execute()
+    create_mig(compute, "acme", "bids", **where)
+    groups = managers(compute, zone=where.get("zone"))
     namespace = f"gce-{uuid.uuid4().hex[:6]}"
     k8s.CoreV1Api(kube_api).create_namespace(
         k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace))
@@ -411,7 +394,7 @@ def test_a_mig_wakes_with_autoscaler_handoff_and_sleeps(
     kube.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump(manifest))
 
     def group() -> dict[str, Any]:
-        return dict(managers.get(project="acme", instanceGroupManager="bids", **where).execute())
+        return dict(groups.get(project="acme", instanceGroupManager="bids", **where).execute())
 
     redis.Redis.from_url(redis_server.url).rpush(f"jobs:{namespace}", 1)
     awake = wait_for(lambda: (g := group()).get("status", {}).get("autoscaler") and g, timeout=30)
@@ -464,10 +447,9 @@ def test_the_operator_works_under_the_charts_service_account(
         check=True,
     ).stdout
     kube.kubectl_run("apply", "-f", "-", input_text=rendered)
-    token = kube.kubectl_run(
-        "create", "token", "autozero", "-n", "autozero-rbac", "--duration=1h"
-    ).stdout.strip()
-    config = kube.write_kubeconfig(tmp_path / "sa.kubeconfig", user="autozero", token=token)
+    config = kube.service_account_kubeconfig(
+        "autozero-rbac", "autozero", tmp_path / "sa.kubeconfig"
+    )
     log = (tmp_path / "operator.log").open("w")
     process = start_operator(
         log,

@@ -14,9 +14,8 @@ from typing import Any
 import redis
 import yaml
 from gce_emulator import EmulatorServer
-from google.auth.credentials import AnonymousCredentials
-from googleapiclient import discovery
 from support.operator import http_get
+from testground.gce import compute_client, create_mig
 from testground.process import free_port, wait_for
 from testground.redis_server import RedisServer
 
@@ -67,26 +66,8 @@ def autozero_run(policy: Path, state: Path, secrets: Path, endpoint: str) -> lis
 
 def create_group(emulator: EmulatorServer) -> Any:
     """The MIG `acme/europe-west1-c/bids` at size 0; returns a client for checks."""
-    compute = discovery.build(
-        "compute",
-        "v1",
-        credentials=AnonymousCredentials(),
-        static_discovery=True,
-        cache_discovery=False,
-        client_options={"api_endpoint": emulator.api_endpoint},
-    )
-    op = (
-        compute.instanceGroupManagers()
-        .insert(
-            project="acme",
-            zone="europe-west1-c",
-            body={"name": "bids", "instanceTemplate": "t", "targetSize": 0},
-        )
-        .execute()
-    )
-    compute.zoneOperations().wait(
-        project="acme", zone="europe-west1-c", operation=op["name"]
-    ).execute()
+    compute = compute_client(emulator.api_endpoint)
+    create_mig(compute, "acme", "bids", zone="europe-west1-c")
     return compute
 
 

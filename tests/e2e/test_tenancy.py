@@ -23,6 +23,7 @@ import redis
 import yaml
 from kubernetes import client as k8s
 from support.operator import condition, events_of, http_get, start_operator, status_of
+from testground.gce import compute_client, create_mig
 from testground.kube import (
     KubeCluster,
     apply_worker_crd,
@@ -66,13 +67,6 @@ def _chart_args(rendered: str) -> list[str]:
                 if not a.startswith(("--liveness", "--metrics-port", "--leader-elect"))
             ]
     raise AssertionError("the chart renders no Deployment")
-
-
-def _token_kubeconfig(kube: KubeCluster, account: str, path: Path) -> Path:
-    token = kube.kubectl_run(
-        "create", "token", account, "-n", RELEASE_NS, "--duration=1h"
-    ).stdout.strip()
-    return kube.write_kubeconfig(path, user=account, token=token)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +114,9 @@ def tenancy(
         check=True,
     ).stdout
     kube.kubectl_run("apply", "-f", "-", input_text=rendered)
-    config = _token_kubeconfig(kube, "autozero", workdir / "operator.kubeconfig")
+    config = kube.service_account_kubeconfig(
+        RELEASE_NS, "autozero", workdir / "operator.kubeconfig"
+    )
     emulator = EmulatorServer(
         settings=Settings(operation_seconds=0.1, instance_boot_seconds=0.2)
     ).start()
@@ -259,38 +255,13 @@ def test_a_service_account_without_scale_rights_is_refused_until_granted_and_onc
     assert worker_object_replicas(kube_api, namespace) == 2
 
 
-def _compute(endpoint: str) -> Any:
-    from google.auth.credentials import AnonymousCredentials
-    from googleapiclient import discovery
-
-    return discovery.build(
-        "compute",
-        "v1",
-        credentials=AnonymousCredentials(),
-        static_discovery=True,
-        cache_discovery=False,
-        client_options={"api_endpoint": endpoint},
-    )
-
-
 def test_gce_projects_outside_the_allowlist_get_no_call_and_tenants_use_their_own_key(
     tenancy: Tenancy, kube: KubeCluster, kube_api: Any, redis_server: RedisServer
 ) -> None:
     namespace, emulator = tenancy.namespaces["gce"], tenancy.emulator
-    compute = _compute(emulator.api_endpoint)
+    compute = compute_client(emulator.api_endpoint)
     for project in (ALLOWED_PROJECT, FORBIDDEN_PROJECT):
-        op = (
-            compute.instanceGroupManagers()
-            .insert(
-                project=project,
-                zone="europe-west1-c",
-                body={"name": "bids", "instanceTemplate": "t", "targetSize": 0},
-            )
-            .execute()
-        )
-        compute.zoneOperations().wait(
-            project=project, zone="europe-west1-c", operation=op["name"]
-        ).execute()
+        create_mig(compute, project, "bids", zone="europe-west1-c")
     emulator.control("requests", method="DELETE")
     key = gce_service_account_key(f"{emulator.url}/token", TENANT_KEY_EMAIL, ALLOWED_PROJECT)
     create_secret(kube_api, namespace, "queue", {"url": redis_server.url})
@@ -449,7 +420,7 @@ def test_the_service_account_may_do_exactly_what_docs_security_lists(
     k8s.CoreV1Api(kube_api).create_namespaced_service_account(
         RELEASE_NS, k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name=account))
     )
-    nobody = _token_kubeconfig(kube, account, tmp_path / "nobody")
+    nobody = kube.service_account_kubeconfig(RELEASE_NS, account, tmp_path / "nobody")
     documented = documented_permissions()
     assert set(documented) == {"watched", "other"}
     for scope, namespace in (("watched", tenancy.namespaces["gce"]), ("other", "default")):
