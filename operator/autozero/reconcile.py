@@ -129,6 +129,7 @@ def assemble(
     ctx = Context(resolve_secret, namespace=policy.namespace)
     sources = {m.name: build_source(m, ctx) for m in policy.metrics}
     targets: dict[str, ScaleTarget] = {}
+    workloads: dict[str, KubernetesWorkload] = {}
     # One Compute client per identity (the operator's own, or a key from a Secret), and the
     # groups it serves, so observation stays one list per location per identity.
     computes: dict[SecretKeyRef | None, tuple[Compute, dict[str, GCETarget]]] = {}
@@ -150,9 +151,10 @@ def assemble(
             targets[group.name] = GCEGroup(group.name, group.target, compute)
             served[group.name] = group.target
         elif isinstance(group.target, KubernetesTarget):
-            targets[group.name] = KubernetesWorkload(
+            workloads[group.name] = KubernetesWorkload(
                 group.name, group.target, policy.namespace, kube_api, owner
             )
+            targets[group.name] = workloads[group.name]
 
     def observe_many(groups: list[GroupPolicy]) -> Mapping[str, Observed | TargetError]:
         names = {g.name for g in groups}
@@ -161,13 +163,9 @@ def assemble(
             wanted = {name: target for name, target in served.items() if name in names}
             if wanted:
                 seen.update(observe_groups(compute, wanted))
-        workloads = {
-            name: target
-            for name, target in targets.items()
-            if name in names and isinstance(target, KubernetesWorkload)
-        }
-        if workloads:
-            seen.update(observe_workloads(kube_api, workloads))
+        wanted_workloads = {name: w for name, w in workloads.items() if name in names}
+        if wanted_workloads:
+            seen.update(observe_workloads(kube_api, wanted_workloads))
         return seen
 
     return PolicyRunner(policy, sources, targets, observe_many=observe_many)

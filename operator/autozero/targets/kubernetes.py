@@ -13,6 +13,7 @@ it); an awake group without its HPA gets one back, a sleeping group loses it.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ class Owner:
         }
 
 
-_DYNAMIC: dict[int, Any] = {}
+_DYNAMIC: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 _DYNAMIC_LOCK = threading.RLock()
 
 
@@ -68,13 +69,12 @@ def _dynamic(api_client: Any) -> Any:
     """One DynamicClient per API client: its discovery (every API group's resources) is done
     once per process, not once per workload; a kind it does not know triggers a refresh."""
     with _DYNAMIC_LOCK:
-        found = _DYNAMIC.get(id(api_client))
-        if found is None or found[0] is not api_client:
+        found = _DYNAMIC.get(api_client)
+        if found is None:
             from kubernetes.dynamic import DynamicClient
 
-            found = (api_client, DynamicClient(api_client))  # type: ignore[no-untyped-call]
-            _DYNAMIC[id(api_client)] = found
-        return found[1]
+            found = _DYNAMIC[api_client] = DynamicClient(api_client)  # type: ignore[no-untyped-call]
+        return found
 
 
 def list_hpas(api_client: Any, namespace: str, group: str) -> list[dict[str, Any]]:
