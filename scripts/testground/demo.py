@@ -324,7 +324,7 @@ def _run(
     summary.final_size = int(
         emulator.emulator.world.groups[(PROJECT, "zones", ZONE, GROUP)].target_size
     )
-    made = driver.decisions()
+    made = _reported(driver, summary.final_size)
     for decision_made in made:
         action = decision_made["action"]
         summary.actions[action] = summary.actions.get(action, 0) + 1
@@ -333,6 +333,18 @@ def _run(
         woke = datetime.fromisoformat(wakes[0]["time"].replace("Z", "+00:00"))
         summary.wake_latency_seconds = max(0.0, (woke - enqueued_at).total_seconds())
     return summary
+
+
+def _reported(driver: Standalone | Cluster, size: int) -> list[dict[str, Any]]:
+    """The decisions, once the one that brought the group to `size` is among them: it is
+    reported (a JSON line, an Event) just after the resize the live view saw."""
+    deadline = time.monotonic() + 15
+    while True:
+        made = driver.decisions()
+        moves = [d for d in made if d["action"] != "Hold"]
+        if (moves and moves[-1]["after"] == size) or time.monotonic() > deadline:
+            return made
+        time.sleep(0.2)
 
 
 def _print_summary(summary: Summary, as_json: bool) -> None:
