@@ -26,11 +26,13 @@ from autozero.targets.base import (
     Applied,
     Change,
     Observed,
+    Step,
     TargetConflict,
     TargetError,
     TargetForbidden,
     TargetNotFound,
     converge,
+    plan,
 )
 
 HPA_PREFIX = "autozero-"
@@ -278,6 +280,9 @@ class KubernetesWorkload:
         except ApiException as exc:
             if exc.status != 404:
                 raise _api_error(exc, self.name, f"HorizontalPodAutoscaler {name}") from exc
+
+    def plan(self, change: Change, observed: Observed) -> tuple[Step, ...]:
+        return plan(change, observed, handoff=isinstance(change.handoff, HPAHandoff))
 
     def apply(self, change: Change, observed: Observed) -> Applied:
         handoff = change.handoff if isinstance(change.handoff, HPAHandoff) else None
