@@ -1,0 +1,471 @@
+"""The runtime: serves a set of policies, evaluating each group on change, not on every tick.
+
+One asyncio loop schedules everything; blocking calls (reads, live observations, writes, the
+shell's reports) run in worker threads. What wakes a policy:
+- its poll: every `pollingInterval`, aligned on multiples of it so that all the policies with one
+  interval are read together, one round trip per server (`sources.registry.read_many`);
+- a push source seeing work, or its decision's deadline: a fresh read of its own sources;
+- a watched workload or HPA changing: no read, its groups see the new count from the cache.
+Each policy has one pass at a time; what arrives meanwhile is merged into its next pass.
+
+The set of policies is given (`serve`, `forget`): the operator feeds it from its watch of
+ScalingPolicies, `autozero run` from a file, and a sharded operator would feed each replica its
+share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from autozero.engine.readings import Observation
+from autozero.engine.state import GroupState
+from autozero.policy.errors import PolicyInvalid
+from autozero.policy.parse import parse_policy
+from autozero.runtime.assemble import Assembly, assemble
+from autozero.runtime.life import PolicyKey, PolicyLife, Write
+from autozero.runtime.metrics import Metrics
+from autozero.runtime.report import CycleReport
+from autozero.runtime.shell import Shell
+from autozero.runtime.timers import TimerKind, Timers
+from autozero.sources.base import PushSource, SourceError, Watch
+from autozero.sources.registry import read_many
+from autozero.targets.base import Applied, Observed, TargetConfigError, TargetError
+from autozero.tenancy import GCEAllowlist, Refusal, refusals
+
+log = logging.getLogger(__name__)
+
+#: Looks up a group's target in a watch-fed cache; None when the cache cannot answer.
+CacheLookup = Callable[[Any], Observed | TargetError | None]
+
+
+class AccessUnknown(Exception):
+    """The shell could not say whether a policy may act (an authorizer that did not answer)."""
+
+
+@dataclass
+class RuntimeConfig:
+    gce_allow: GCEAllowlist = field(default_factory=GCEAllowlist)  # default: no project
+    gce_endpoint: str | None = None
+    kube_api: Any = None
+
+
+@dataclass
+class _Slot:
+    """A served policy: its manifest, its life once built, and what its next pass must do."""
+
+    body: Mapping[str, Any]
+    life: PolicyLife | None = None
+    watches: list[Watch] = field(default_factory=list)
+    states: Mapping[str, GroupState] | None = None  # kept across a rebuild
+    task: asyncio.Task[None] | None = None
+    want: bool = False
+    want_read: bool = False
+    fresh: dict[str, Observation] | None = None
+    force: set[str] = field(default_factory=set)
+    retry_after: float = 30.0
+
+
+def _version(body: Mapping[str, Any]) -> tuple[Any, Any]:
+    meta = body.get("metadata") or {}
+    return meta.get("generation"), meta.get("annotations")
+
+
+def key_of(body: Mapping[str, Any]) -> PolicyKey:
+    meta = body.get("metadata") or {}
+    return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
+
+
+class Runtime:
+    def __init__(
+        self,
+        shell: Shell,
+        config: RuntimeConfig,
+        metrics: Metrics,
+        *,
+        cache: CacheLookup | None = None,
+        active: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.shell, self.config, self.metrics = shell, config, metrics
+        self.cache = cache
+        self.active = active  # False for a follower: it knows every policy and acts on none
+        self.clock = clock
+        self.slots: dict[PolicyKey, _Slot] = {}
+        self.timers: Timers[PolicyKey] = Timers()
+        self._kick = asyncio.Event()
+        self._polls: set[PolicyKey] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.passes = 0  # passes made, for tests and benchmarks
+        self.decisions = 0  # groups decided
+
+    # The set of policies served.
+
+    def serve(self, body: Mapping[str, Any]) -> None:
+        """Serve this policy (new), or its new version (rebuilt if its spec or annotations
+        changed; a status-only change, often our own write, changes nothing)."""
+        key = key_of(body)
+        slot = self.slots.get(key)
+        if slot is None:
+            self.slots[key] = _Slot(body)
+            if self.active:
+                self._schedule(key, TimerKind.BUILD, 0.0)
+            return
+        changed = _version(slot.body) != _version(body)
+        slot.body = body
+        if changed and self.active:
+            self._schedule(key, TimerKind.BUILD, 0.0)
+
+    async def forget(self, key: PolicyKey) -> None:
+        """Stop serving a policy (deleted, or no longer ours)."""
+        slot = self.slots.pop(key, None)
+        if slot is None:
+            return
+        self.timers.cancel(key)
+        self._polls.discard(key)
+        self._stop_watches(slot)
+        if slot.task is not None:
+            slot.task.cancel()
+        self.metrics.forget(*key)
+        await asyncio.to_thread(self.shell.forget, key)
+
+    def activate(self) -> None:
+        """This replica became the leader: build and serve every policy it knows."""
+        self.active = True
+        for key in self.slots:
+            self._schedule(key, TimerKind.BUILD, 0.0)
+
+    # Triggers, from any thread.
+
+    def pushed(self, key: PolicyKey) -> None:
+        """Work may have arrived for a policy (a push source): read it now."""
+        self._call(self._request, key, read=True)
+
+    def target_changed(self, key: PolicyKey, group: str) -> None:
+        """A group's workload or HPA changed in the cache: decide it with what is now known."""
+        self._call(self._request, key, force=(group,))
+
+    def _call(self, function: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(lambda: function(*args, **kwargs))
+
+    # The loop.
+
+    async def run(self) -> None:
+        """Serve until `stop`."""
+        self._loop = asyncio.get_running_loop()
+        try:
+            while not self._stopping:
+                self._kick.clear()
+                for key, kind in self.timers.pop_due(self.clock()):
+                    self._fire(key, kind)
+                if self._polls:
+                    keys, self._polls = self._polls, set()
+                    self._spawn(self._poll(keys))
+                due = self.timers.next_due()
+                timeout = None if due is None else max(0.0, due - self.clock())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._kick.wait(), timeout)
+        finally:
+            await self._shutdown()
+
+    async def once(self) -> list[CycleReport]:
+        """Build every policy, read and decide every group once, and stop (`run --once`)."""
+        self._loop = asyncio.get_running_loop()
+        reports: list[CycleReport] = []
+        try:
+            for key in list(self.slots):
+                if await self._build(key, watch=False):
+                    slot = self.slots[key]
+                    assert slot.life is not None
+                    read = await asyncio.to_thread(self._read_policy, slot.life)
+                    reports.append(await self._pass(key, slot, read, set(slot.life.cells)))
+        finally:
+            await self._shutdown()
+        return reports
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._kick.set()
+
+    async def _shutdown(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for slot in self.slots.values():
+            self._stop_watches(slot)
+
+    def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _schedule(self, key: PolicyKey, kind: TimerKind, delay: float) -> None:
+        self.timers.set(key, kind, self.clock() + delay)
+        self._kick.set()
+
+    def _fire(self, key: PolicyKey, kind: TimerKind) -> None:
+        slot = self.slots.get(key)
+        if slot is None:
+            return
+        match kind:
+            case TimerKind.BUILD:
+                self._spawn(self._build(key))
+            case TimerKind.POLL if slot.life is not None:
+                self._polls.add(key)
+                self._arm_poll(key, slot.life)
+            case TimerKind.DEADLINE:
+                self._request(key, read=True)
+            case TimerKind.RECHECK:
+                self._spawn(self._recheck(key))
+            case _:
+                pass
+
+    def _arm_poll(self, key: PolicyKey, life: PolicyLife) -> None:
+        """The next poll, on the next multiple of the interval: policies sharing an interval are
+        read together."""
+        interval = max(1.0, life.policy.polling_interval.total_seconds())
+        now = self.clock()
+        self.timers.set(key, TimerKind.POLL, (math.floor(now / interval) + 1) * interval)
+
+    def _request(
+        self,
+        key: PolicyKey,
+        *,
+        read: bool = False,
+        fresh: dict[str, Observation] | None = None,
+        force: Collection[str] = (),
+    ) -> None:
+        slot = self.slots.get(key)
+        if slot is None or slot.life is None or not self.active:
+            return
+        slot.want = True
+        slot.want_read = slot.want_read or read
+        if fresh is not None:
+            slot.fresh = {**(slot.fresh or {}), **fresh}
+        slot.force.update(force)
+        if slot.task is None:
+            slot.task = self._spawn(self._drain(key, slot))
+
+    async def _drain(self, key: PolicyKey, slot: _Slot) -> None:
+        """Run the policy's passes, one at a time, until nothing more is wanted."""
+        try:
+            while slot.want and slot.life is not None and self.slots.get(key) is slot:
+                fresh, read_now, force = slot.fresh, slot.want_read, slot.force
+                slot.want, slot.want_read, slot.fresh, slot.force = False, False, None, set()
+                life = slot.life
+                try:
+                    if read_now and fresh is None:
+                        fresh = await asyncio.to_thread(self._read_policy, life)
+                    await self._pass(key, slot, fresh, force)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("%s/%s: pass failed", *key)
+        finally:
+            slot.task = None
+
+    async def _poll(self, keys: Collection[PolicyKey]) -> None:
+        """Read the sources of every policy due, one batch per server, and hand each its reads."""
+        lives = [
+            (key, slot.life)
+            for key in keys
+            if (slot := self.slots.get(key)) is not None and slot.life is not None
+        ]
+        wanted = [
+            (key, metric, life.parts.sources[metric])
+            for key, life in lives
+            for metric in sorted(life.metrics())
+        ]
+        try:
+            results = await asyncio.to_thread(read_many, [source for _, _, source in wanted])
+        except Exception:
+            log.exception("batched read of %d sources failed", len(wanted))
+            return
+        by_policy: dict[PolicyKey, dict[str, Observation]] = {key: {} for key, _ in lives}
+        for (key, metric, _), result in zip(wanted, results, strict=True):
+            by_policy[key][metric] = result
+        for key, read in by_policy.items():
+            self._request(key, fresh=read)
+
+    @staticmethod
+    def _read_policy(life: PolicyLife) -> dict[str, Observation]:
+        metrics = sorted(life.metrics())
+        results = read_many([life.parts.sources[m] for m in metrics])
+        return dict(zip(metrics, results, strict=True))
+
+    async def _pass(
+        self,
+        key: PolicyKey,
+        slot: _Slot,
+        read: Mapping[str, Observation] | None,
+        force: Collection[str],
+    ) -> CycleReport:
+        life = slot.life
+        assert life is not None
+        started = time.monotonic()
+        observed: dict[str, Observed | TargetError] = {}
+        live: list[str] = []
+        for name, cell in life.cells.items():
+            cached = self.cache(cell.target) if self.cache is not None else None
+            if cached is None:
+                live.append(name)
+            else:
+                observed[name] = cached
+        if live:
+            observed.update(await asyncio.to_thread(life.parts.observe_live, live))
+        done = life.plan(
+            datetime.fromtimestamp(self.clock(), UTC), observed, read=read, force=force
+        )
+        results: dict[str, Applied | TargetError] = {}
+        if done.writes:
+            outcomes = await asyncio.gather(
+                *(asyncio.to_thread(self._write, key, write) for write in done.writes)
+            )
+            results = dict(outcomes)
+        report = life.finish(done, results)
+        self.passes += 1
+        self.decisions += len(report.evaluated)
+        self.metrics.record(key[0], report, time.monotonic() - started)
+        if report.evaluated:
+            await asyncio.to_thread(self.shell.report, key, slot.body, report)
+        if self.shell.persists and (read is not None or report.evaluated):
+            await asyncio.to_thread(self.shell.persist, key, life.states)
+        deadline = life.next_deadline()
+        if deadline is None:
+            self.timers.cancel(key, TimerKind.DEADLINE)
+        else:
+            self.timers.set(key, TimerKind.DEADLINE, deadline)
+            self._kick.set()
+        return report
+
+    @staticmethod
+    def _write(key: PolicyKey, write: Write) -> tuple[str, Applied | TargetError]:
+        try:
+            return write.cell.name, write.cell.target.apply(write.change, write.observed)
+        except TargetError as error:
+            log.warning("%s/%s: %s", *key, error)
+            return write.cell.name, error
+
+    # Building a policy's life.
+
+    async def _build(self, key: PolicyKey, *, watch: bool = True) -> bool:
+        """Parse, check, assemble and start the policy; an unusable one is reported and tried
+        again later (a missing Secret may be created meanwhile)."""
+        slot = self.slots.get(key)
+        if slot is None:
+            return False
+        if slot.life is not None:
+            slot.states = slot.life.states
+        self._retire(key, slot)
+        body = slot.body
+        try:
+            policy = await asyncio.to_thread(parse_policy, dict(body))
+        except PolicyInvalid as exc:  # tried again when the policy changes, not before
+            await self._unusable(key, slot, [str(e) for e in exc.errors], "InvalidPolicy")
+            return False
+        slot.retry_after = min(30.0, max(5.0, policy.polling_interval.total_seconds()))
+        refused = refusals(policy, self.config.gce_allow)
+        if refused:  # before anything is built: no API call for a refused target
+            return await self._refused(key, slot, refused)
+        try:
+            parts = await asyncio.to_thread(self._assemble, policy, body)
+            refused = await asyncio.to_thread(self.shell.admit, policy, parts)
+        except SourceError as exc:
+            return await self._retry(key, slot, [str(exc)], "SourceConfigError")
+        except TargetConfigError as exc:
+            return await self._retry(key, slot, [str(exc)], "TargetConfigError")
+        except AccessUnknown as exc:
+            return await self._retry(key, slot, [str(exc)], "AccessReviewFailed")
+        if refused:
+            return await self._refused(key, slot, refused)
+        if slot.states is None:
+            slot.states = await asyncio.to_thread(self.shell.restore, key, body)
+        if self.slots.get(key) is not slot:  # forgotten meanwhile
+            return False
+        life = PolicyLife.of(policy, parts, slot.states)
+        slot.life = life
+        self.metrics.invalid.labels(*key).set(0)
+        if watch:
+            slot.watches = await asyncio.to_thread(self._watch, key, parts)
+            self._arm_poll(key, life)
+            if self.shell.recheck_seconds is not None:
+                self._schedule(key, TimerKind.RECHECK, self.shell.recheck_seconds)
+            self._request(key, read=True, force=set(life.cells))
+        return True
+
+    def _assemble(self, policy: Any, body: Mapping[str, Any]) -> Assembly:
+        return assemble(
+            policy,
+            resolve_secret=self.shell.secrets(policy.namespace),
+            gce_endpoint=self.config.gce_endpoint,
+            kube_api=self.config.kube_api,
+            owner=self.shell.owner(body),
+        )
+
+    def _watch(self, key: PolicyKey, parts: Assembly) -> list[Watch]:
+        watches: list[Watch] = []
+        for source in parts.sources.values():
+            if isinstance(source, PushSource):
+                try:
+                    watches.append(source.watch(lambda _metric: self.pushed(key)))
+                except SourceError as exc:  # a source that cannot push is polled: say so
+                    log.info("no push wake for %s: %s", source.metric, exc)
+        return watches
+
+    async def _recheck(self, key: PolicyKey) -> None:
+        """Ask again whether the running policy may still act (RBAC can be revoked)."""
+        slot = self.slots.get(key)
+        if slot is None or slot.life is None or self.shell.recheck_seconds is None:
+            return
+        life = slot.life
+        try:
+            refused = await asyncio.to_thread(self.shell.admit, life.policy, life.parts)
+        except AccessUnknown as exc:  # the last answer stands a while
+            log.warning("%s/%s: %s", *key, exc)
+            self._schedule(key, TimerKind.RECHECK, 30.0)
+            return
+        if refused:
+            slot.states = life.states
+            self._retire(key, slot)
+            await self._refused(key, slot, refused)
+            return
+        self._schedule(key, TimerKind.RECHECK, self.shell.recheck_seconds)
+
+    def _retire(self, key: PolicyKey, slot: _Slot) -> None:
+        """Stop what a built life runs (its watches and timers); its state is kept aside."""
+        self._stop_watches(slot)
+        slot.life = None
+        for kind in (TimerKind.POLL, TimerKind.DEADLINE, TimerKind.RECHECK):
+            self.timers.cancel(key, kind)
+
+    def _stop_watches(self, slot: _Slot) -> None:
+        for watch in slot.watches:
+            watch.stop()
+        slot.watches = []
+
+    async def _refused(self, key: PolicyKey, slot: _Slot, refused: list[Refusal]) -> bool:
+        # RBAC and allowlists change: asked again at the next try.
+        return await self._retry(key, slot, [str(r) for r in refused], refused[0].reason)
+
+    async def _retry(self, key: PolicyKey, slot: _Slot, errors: list[str], reason: str) -> bool:
+        await self._unusable(key, slot, errors, reason)
+        if self.slots.get(key) is slot:
+            self._schedule(key, TimerKind.BUILD, slot.retry_after)
+        return False
+
+    async def _unusable(self, key: PolicyKey, slot: _Slot, errors: list[str], reason: str) -> None:
+        self.metrics.invalid.labels(*key).set(1)
+        await asyncio.to_thread(self.shell.unusable, key, slot.body, errors, reason)
