@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import threading
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -441,6 +442,53 @@ def create_worker_deployment(
     )
 
 
+def worker_deployment_manifest(name: str, *, image: str = "w:1") -> dict[str, Any]:
+    """The Deployment `create_worker_deployment` creates, as a plain manifest."""
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "w", "image": image}]},
+            },
+        },
+    }
+
+
+def create_worker_deployments(
+    api: Any, namespace: str, names: Sequence[str], *, workers: int = 8
+) -> None:
+    """Many worker Deployments at once (benchmarks): plain JSON POSTs from a few threads, without
+    the generated client's per-call model validation."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kubernetes.client.exceptions import ApiException
+
+    path = f"/apis/apps/v1/namespaces/{namespace}/deployments"
+
+    def create(name: str) -> None:
+        request = api.param_serialize(
+            "POST",
+            path,
+            body=worker_deployment_manifest(name),
+            header_params={"Content-Type": "application/json", "Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        answer = api.call_api(*request, _request_timeout=60)
+        data = answer.read()
+        if answer.status != 201:
+            raise ApiException(status=answer.status, reason=data.decode(errors="replace"))
+
+    with ThreadPoolExecutor(workers) as pool:
+        for _ in pool.map(create, names):
+            pass
+
+
 def create_secret(api: Any, namespace: str, name: str, data: dict[str, str]) -> None:
     """A Secret holding `data` (plain strings; encoded here)."""
     import base64
@@ -465,8 +513,10 @@ __all__ = [
     "apply_worker_crd",
     "create_secret",
     "create_worker_deployment",
+    "create_worker_deployments",
     "create_worker_object",
     "start_cluster",
+    "worker_deployment_manifest",
     "worker_object_replicas",
 ]
 

@@ -212,6 +212,36 @@ def test_a_crd_is_read_through_its_scale_subresource_paths(
     assert (record.replicas, record.status_replicas, record.selector) == (3, 2, "app=pool")
 
 
+def test_a_core_group_kind_is_listed_and_watched_under_api_v1(
+    kube: KubeCluster, kube_api: Any, namespace: str, started: list[Informer[Any]]
+) -> None:
+    manifest = f"""
+apiVersion: v1
+kind: ReplicationController
+metadata: {{name: rc, namespace: {namespace}}}
+spec:
+  replicas: 0
+  selector: {{app: rc}}
+  template:
+    metadata: {{labels: {{app: rc}}}}
+    spec: {{containers: [{{name: w, image: "w:1"}}]}}
+"""
+    kube.kubectl_run("apply", "-f", "-", input_text=manifest)
+    changes = Changes()
+    informer = WorkloadInformer(
+        kube_api, "v1", "ReplicationController", namespace, on_change=changes, settings=FAST
+    )
+    started.append(informer.start())
+    assert informer.wait_synced(WAIT), informer.error
+    record = informer.get(namespace, "rc")
+    assert record is not None
+    assert (record.replicas, record.selector) == (0, "app=rc")
+    k8s.CoreV1Api(kube_api).patch_namespaced_replication_controller_scale(
+        "rc", namespace, {"spec": {"replicas": 2}}
+    )
+    changes.wait(scaled("rc", 2))
+
+
 def test_the_watch_survives_an_apiserver_restart(
     kube: KubeCluster, kube_api: Any, namespace: str, started: list[Informer[Any]]
 ) -> None:
@@ -374,6 +404,7 @@ def test_an_informer_set_shares_cluster_wide_informers_and_stops_unused_ones(
         assert first is second  # one cluster-wide informer serves both namespaces
         assert first.wait_synced(WAIT)
         assert {r.namespace for r in first.items()} >= set(spaces)
+        assert [(r.namespace, r.name) for r in first.items(spaces[0])] == [(spaces[0], "worker")]
         hpas = informers.acquire_hpas(spaces[0])
         assert hpas.wait_synced(WAIT)
 

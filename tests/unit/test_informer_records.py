@@ -98,6 +98,21 @@ def test_a_crd_projects_through_its_scale_subresource_paths() -> None:
     assert record.generation == 0  # not set: a CRD without generation tracking
 
 
+def test_a_replication_controller_selector_is_a_plain_label_map() -> None:
+    rc = {
+        "metadata": {"name": "rc", "namespace": "n"},
+        "spec": {"replicas": 1, "selector": {"tier": "jobs", "app": "rc"}},
+    }
+    record = WorkloadProjector(BUILTIN_PATHS[("", "ReplicationController")])(rc)
+    assert record.selector == "app=rc,tier=jobs"
+
+
+def test_a_selector_not_in_the_expected_form_is_none() -> None:
+    """A CRD's labelSelectorPath must point at a string; an object there is not guessed at."""
+    obj = {"metadata": {"name": "w"}, "status": {"selector": {"matchLabels": {"a": "b"}}}}
+    assert WorkloadProjector(CRD_PATHS)(obj).selector is None
+
+
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [

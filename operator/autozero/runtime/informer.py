@@ -220,9 +220,12 @@ class Informer(ABC, Generic[R]):
         with self._lock:
             return self._cache.get((namespace, name))
 
-    def items(self) -> list[R]:
+    def items(self, namespace: str | None = None) -> list[R]:
+        """Every record, or those of `namespace` (a cluster-wide informer holds them all)."""
         with self._lock:
-            return list(self._cache.values())
+            if namespace is None:
+                return list(self._cache.values())
+            return [r for (ns, _), r in self._cache.items() if ns == namespace]
 
     def indexed(self, key: Hashable) -> list[R]:
         """The records whose `_index_key` is `key`."""

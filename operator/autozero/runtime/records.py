@@ -120,9 +120,12 @@ class WorkloadProjector:
         selector: str | None = None
         if self._selector is not None:
             found = evaluate_path(obj, self._selector)
-            if isinstance(found, Mapping):
+            form = self.paths.selector_form
+            if isinstance(found, Mapping) and form == "LabelSelector":
                 selector = format_label_selector(found)
-            elif isinstance(found, str):
+            elif isinstance(found, Mapping) and form == "labels":
+                selector = format_label_selector({"matchLabels": found})
+            elif isinstance(found, str) and form == "string":
                 selector = found
         return WorkloadRecord(
             namespace=namespace,

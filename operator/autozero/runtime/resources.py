@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from urllib3.exceptions import HTTPError
 
@@ -24,6 +24,11 @@ from autozero.runtime.errors import (
 )
 from autozero.runtime.kubeapi import TIMEOUT, collection_path, get_json
 
+#: What the selector path points at: a string (a CRD's `labelSelectorPath`), a LabelSelector
+#: object (`matchLabels`/`matchExpressions`: apps/v1 kinds) or a plain label map (v1
+#: ReplicationController). Records hold every one in its string form, as `/scale` shows it.
+SelectorForm = Literal["string", "LabelSelector", "labels"]
+
 
 @dataclass(frozen=True, slots=True)
 class ReplicaPaths:
@@ -33,20 +38,25 @@ class ReplicaPaths:
     status: str | None
     selector: str | None = None
     ready: str | None = None
+    selector_form: SelectorForm = "string"
 
 
-#: The built-in kinds with `/scale`, by (group, kind). `.spec.selector` is a LabelSelector object
-#: here (a CRD's `labelSelectorPath` points at a string): records hold it in its string form.
+def _builtin(selector_form: SelectorForm) -> ReplicaPaths:
+    return ReplicaPaths(
+        ".spec.replicas",
+        ".status.replicas",
+        ".spec.selector",
+        ".status.readyReplicas",
+        selector_form,
+    )
+
+
+#: The built-in kinds with `/scale`, by (group, kind).
 BUILTIN_PATHS: Mapping[tuple[str, str], ReplicaPaths] = {
-    (group, kind): ReplicaPaths(
-        ".spec.replicas", ".status.replicas", ".spec.selector", ".status.readyReplicas"
-    )
-    for group, kind in (
-        ("apps", "Deployment"),
-        ("apps", "StatefulSet"),
-        ("apps", "ReplicaSet"),
-        ("", "ReplicationController"),
-    )
+    ("apps", "Deployment"): _builtin("LabelSelector"),
+    ("apps", "StatefulSet"): _builtin("LabelSelector"),
+    ("apps", "ReplicaSet"): _builtin("LabelSelector"),
+    ("", "ReplicationController"): _builtin("labels"),
 }
 
 
