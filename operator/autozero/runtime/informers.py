@@ -8,6 +8,13 @@ list. Either way a lookup names the namespace, and the caller never needs to kno
 
 Each informer gets its own ApiClient (sharing the configuration and credentials): a watch holds
 its connection for minutes, and a shared pool would churn connections once watches outnumber it.
+
+How a runtime uses it: acquire a workload informer and the HPA informer for each Kubernetes group
+a served policy names (release them when the policy goes); observe a group from
+`workloads(...).get(namespace, name)` and `hpas(namespace).targeting(...)`, while the informer is
+`synced` and its `error` is None or `transient` (a refusal, `InformerForbidden`, or a kind the
+informer cannot read, `ReplicaPathsUnknown`, calls for a condition and one `/scale` GET per
+group instead); write through `/scale` as before; and evaluate the group an `on_change` names.
 """
 
 from __future__ import annotations
