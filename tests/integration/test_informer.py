@@ -10,9 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from autozero.runtime.errors import InformerError, InformerForbidden, InformerUnavailable
+from autozero.runtime.errors import (
+    InformerError,
+    InformerForbidden,
+    InformerNotFound,
+    InformerUnavailable,
+    NotScalable,
+)
 from autozero.runtime.informer import Informer, WatchSettings, WorkloadInformer
 from autozero.runtime.informers import InformerKey, InformerSet
+from autozero.runtime.resources import ResourceResolver
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from testground.kube import KubeCluster, TcpRelay, create_worker_deployment
@@ -240,6 +247,21 @@ spec:
         "rc", namespace, {"spec": {"replicas": 2}}
     )
     changes.wait(scaled("rc", 2))
+
+
+@pytest.mark.parametrize(
+    ("api_version", "kind", "error"),
+    [
+        pytest.param("v1", "ConfigMap", NotScalable, id="no-scale-subresource"),
+        pytest.param("apps/v1", "Nope", InformerNotFound, id="kind-not-served"),
+        pytest.param("nothere.example/v1", "Worker", InformerNotFound, id="group-not-served"),
+    ],
+)
+def test_a_kind_the_informer_cannot_serve_is_a_typed_error(
+    kube_api: Any, api_version: str, kind: str, error: type[InformerError]
+) -> None:
+    with pytest.raises(error, match=kind):
+        ResourceResolver(kube_api).resolve(api_version, kind)
 
 
 def test_the_watch_survives_an_apiserver_restart(

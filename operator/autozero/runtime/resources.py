@@ -88,10 +88,6 @@ class Resource:
         """The collection's path: in `namespace`, or cluster-wide for None."""
         return collection_path(self.group, self.version, self.plural, namespace)
 
-    def describe(self, namespace: str | None) -> str:
-        where = f"in namespace {namespace}" if namespace else "in all namespaces"
-        return f"{self.plural}.{self.group or 'core'}/{self.version} {where}"
-
 
 HPA = Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True)
 
@@ -135,20 +131,20 @@ class ResourceResolver:
         self.timeout = timeout
         self.requests = 0
         self._lock = threading.Lock()
-        self._resolved: dict[tuple[str, str, bool], Resource] = {}
+        self._resolved: dict[tuple[str, str], Resource] = {}
 
-    def resolve(self, api_version: str, kind: str, *, workload: bool = True) -> Resource:
-        """The resource for `api_version`/`kind`; with `workload`, its replica paths too.
+    def resolve(self, api_version: str, kind: str) -> Resource:
+        """The workload resource for `api_version`/`kind`, with its replica paths.
 
         Raises InformerNotFound (not served), NotScalable (no `/scale`, or no list/watch),
         ReplicaPathsUnknown, InformerForbidden or InformerUnavailable.
         """
-        key = (api_version, kind, workload)
+        key = (api_version, kind)
         with self._lock:
             found = self._resolved.get(key)
         if found is not None:
             return found
-        resource = self._discover(api_version, kind, workload=workload)
+        resource = self._discover(api_version, kind)
         with self._lock:
             self._resolved[key] = resource
         return resource
@@ -163,7 +159,7 @@ class ResourceResolver:
         except (ApiException, HTTPError, OSError) as exc:
             raise from_exception(what, exc) from exc
 
-    def _discover(self, api_version: str, kind: str, *, workload: bool) -> Resource:
+    def _discover(self, api_version: str, kind: str) -> Resource:
         group, version = split_api_version(api_version)
         what = f"{kind} ({api_version})"
         path = f"/apis/{group}/{version}" if group else f"/api/{version}"
@@ -182,13 +178,10 @@ class ResourceResolver:
         verbs = set(entry.get("verbs") or ())
         if not {"list", "watch"} <= verbs:
             raise NotScalable(what, f"{plural} cannot be listed and watched ({sorted(verbs)})")
-        resource = Resource(api_version, kind, plural, bool(entry.get("namespaced")))
-        if not workload:
-            return resource
         if not any(r.get("name") == f"{plural}/scale" for r in resources):
             raise NotScalable(what, f"{kind} ({api_version}) has no /scale subresource")
         paths = BUILTIN_PATHS.get((group, kind)) or self._crd_paths(what, group, version, plural)
-        return Resource(api_version, kind, plural, resource.namespaced, paths)
+        return Resource(api_version, kind, plural, bool(entry.get("namespaced")), paths)
 
     def _crd_paths(self, what: str, group: str, version: str, plural: str) -> ReplicaPaths:
         name = f"{plural}.{group}"
