@@ -13,7 +13,7 @@ from typing import Any
 from autozero.engine.decision import Action
 from autozero.engine.readings import Failure, Reading
 from autozero.engine.state import GroupState
-from autozero.reconcile import CycleReport, GroupReport
+from autozero.runtime.report import CycleReport, GroupReport
 
 
 def iso(moment: datetime | float | None) -> str | None:
@@ -113,6 +113,7 @@ def build_status(
     )
     problems = [f"{m}: {report.readings[m].message}" for m in failing]  # type: ignore[union-attr]
     problems += [str(g.error) for g in target_errors]
+    problems += list(report.problems)  # watches refused: observed with GETs, still served
     return {
         "observedGeneration": generation,
         "conditions": [
@@ -136,7 +137,13 @@ def build_status(
             condition(
                 "Degraded",
                 bool(problems),
-                "SourceFailed" if failing else ("TargetError" if target_errors else "Healthy"),
+                "SourceFailed"
+                if failing
+                else "TargetError"
+                if target_errors
+                else "WatchRefused"
+                if report.problems
+                else "Healthy",
                 "; ".join(problems) or "every source and target answered",
                 now,
                 conditions,

@@ -158,7 +158,12 @@ class PolicyLife:
         failing = any(isinstance(i, Failure) for i in inputs)
         return fresh and (last.every_read_matters or failing)
 
-    def finish(self, done: Pass, results: Mapping[str, Applied | TargetError]) -> CycleReport:
+    def finish(
+        self,
+        done: Pass,
+        results: Mapping[str, Applied | TargetError],
+        problems: tuple[str, ...] = (),
+    ) -> CycleReport:
         """Record the writes' outcomes and make the pass's report (every group's latest)."""
         for write in done.writes:
             name = write.cell.name
@@ -188,4 +193,7 @@ class PolicyLife:
             {m: r for m, r in self.readings.items() if m in self.metrics()},
             frozenset(done.decided),
             done.read,
+            self.states,
+            self.acting,
+            problems,
         )

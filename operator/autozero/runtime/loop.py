@@ -30,10 +30,11 @@ from autozero.engine.state import GroupState
 from autozero.policy.errors import PolicyInvalid
 from autozero.policy.parse import parse_policy
 from autozero.runtime.assemble import Assembly, assemble
+from autozero.runtime.cluster_cache import ClusterCache
 from autozero.runtime.life import PolicyKey, PolicyLife, Write
 from autozero.runtime.metrics import Metrics
 from autozero.runtime.report import CycleReport
-from autozero.runtime.shell import Shell
+from autozero.runtime.shell import AccessUnknown, Shell
 from autozero.runtime.timers import TimerKind, Timers
 from autozero.sources.base import PushSource, SourceError, Watch
 from autozero.sources.registry import read_many
@@ -41,13 +42,6 @@ from autozero.targets.base import Applied, Observed, TargetConfigError, TargetEr
 from autozero.tenancy import GCEAllowlist, Refusal, refusals
 
 log = logging.getLogger(__name__)
-
-#: Looks up a group's target in a watch-fed cache; None when the cache cannot answer.
-CacheLookup = Callable[[Any], Observed | TargetError | None]
-
-
-class AccessUnknown(Exception):
-    """The shell could not say whether a policy may act (an authorizer that did not answer)."""
 
 
 @dataclass
@@ -90,12 +84,19 @@ class Runtime:
         config: RuntimeConfig,
         metrics: Metrics,
         *,
-        cache: CacheLookup | None = None,
+        cluster_wide: bool = True,
         active: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.shell, self.config, self.metrics = shell, config, metrics
-        self.cache = cache
+        # Kubernetes groups are observed from watches (informers), shared by every policy.
+        self.cluster: ClusterCache | None = None
+        if config.kube_api is not None:
+            self.cluster = ClusterCache(
+                config.kube_api,
+                cluster_wide=cluster_wide,
+                on_group_changed=self.target_changed,
+            )
         self.active = active  # False for a follower: it knows every policy and acts on none
         self.clock = clock
         self.slots: dict[PolicyKey, _Slot] = {}
@@ -133,6 +134,8 @@ class Runtime:
         self.timers.cancel(key)
         self._polls.discard(key)
         self._stop_watches(slot)
+        if self.cluster is not None:
+            await asyncio.to_thread(self.cluster.detach, key)
         if slot.task is not None:
             slot.task.cancel()
         self.metrics.forget(*key)
@@ -150,9 +153,10 @@ class Runtime:
         """Work may have arrived for a policy (a push source): read it now."""
         self._call(self._request, key, read=True)
 
-    def target_changed(self, key: PolicyKey, group: str) -> None:
-        """A group's workload or HPA changed in the cache: decide it with what is now known."""
-        self._call(self._request, key, force=(group,))
+    def target_changed(self, key: PolicyKey, group: str) -> None:  # noqa: ARG002
+        """A group's workload or HPA changed in the cache: a pass without reads decides it (its
+        observed count differs from its last decision's)."""
+        self._call(self._request, key)
 
     def _call(self, function: Callable[..., None], *args: Any, **kwargs: Any) -> None:
         loop = self._loop
@@ -205,6 +209,8 @@ class Runtime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for slot in self.slots.values():
             self._stop_watches(slot)
+        if self.cluster is not None:
+            await asyncio.to_thread(self.cluster.stop)
 
     def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -319,7 +325,7 @@ class Runtime:
         observed: dict[str, Observed | TargetError] = {}
         live: list[str] = []
         for name, cell in life.cells.items():
-            cached = self.cache(cell.target) if self.cache is not None else None
+            cached = self.cluster.lookup(cell.target) if self.cluster is not None else None
             if cached is None:
                 live.append(name)
             else:
@@ -335,7 +341,8 @@ class Runtime:
                 *(asyncio.to_thread(self._write, key, write) for write in done.writes)
             )
             results = dict(outcomes)
-        report = life.finish(done, results)
+        problems = tuple(self.cluster.problems(life)) if self.cluster is not None else ()
+        report = life.finish(done, results, problems)
         self.passes += 1
         self.decisions += len(report.evaluated)
         self.metrics.record(key[0], report, time.monotonic() - started)
@@ -400,6 +407,8 @@ class Runtime:
         self.metrics.invalid.labels(*key).set(0)
         if watch:
             slot.watches = await asyncio.to_thread(self._watch, key, parts)
+            if self.cluster is not None:
+                await asyncio.to_thread(self.cluster.attach, key, life)
             self._arm_poll(key, life)
             if self.shell.recheck_seconds is not None:
                 self._schedule(key, TimerKind.RECHECK, self.shell.recheck_seconds)
@@ -447,6 +456,8 @@ class Runtime:
     def _retire(self, key: PolicyKey, slot: _Slot) -> None:
         """Stop what a built life runs (its watches and timers); its state is kept aside."""
         self._stop_watches(slot)
+        if self.cluster is not None and slot.life is not None:
+            self.cluster.detach(key)
         slot.life = None
         for kind in (TimerKind.POLL, TimerKind.DEADLINE, TimerKind.RECHECK):
             self.timers.cancel(key, kind)

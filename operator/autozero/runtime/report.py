@@ -7,11 +7,12 @@ stdout and a state file. Neither sink reads anything else from the runtime.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from autozero.engine.decision import Decision
 from autozero.engine.readings import Observation
+from autozero.engine.state import GroupState
 from autozero.targets.base import Applied, Observed, TargetError
 
 
@@ -40,6 +41,9 @@ class CycleReport:
     readings: Mapping[str, Observation]
     evaluated: frozenset[str] = frozenset()
     read: bool = True  # the pass read the sources (not only a workload that changed)
+    states: Mapping[str, GroupState] = field(default_factory=dict)  # after the pass
+    acting: bool = True  # False: paused or dry run, decisions are reported, not applied
+    problems: tuple[str, ...] = ()  # groups observed with GETs because their watch is refused
 
     def fresh(self) -> tuple[GroupReport, ...]:
         """The reports of the groups decided in this pass."""

@@ -20,6 +20,11 @@ from autozero.tenancy import Refusal
 SecretResolver = Callable[[str, str], str]
 
 
+class AccessUnknown(Exception):
+    """The shell could not say whether a policy may act (an authorizer that did not answer):
+    the policy is not served meanwhile, and is asked about again soon."""
+
+
 class Shell(Protocol):
     """A shell's blocking methods run in worker threads; none is called for two passes of one
     policy at once."""
