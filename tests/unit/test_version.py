@@ -1,4 +1,4 @@
-"""One version, written once (autozero/__init__.py), and said the same way everywhere a user sees it."""
+"""One version, written once (autozero/__init__.py), said alike everywhere a user sees it."""
 
 from __future__ import annotations
 
@@ -30,9 +30,7 @@ def test_pyproject_reads_the_version_from_the_package() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert "version" not in project["project"], "the version is written in autozero/__init__.py"
     assert "version" in project["project"]["dynamic"]
-    assert project["tool"]["setuptools"]["dynamic"]["version"] == {
-        "attr": "autozero.__version__"
-    }
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "autozero.__version__"}
 
 
 def test_version_flag_prints_it(capsys: pytest.CaptureFixture[str]) -> None:
