@@ -1,4 +1,4 @@
-"""The `autozero` command line: simulate, validate and run (standalone)."""
+"""The `autozero` command line: simulate, validate, run (standalone), operator, completion."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from autozero import __version__
+from autozero.completion import COMPLETION_HELP, SHELLS, complete, shell_code
 from autozero.engine.decision import Action
 from autozero.engine.durations import DurationError, parse_duration
 from autozero.manifests import ManifestError, is_policy, load_policy, read_documents
@@ -29,27 +30,63 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autozero",
         description="Scale worker groups to zero when idle, and back up when work arrives.",
+        epilog="Run 'autozero COMMAND --help' for a command's options.",
     )
-    parser.add_argument("--version", action="version", version=f"autozero {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"autozero {__version__}",
+        help="print autozero's version and exit",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     sim = commands.add_parser(
         "simulate",
         help="replay a metric trace through a policy's engine",
         description="Evaluate POLICY every --step over TRACE (CSV: time,metric,value"
-        "[,instance][,in_flight]); the simulated group follows each decision at once.",
+        "[,instance][,in_flight]); the simulated group follows each decision at once. "
+        "The trace format and the output are described in docs/simulate.md.",
     )
-    sim.add_argument("-f", "--filename", required=True, help="the ScalingPolicy manifest")
-    sim.add_argument("--trace", required=True, help="the CSV trace")
-    sim.add_argument("--group", action="append", default=[], help="only this group (repeatable)")
-    sim.add_argument("--initial-replicas", type=int, default=0, metavar="N")
-    sim.add_argument("--step", help="evaluation interval (default: the policy's pollingInterval)")
-    sim.add_argument("--output", choices=("jsonl", "table"), default="table")
+    sim.add_argument(
+        "-f", "--filename", required=True, help="the ScalingPolicy manifest (YAML) to simulate"
+    )
+    sim.add_argument(
+        "--trace",
+        required=True,
+        help="the CSV trace to replay: a header time,metric,value[,instance][,in_flight], "
+        "times in RFC 3339 with an offset",
+    )
+    sim.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        help="simulate only this group (repeatable); default: every group without skip",
+    )
+    sim.add_argument(
+        "--initial-replicas",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the groups' replicas when the trace starts (default: %(default)s)",
+    )
+    sim.add_argument(
+        "--step",
+        metavar="DURATION",
+        help="evaluation interval, e.g. 30s or 1m (default: the policy's pollingInterval)",
+    )
+    sim.add_argument(
+        "--output",
+        choices=("jsonl", "table"),
+        default="table",
+        help="table: each scale decision, then a summary per group; jsonl: every decision "
+        "(holds too) as a JSON line, then the summaries (default: %(default)s)",
+    )
     sim.add_argument(
         "--plot",
         type=Path,
         metavar="FILE.png",
-        help="also draw the metrics, the replicas and every scale decision (needs matplotlib)",
+        help="also draw the metrics, the replicas and every scale decision (needs matplotlib: "
+        "pip install 'autozero[plot]'); default: no plot",
     )
 
     val = commands.add_parser(
@@ -59,28 +96,59 @@ def build_parser() -> argparse.ArgumentParser:
         "stdin) against the CRD schema, its CEL rules and autozero's own checks. Other kinds "
         "are ignored. Exits 0 when all are valid, 1 otherwise.",
     )
-    val.add_argument("-f", "--filename", action="append", required=True, metavar="FILE_OR_DIR")
-    val.add_argument("--output", choices=("text", "json"), default="text")
+    val.add_argument(
+        "-f",
+        "--filename",
+        action="append",
+        required=True,
+        metavar="FILE_OR_DIR",
+        help="a manifest, a directory (its *.yaml and *.yml files, recursively), or '-' "
+        "for stdin (repeatable)",
+    )
+    val.add_argument(
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="text: one line per error, then a count; json: a report per document "
+        "(default: %(default)s)",
+    )
 
     run = commands.add_parser(
         "run",
         help="run a policy without a cluster (GCE groups, or workloads through a kubeconfig)",
         description="Evaluate the policy every pollingInterval (at once when a push source sees "
-        "work) and act on its groups; state is kept in --state so a restart resumes.",
+        "work) and act on its groups; state is kept in --state so a restart resumes. SIGINT "
+        "or SIGTERM stops it after the current cycle.",
     )
-    run.add_argument("-f", "--filename", required=True, help="the ScalingPolicy manifest")
-    run.add_argument("--state", type=Path, help="JSON file that keeps the engine state")
+    run.add_argument(
+        "-f", "--filename", required=True, help="the ScalingPolicy manifest (YAML) to run"
+    )
+    run.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE.json",
+        help="JSON file that keeps the engine state (idle clocks, cooldowns) across restarts; "
+        "default: none, a restart starts afresh",
+    )
     run.add_argument(
         "--secrets-dir",
         type=Path,
-        help="secrets as files: DIR/<secret name>/<key> (a mounted Secret layout)",
+        metavar="DIR",
+        help="secrets as files: DIR/<secret name>/<key> (a mounted Secret layout); "
+        "default: none, so the policy cannot read Secrets",
     )
     run.add_argument(
         "--gce-endpoint",
+        metavar="URL",
         help="Compute API endpoint (the emulator's); default: "
         "the real API with Application Default Credentials",
     )
-    run.add_argument("--kubeconfig", type=Path, help="for kubernetes targets")
+    run.add_argument(
+        "--kubeconfig",
+        type=Path,
+        metavar="FILE",
+        help="kubeconfig for kubernetes targets; default: $KUBECONFIG, else ~/.kube/config",
+    )
     run.add_argument(
         "--gce-allow",
         action="append",
@@ -89,20 +157,58 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse GCE projects not listed for the policy's namespace (repeatable; also "
         f"${GCE_ALLOW_ENV}, entries separated by ';'); default: every project",
     )
-    run.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
-    run.add_argument("--once", action="store_true", help="one cycle, then exit")
-    run.add_argument("--output", choices=("text", "json"), default="text")
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus /metrics on this port; default: not served",
+    )
+    run.add_argument(
+        "--once",
+        action="store_true",
+        help="run one cycle, then exit; default: run until SIGINT or SIGTERM",
+    )
+    run.add_argument(
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="text: a line per group and cycle; json: the same as JSON lines "
+        "(default: %(default)s)",
+    )
 
-    op = commands.add_parser("operator", help="run the Kubernetes operator")
-    op.add_argument("--kubeconfig", help="default: in-cluster, then $KUBECONFIG")
-    op.add_argument("--metrics-port", type=int, default=8080)
+    op = commands.add_parser(
+        "operator",
+        help="run the Kubernetes operator",
+        description="Run the operator: watch ScalingPolicies (in every namespace, or those of "
+        "--namespace), evaluate each every pollingInterval (at once when a push source sees "
+        "work), scale its groups, and report in the policy's status, in Events and on "
+        "/metrics. The Helm chart runs it with the right flags and RBAC.",
+    )
+    op.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        help="kubeconfig to connect with; default: the in-cluster service account, else "
+        "$KUBECONFIG or ~/.kube/config",
+    )
+    op.add_argument(
+        "--metrics-port",
+        type=int,
+        default=8080,
+        metavar="PORT",
+        help="serve Prometheus /metrics on this port (default: %(default)s)",
+    )
     op.add_argument(
         "--namespace",
         action="append",
         default=[],
         help="serve only these namespaces (repeatable); default: all",
     )
-    op.add_argument("--gce-endpoint", help="Compute API endpoint (tests, the emulator)")
+    op.add_argument(
+        "--gce-endpoint",
+        metavar="URL",
+        help="Compute API endpoint (the emulator's, for tests); default: the real API with "
+        "Application Default Credentials",
+    )
     op.add_argument(
         "--gce-allow",
         action="append",
@@ -122,25 +228,71 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=300.0,
         metavar="SECONDS",
-        help="how often a running policy's ServiceAccount is checked again (default 300)",
+        help="how often a running policy's ServiceAccount is checked again (default: %(default)g)",
     )
     op.add_argument(
         "--threads",
         type=int,
         default=16,
-        help="threads for the policies' blocking calls (sources, targets, status); default 16",
+        metavar="N",
+        help="threads for the policies' blocking calls (sources, targets, status) "
+        "(default: %(default)s)",
     )
-    op.add_argument("--liveness", help="e.g. http://0.0.0.0:8081/healthz")
+    op.add_argument(
+        "--liveness",
+        metavar="URL",
+        help="serve a liveness probe at this URL, e.g. http://0.0.0.0:8081/healthz; default: none",
+    )
     op.add_argument(
         "--leader-elect",
         action="store_true",
-        help="run as one of several replicas: only the Lease holder acts",
+        help="run as one of several replicas: only the Lease holder acts; "
+        "default: off, this replica acts alone",
     )
-    op.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE", "default"))
-    op.add_argument("--lease-name", default="autozero-leader")
-    op.add_argument("--lease-seconds", type=int, default=15)
-    op.add_argument("--renew-seconds", type=int, default=10)
-    op.add_argument("--retry-seconds", type=int, default=2)
+    op.add_argument(
+        "--lease-namespace",
+        default=os.environ.get("POD_NAMESPACE", "default"),
+        metavar="NAMESPACE",
+        help="namespace of the leader-election Lease: $POD_NAMESPACE, else 'default' "
+        "(default here: %(default)s)",
+    )
+    op.add_argument(
+        "--lease-name",
+        default="autozero-leader",
+        metavar="NAME",
+        help="name of the leader-election Lease (default: %(default)s)",
+    )
+    op.add_argument(
+        "--lease-seconds",
+        type=int,
+        default=15,
+        metavar="SECONDS",
+        help="how long a leader's Lease holds without renewal before another replica may "
+        "take it (default: %(default)s)",
+    )
+    op.add_argument(
+        "--renew-seconds",
+        type=int,
+        default=10,
+        metavar="SECONDS",
+        help="how long the leader keeps trying to renew its Lease before it gives up and exits "
+        "(default: %(default)s)",
+    )
+    op.add_argument(
+        "--retry-seconds",
+        type=int,
+        default=2,
+        metavar="SECONDS",
+        help="how often replicas try to acquire or renew the Lease (default: %(default)s)",
+    )
+
+    comp = commands.add_parser(
+        "completion",
+        help="print the shell code that completes autozero's commands and options",
+        description=COMPLETION_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    comp.add_argument("shell", choices=SHELLS, help="the shell to complete in")
     return parser
 
 
@@ -298,7 +450,11 @@ def _allowlist(flags: list[str]) -> GCEAllowlist | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    complete(parser)  # answers the shell's completion request and exits, when it is one
     args = parser.parse_args(argv)
+    if args.command == "completion":
+        sys.stdout.write(shell_code(args.shell))
+        return 0
     if args.command == "simulate":
         return run_simulate(args, sys.stdout)
     if args.command == "validate":

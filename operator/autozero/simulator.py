@@ -12,7 +12,7 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from autozero.engine.decide import decide
 from autozero.engine.decision import Action, Decision
@@ -110,6 +110,7 @@ def read_trace(text: str, source: str, known_metrics: set[str]) -> Trace:
             raise TraceError(source, line, f"time {row['time']!r} is not RFC 3339") from None
         if moment.tzinfo is None:
             raise TraceError(source, line, f"time {row['time']!r} needs an offset (Z or +01:00)")
+        moment = moment.astimezone(UTC)  # the simulation's clock, and every time it prints, in UTC
         metric = row["metric"] or ""
         if metric not in known_metrics:
             known = ", ".join(sorted(known_metrics)) or "none"

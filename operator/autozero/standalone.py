@@ -1,4 +1,4 @@
-"""`autozero run`: the engine, sources and targets without a cluster (the seed's small machine).
+"""`autozero run`: the engine, sources and targets without a cluster (e.g. on a small VM).
 
 State (idle-since, cooldowns, sample windows) is kept in a JSON file so a restart resumes where
 it stopped. Secrets are read from a directory laid out like a mounted Secret volume

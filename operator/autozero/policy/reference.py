@@ -24,8 +24,9 @@ Durations are Go-style strings: `250ms`, `30s`, `5m`, `1h30m`.
 
 ## A worked example
 
-The seed's nightly batch: a zonal managed instance group fed by an MRQ queue, woken when jobs wait,
-handed to a GCE autoscaler while awake, and taken back to zero after 30 idle minutes.
+A nightly batch (`examples/nightly-batch.yaml`): a zonal managed instance group fed by an MRQ
+queue, woken when jobs wait, handed to a GCE autoscaler while awake, and taken back to zero after
+30 minutes with nothing pending and nothing running.
 
 ```yaml
 {example}```
