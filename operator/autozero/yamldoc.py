@@ -137,8 +137,10 @@ def _locations(root: Node) -> dict[str, Location]:
 def _syntax_error(exc: yaml.YAMLError, text: str, index: int) -> YAMLSyntaxError:
     if isinstance(exc, yaml.reader.ReaderError):
         character = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        before = text[: exc.position]
+        where = Location(before.count("\n") + 1, len(before) - before.rfind("\n"))
         return YAMLSyntaxError(
-            f"not a text file: it holds the control character {ord(character):#04x}", None, index
+            f"not a text file: it holds the control character {ord(character):#04x}", where, index
         )
     if not isinstance(exc, yaml.MarkedYAMLError):
         return YAMLSyntaxError(f"not valid YAML: {exc}", None, index)
@@ -155,7 +157,10 @@ def _syntax_error(exc: yaml.YAMLError, text: str, index: int) -> YAMLSyntaxError
 def parse(text: str) -> Iterator[ParsedDocument]:
     """Every document of `text`, then YAMLSyntaxError if the text stops being YAML (the
     documents before that point are still given)."""
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # refuses control characters at once
+    except yaml.YAMLError as exc:
+        raise _syntax_error(exc, text, 1) from exc
     index = 0
     try:
         while True:

@@ -100,6 +100,13 @@ def _section(path: str, schema: dict[str, Any], out: list[str]) -> None:
         _section(f"{path}.{name}", sub, out)
 
 
+VALIDATE_EXAMPLE = (
+    "policies.yaml:25:37: [doc 2] spec.groups[0].activation.idelFor: unknown field "
+    "(did you mean idleFor?)\n"
+    "policies.yaml:36:15: [doc 2] spec.groups[1].profiles[0].rules[0].metric: 'backlg' is not a "
+    "declared metric (declared: backlog, cpu; did you mean backlog?)"
+)
+
 BEYOND_THE_SCHEMA = """
 ## Checked beyond the schema
 
@@ -119,8 +126,7 @@ in one run, and prints each mistake as `FILE:LINE:COLUMN: [doc N] PATH: MESSAGE`
 column of the field; for a missing field, of the mapping that lacks it):
 
 ```text
-policies.yaml:25:37: [doc 2] spec.groups[0].activation.idelFor: unknown field (did you mean idleFor?)
-policies.yaml:36:15: [doc 2] spec.groups[1].profiles[0].rules[0].metric: 'backlg' is not a declared metric (declared: backlog, cpu; did you mean backlog?)
+{validate_example}
 ```
 
 - A file that is not UTF-8 text or not YAML (a Helm template, a binary) is an error for that file
@@ -142,7 +148,7 @@ def reference(example: str) -> str:
     schema = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     out = [INTRO.format(example=example)]
     _section("spec", schema, out)
-    out.append(BEYOND_THE_SCHEMA)
+    out.append(BEYOND_THE_SCHEMA.format(validate_example=VALIDATE_EXAMPLE))
     return "\n".join(out)
 
 
