@@ -150,12 +150,13 @@ def is_policy(document: Document) -> bool:
 
 
 def duplicate_key_errors(document: Document) -> list[FieldError]:
-    """Keys written twice in one mapping: YAML keeps the last, the apiserver refuses both."""
+    """Keys written twice in one mapping: kubectl keeps the last one silently (it turns YAML
+    into JSON itself); the apiserver's strict decoding of YAML refuses them."""
     return [
         FieldError(
             duplicate.path,
-            f"duplicate key (first on line {duplicate.first.line}; "
-            "the apiserver refuses a mapping that repeats a key)",
+            f"repeated key (first on line {duplicate.first.line}): kubectl would keep only the "
+            "last value without a word, the apiserver's strict decoding refuses it",
         )
         for duplicate in document.duplicates
     ]

@@ -385,6 +385,12 @@ def test_messages_show_no_internals(tmp_path: Path, capsys: pytest.CaptureFixtur
         assert internal not in out
 
 
+WHY_REPEATED = (
+    "kubectl would keep only the last value without a word, the apiserver's strict decoding "
+    "refuses it"
+)
+
+
 def test_a_repeated_key_is_an_error_at_its_second_writing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -407,10 +413,10 @@ def test_a_repeated_key_is_an_error_at_its_second_writing(
         line_of(text, "capacity: {minimum: 1, maximum: 5}", 2),
     )
     assert out.splitlines()[:2] == [
-        f"{file}:{again_polling[0]}:3: [doc 1] spec.pollingInterval: duplicate key (first on "
-        f"line {first_polling[0]}; the apiserver refuses a mapping that repeats a key)",
-        f"{file}:{again_capacity[0]}:7: [doc 1] spec.groups[1].capacity: duplicate key (first "
-        f"on line {first_capacity[0]}; the apiserver refuses a mapping that repeats a key)",
+        f"{file}:{again_polling[0]}:3: [doc 1] spec.pollingInterval: repeated key (first on "
+        f"line {first_polling[0]}): {WHY_REPEATED}",
+        f"{file}:{again_capacity[0]}:7: [doc 1] spec.groups[1].capacity: repeated key (first "
+        f"on line {first_capacity[0]}): {WHY_REPEATED}",
     ]
 
 
@@ -504,5 +510,5 @@ def test_load_policy_refuses_a_binary_file_with_a_message(tmp_path: Path) -> Non
 def test_load_policy_refuses_a_repeated_key(tmp_path: Path) -> None:
     text = GOOD.replace("  pollingInterval: 15s\n", "  pollingInterval: 15s\n  dryRun: true\n")
     text = text.replace("dryRun: true\n", "dryRun: true\n  pollingInterval: 1m\n")
-    with pytest.raises(PolicyInvalid, match=r"spec\.pollingInterval: duplicate key"):
+    with pytest.raises(PolicyInvalid, match=r"spec\.pollingInterval: repeated key"):
         load_policy(str(write(tmp_path, "p.yaml", text)))

@@ -134,7 +134,8 @@ column of the field; for a missing field, of the mapping that lacks it):
 - A document whose kind or apiVersion is a near miss of `ScalingPolicy` / `autozero.dev/v1alpha1`
   (`kind: Scalingpolicy`) is checked, and refused with what was meant. Documents of other kinds
   are skipped and counted in the summary.
-- A key written twice in one mapping is an error, as the apiserver's strict decoding makes it.
+- A key written twice in one mapping is an error: kubectl would keep only the last value without
+  a word (the apiserver's strict decoding, given the YAML itself, refuses it).
 - `--output json` prints one entry per document (and per file that could not be read): `file`,
   `document`, `line`, `kind`, `name`, `result` (`valid`, `invalid`, `skipped`, `unreadable`),
   `valid`, and `errors` (`path`, `message`, `line`, `column`).
