@@ -107,7 +107,8 @@ def _cel_errors(
     for validation in schema.get("x-kubernetes-validations", ()):
         explain = _EXPLAINED.get(validation["rule"])
         if not sound:
-            if explain is not None:
+            # Metric names are only known for sure when spec.metrics itself is sound.
+            if explain is not None and not any(_within(b, f"{path}.metrics") for b in broken):
                 yield from explain(value, path)
             continue
         try:
@@ -232,7 +233,8 @@ def _field_errors(error: jsonschema.ValidationError, path: str) -> Iterator[Fiel
     unknown = [k for k in instance if k not in known]
     if error.validator == "additionalProperties":
         for key in unknown:
-            yield FieldError(_join(path, key), f"unknown field{did_you_mean(key, known)}")
+            hint = did_you_mean(key, known) or f" (expected one of: {', '.join(known)})"
+            yield FieldError(_join(path, key), f"unknown field{hint}")
     elif error.validator == "required":
         # A missing field that an unknown one is a typo of is said once, by the unknown one.
         meant = {closest(k, known) for k in unknown if isinstance(k, str)}
