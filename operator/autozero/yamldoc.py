@@ -16,8 +16,8 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
-#: Enough for any real manifest; a document of aliases that expands beyond it (a "billion
-#: laughs") keeps the positions found so far and is not walked further.
+#: Enough for any real manifest; a document whose aliases expand beyond it (a "billion laughs")
+#: is refused rather than expanded.
 MAX_NODES = 100_000
 
 
@@ -170,6 +170,13 @@ def parse(text: str) -> Iterator[ParsedDocument]:
                 node = loader.get_node()
                 if node is None:  # check_node said there is one
                     return
+                if sum(1 for _ in _walk(node)) >= MAX_NODES:
+                    # Checking it would expand every alias: refused, as kubectl refuses it.
+                    raise YAMLSyntaxError(
+                        f"not a manifest: its aliases expand to more than {MAX_NODES} nodes",
+                        Location.of(node.start_mark),
+                        index + 1,
+                    )
                 # Before constructing: that merges `<<:` keys into the mapping's own.
                 duplicates = _duplicates(node)
                 # A fresh constructor per document: one that failed keeps half-built state.

@@ -512,3 +512,17 @@ def test_load_policy_refuses_a_repeated_key(tmp_path: Path) -> None:
     text = text.replace("dryRun: true\n", "dryRun: true\n  pollingInterval: 1m\n")
     with pytest.raises(PolicyInvalid, match=r"spec\.pollingInterval: repeated key"):
         load_policy(str(write(tmp_path, "p.yaml", text)))
+
+
+def test_a_billion_laughs_is_refused_not_expanded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]" for n in range(1, 9)]
+    bomb = write(tmp_path, "bomb.yaml", "\n".join(lines) + "\n")  # 10**9 strings once expanded
+    good = write(tmp_path, "good.yaml", GOOD)
+    code, out = validate(capsys, bomb, good)
+    assert code == 1
+    refused = "not a manifest: its aliases expand to more than 100000 nodes"
+    assert f"{bomb}:1:1: [doc 1] {refused}" in out
+    assert "1/1 ScalingPolicy documents valid" in out
