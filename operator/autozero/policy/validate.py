@@ -114,7 +114,8 @@ def _cel_errors(
         try:
             ok = _program(validation["rule"]).evaluate({"self": json_to_cel(value)})
         except CELEvalError:
-            yield FieldError(path, f"{validation['message']} (the value could not be checked)")
+            message = validation["message"]
+            yield FieldError(path, f"out of range: cannot be checked against '{message}'")
             continue
         if not bool(ok):
             explained = list(explain(value, path)) if explain is not None else []
