@@ -16,10 +16,9 @@ from autozero import __version__
 from autozero.completion import COMPLETION_HELP, SHELLS, complete, shell_code
 from autozero.engine.decision import Action
 from autozero.engine.durations import DurationError, parse_duration
-from autozero.manifests import ManifestError, is_policy, load_policy, read_documents
-from autozero.policy.errors import FieldError, PolicyInvalid
+from autozero.manifests import ManifestError, load_policy
+from autozero.policy.errors import PolicyInvalid
 from autozero.policy.model import Policy
-from autozero.policy.parse import parse_policy
 from autozero.simulator import TraceError, decision_json, read_trace, simulate
 from autozero.tenancy import GCE_ALLOW_ENV, AllowlistError, GCEAllowlist
 
@@ -93,8 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
         "validate",
         help="check ScalingPolicy manifests offline, as the apiserver would",
         description="Check every ScalingPolicy in the given files or directories ('-' reads "
-        "stdin) against the CRD schema, its CEL rules and autozero's own checks. Other kinds "
-        "are ignored. Exits 0 when all are valid, 1 otherwise.",
+        "stdin) against the CRD schema, its CEL rules and autozero's own checks. Every file "
+        "and every document gets a verdict: errors are printed as FILE:LINE:COLUMN: [doc N] "
+        "PATH: MESSAGE; a document that looks like a ScalingPolicy with a typo in its kind or "
+        "apiVersion is checked (and refused); documents of other kinds are skipped and counted.",
+        epilog="exit status: 0 every ScalingPolicy is valid; 1 a ScalingPolicy is invalid, a "
+        "file is not readable as YAML manifests, or no ScalingPolicy was found; 2 usage error.",
     )
     val.add_argument(
         "-f",
@@ -371,38 +374,9 @@ def run_simulate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def run_validate(args: argparse.Namespace, out: TextIO) -> int:
-    try:
-        documents = [d for d in read_documents(args.filename) if is_policy(d)]
-    except ManifestError as exc:
-        return _fail(str(exc))
-    results = []
-    for document in documents:
-        try:
-            parse_policy(document.body)
-            errors: tuple[FieldError, ...] = ()
-        except PolicyInvalid as exc:
-            errors = exc.errors
-        results.append((document, errors))
-    if args.output == "json":
-        report = [
-            {
-                "file": d.source,
-                "document": d.index,
-                "valid": not errs,
-                "errors": [{"path": e.path, "message": e.message} for e in errs],
-            }
-            for d, errs in results
-        ]
-        out.write(json.dumps(report, indent=2) + "\n")
-    else:
-        for document, errors in results:
-            for error in errors:
-                out.write(f"{document.where}: {error.path}: {error.message}\n")
-        valid = sum(1 for _, errors in results if not errors)
-        out.write(f"{valid}/{len(results)} ScalingPolicy documents valid\n")
-    if not documents:
-        return _fail("no ScalingPolicy found in " + ", ".join(args.filename))
-    return 0 if all(not errors for _, errors in results) else 1
+    from autozero.validate_report import run
+
+    return run(args.filename, args.output, out)
 
 
 def run_standalone(args: argparse.Namespace, out: TextIO) -> int:
