@@ -14,12 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
-from prometheus_client import start_http_server
 
 from autozero.controller.cluster import PLURAL, Cluster
 from autozero.controller.election import ElectionConfig, start_election
-from autozero.controller.metrics import Metrics
+from autozero.controller.metrics import Metrics, serve
 from autozero.controller.workers import OperatorConfig, Workers
+from autozero.kubeconfig import configure_default
 from autozero.policy.model import API_GROUP, API_VERSION
 
 log = logging.getLogger(__name__)
@@ -55,25 +55,19 @@ def run_operator(
     threads: int = 16,
 ) -> None:
     """Run until interrupted: `autozero operator`. In a cluster it uses its service account;
-    elsewhere the kubeconfig (`--kubeconfig` or $KUBECONFIG)."""
+    elsewhere the kubeconfig (`--kubeconfig` or $KUBECONFIG). KubeconfigError or
+    MetricsPortError before anything starts."""
     from kubernetes import client
-    from kubernetes import config as kube_config
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one line per watch event
-    if kubeconfig:
-        kube_config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-    else:
-        try:
-            kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
-        except kube_config.ConfigException:
-            kube_config.load_kube_config()  # type: ignore[no-untyped-call]
+    configure_default(kubeconfig)
     api = client.ApiClient()
     metrics = Metrics()
     if metrics_port is not None:
-        start_http_server(metrics_port, registry=metrics.registry)
+        serve(metrics_port, metrics.registry)
     workers_ref: dict[str, Workers] = {}
     registry = make_registry(workers_ref)
 
