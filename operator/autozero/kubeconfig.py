@@ -44,7 +44,9 @@ def _check(path: Path, named: str) -> None:
     except UnicodeDecodeError:
         raise KubeconfigError(f"{named} kubeconfig {path} is not text (UTF-8 YAML)") from None
     except yaml.YAMLError as exc:
-        raise KubeconfigError(f"{named} kubeconfig {path} is not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1}: {getattr(exc, 'problem', '')})" if mark else ""
+        raise KubeconfigError(f"{named} kubeconfig {path} is not valid YAML{line}") from None
     if not isinstance(body, dict):
         raise KubeconfigError(
             f"{named} kubeconfig {path} is not a kubeconfig (a YAML mapping with clusters, "
