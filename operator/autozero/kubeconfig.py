@@ -27,29 +27,29 @@ def _named() -> list[tuple[str, Path]]:
     """The files the client would read without --kubeconfig, and how each was named."""
     listed = os.environ.get("KUBECONFIG", "")
     if listed:
-        return [("$KUBECONFIG", Path(p)) for p in listed.split(os.pathsep) if p]
-    return [("the default", DEFAULT.expanduser())]
+        return [("$KUBECONFIG's", Path(p)) for p in listed.split(os.pathsep) if p]
+    return [("the default kubeconfig", DEFAULT.expanduser())]
 
 
 def _check(path: Path, named: str) -> None:
     """KubeconfigError unless `path` is a readable YAML mapping (what every kubeconfig is)."""
     if not path.exists():
-        raise KubeconfigError(f"{named} kubeconfig {path} does not exist; {FIX}")
+        raise KubeconfigError(f"{named} {path} does not exist; {FIX}")
     if not path.is_file():
-        raise KubeconfigError(f"{named} kubeconfig {path} is not a file; {FIX}")
+        raise KubeconfigError(f"{named} {path} is not a file; {FIX}")
     try:
         body = yaml.safe_load(path.read_bytes().decode())
     except OSError as exc:
-        raise KubeconfigError(f"{named} kubeconfig {path}: {exc.strerror}") from exc
+        raise KubeconfigError(f"{named} {path}: {exc.strerror}") from exc
     except UnicodeDecodeError:
-        raise KubeconfigError(f"{named} kubeconfig {path} is not text (UTF-8 YAML)") from None
+        raise KubeconfigError(f"{named} {path} is not text (UTF-8 YAML)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" (line {mark.line + 1}: {getattr(exc, 'problem', '')})" if mark else ""
-        raise KubeconfigError(f"{named} kubeconfig {path} is not valid YAML{line}") from None
+        raise KubeconfigError(f"{named} {path} is not valid YAML{line}") from None
     if not isinstance(body, dict):
         raise KubeconfigError(
-            f"{named} kubeconfig {path} is not a kubeconfig (a YAML mapping with clusters, "
+            f"{named} {path} is not a kubeconfig (a YAML mapping with clusters, "
             "users, contexts and current-context)"
         )
 
