@@ -405,7 +405,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return run_standalone(args, sys.stdout)
     if args.command == "operator":
         from autozero.controller.election import ElectionConfig
-        from autozero.controller.handlers import run_operator
+        from autozero.controller.handlers import LivenessError, run_operator
         from autozero.controller.metrics import MetricsPortError
         from autozero.controller.workers import OperatorConfig
         from autozero.kubeconfig import KubeconfigError
@@ -441,7 +441,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 election=election,
                 threads=args.threads,
             )
-        except (KubeconfigError, MetricsPortError) as exc:
+        except (KubeconfigError, LivenessError, MetricsPortError) as exc:
             return _fail(f"operator: {exc}")
         return 0
     parser.print_help(sys.stderr)

@@ -248,6 +248,12 @@ CORPUS = [
          "--metrics-port 70000: a port is 0 to 65535"),
     case("operator-metrics-port-busy",  BAD,   f"{OP} --metrics-port {{busy}}",
          "Address already in use"),
+    case("operator-liveness-not-http",  BAD,   f"{OP} --liveness tcp://0.0.0.0:8081",
+         "--liveness tcp://0.0.0.0:8081: must be http://HOST:PORT/PATH"),
+    case("operator-liveness-bad-port",  BAD,   f"{OP} --liveness http://0.0.0.0:port/healthz",
+         "the port is not a number"),
+    case("operator-liveness-busy",      BAD,   f"{OP} --liveness http://0.0.0.0:{{busy}}/healthz",
+         "cannot serve it: Address already in use"),
     case("operator-gce-allow-malformed",BAD,   f"{OP} --gce-allow =x",
          "GCE allowlist entry '=x'"),
 ]

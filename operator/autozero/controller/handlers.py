@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -44,6 +46,30 @@ def make_registry(workers_ref: dict[str, Workers]) -> kopf.OperatorRegistry:
     return registry
 
 
+class LivenessError(Exception):
+    """--liveness cannot be served: not an http:// URL, or its port is taken."""
+
+
+def check_liveness(endpoint: str) -> None:
+    """kopf serves --liveness only once the operator runs, where a bad URL or a busy port would
+    end it with a traceback; check both first, so either is one clear line."""
+    parts = urllib.parse.urlsplit(endpoint)
+    try:
+        port = parts.port or 80
+    except ValueError:
+        raise LivenessError(f"--liveness {endpoint}: the port is not a number") from None
+    if parts.scheme != "http":
+        raise LivenessError(f"--liveness {endpoint}: must be http://HOST:PORT/PATH")
+    host = parts.hostname or "127.0.0.1"
+    try:
+        with socket.create_server((host, port)):
+            pass  # kopf binds it again a moment later (SO_REUSEADDR)
+    except OSError as exc:
+        raise LivenessError(
+            f"--liveness {endpoint}: cannot serve it: {exc.strerror}; choose another port"
+        ) from None
+
+
 def run_operator(
     *,
     kubeconfig: str | None,
@@ -55,7 +81,7 @@ def run_operator(
     threads: int = 16,
 ) -> None:
     """Run until interrupted: `autozero operator`. In a cluster it uses its service account;
-    elsewhere the kubeconfig (`--kubeconfig` or $KUBECONFIG). KubeconfigError or
+    elsewhere the kubeconfig (`--kubeconfig` or $KUBECONFIG). KubeconfigError, LivenessError or
     MetricsPortError before anything starts."""
     from kubernetes import client
 
@@ -64,6 +90,8 @@ def run_operator(
     )
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one line per watch event
     configure_default(kubeconfig)
+    if liveness is not None:
+        check_liveness(liveness)
     api = client.ApiClient()
     metrics = Metrics()
     if metrics_port is not None:
