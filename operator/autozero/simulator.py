@@ -214,8 +214,9 @@ def simulate(
         )
     evaluations = (int((trace.end - trace.start) / every) + 1) * len(chosen)
     if evaluations > MAX_EVALUATIONS:
+        groups_text = "1 group" if len(chosen) == 1 else f"{len(chosen)} groups"
         raise SimulateError(
-            f"{evaluations:,} evaluations ({len(chosen)} group{'s'[: len(chosen) - 1]} over "
+            f"{evaluations:,} evaluations ({groups_text} over "
             f"{format_duration(trace.end - trace.start)}, every {format_duration(every)}) is "
             f"more than {MAX_EVALUATIONS:,}: pass a larger --step or a shorter trace"
         )
