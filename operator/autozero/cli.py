@@ -8,28 +8,49 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from autozero import __version__
+from autozero import __version__, exits
 from autozero.completion import COMPLETION_HELP, SHELLS, complete, shell_code
 from autozero.engine.decision import Action
 from autozero.engine.durations import DurationError, parse_duration
 from autozero.manifests import ManifestError, load_policy
 from autozero.policy.errors import PolicyInvalid
 from autozero.policy.model import Policy
-from autozero.simulator import TraceError, decision_json, read_trace, simulate
+from autozero.simulator import (
+    SimulateError,
+    TraceError,
+    decision_json,
+    queue_metrics,
+    read_trace,
+    simulate,
+)
 from autozero.tenancy import GCE_ALLOW_ENV, AllowlistError, GCEAllowlist
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+DEBUG_ENV = "AUTOZERO_DEBUG"
+
+
+def _non_negative(text: str) -> int:
+    """An argparse type: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; a count of replicas is 0 or more")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autozero",
         description="Scale worker groups to zero when idle, and back up when work arrives.",
-        epilog="Run 'autozero COMMAND --help' for a command's options.",
+        epilog="Run 'autozero COMMAND --help' for a command's options.\n\n" + exits.epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--version",
@@ -43,8 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate",
         help="replay a metric trace through a policy's engine",
         description="Evaluate POLICY every --step over TRACE (CSV: time,metric,value"
-        "[,instance][,in_flight]); the simulated group follows each decision at once. "
-        "The trace format and the output are described in docs/simulate.md.",
+        "[,instance][,in_flight]);\nthe simulated group follows each decision at once. "
+        "The trace format and the output\nare described in docs/simulate.md.",
+        epilog=exits.epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sim.add_argument(
         "-f", "--filename", required=True, help="the ScalingPolicy manifest (YAML) to simulate"
@@ -63,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--initial-replicas",
-        type=int,
+        type=_non_negative,
         default=0,
         metavar="N",
         help="the groups' replicas when the trace starts (default: %(default)s)",
@@ -120,8 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run a policy without a cluster (GCE groups, or workloads through a kubeconfig)",
         description="Evaluate the policy every pollingInterval (at once when a push source sees "
-        "work) and act on its groups; state is kept in --state so a restart resumes. SIGINT "
-        "or SIGTERM stops it after the current cycle.",
+        "work) and act\non its groups; state is kept in --state so a restart resumes. Each cycle "
+        "prints one line\nper group; with --once the exit code tells whether every group went "
+        "through. SIGINT or\nSIGTERM stops it after the current cycle.",
+        epilog=exits.epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument(
         "-f", "--filename", required=True, help="the ScalingPolicy manifest (YAML) to run"
@@ -169,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--once",
         action="store_true",
-        help="run one cycle, then exit; default: run until SIGINT or SIGTERM",
+        help=f"run one cycle, then exit ({exits.CYCLE_FAILED} if a group failed in it); "
+        "default: run until SIGINT or SIGTERM",
     )
     run.add_argument(
         "--output",
@@ -324,19 +351,28 @@ def run_simulate(args: argparse.Namespace, out: TextIO) -> int:
     if unknown:
         return _fail(f"{args.filename}: no group named {', '.join(unknown)}")
     try:
-        step = parse_duration(args.step) if args.step else None
+        step = parse_duration(args.step) if args.step is not None else None
+    except DurationError as exc:
+        return _fail(f"--step: {exc}")
+    if step is not None and step.total_seconds() <= 0:
+        return _fail(f"--step {args.step}: must be positive")
+    try:
+        text = Path(args.trace).read_bytes().decode()
         trace = read_trace(
-            Path(args.trace).read_text(), args.trace, {m.name for m in policy.metrics}
+            text, args.trace, {m.name for m in policy.metrics}, queue_metrics(policy)
         )
-    except (TraceError, DurationError) as exc:
+    except TraceError as exc:
         return _fail(str(exc))
     except OSError as exc:
         return _fail(f"{args.trace}: {exc.strerror}")
-    if step is not None and step.total_seconds() <= 0:
-        return _fail("--step must be positive")
-    iterator, summaries = simulate(
-        policy, trace, groups=args.group, initial_replicas=args.initial_replicas, step=step
-    )
+    except UnicodeDecodeError:
+        return _fail(f"{args.trace}: not a text file; a trace is a UTF-8 CSV (time,metric,value)")
+    try:
+        iterator, summaries = simulate(
+            policy, trace, groups=args.group, initial_replicas=args.initial_replicas, step=step
+        )
+    except SimulateError as exc:
+        return _fail(f"{args.filename}: {exc}")
     decisions = list(iterator)
     if args.plot is not None:
         from autozero.plot import PlotUnavailable, plot_simulation
@@ -347,6 +383,8 @@ def run_simulate(args: argparse.Namespace, out: TextIO) -> int:
             plot_simulation(args.plot, trace, decisions, metrics, f"{policy.name}: simulation")
         except PlotUnavailable as exc:
             return _fail(str(exc))
+        except ValueError as exc:  # matplotlib knows no such format (the file's suffix)
+            return _fail(f"{args.plot}: {exc}")
         except OSError as exc:
             return _fail(f"{args.plot}: {exc.strerror}")
     if args.output == "jsonl":
@@ -380,13 +418,20 @@ def run_validate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def run_standalone(args: argparse.Namespace, out: TextIO) -> int:
+    from autozero.controller.metrics import MetricsPortError
+    from autozero.kubeconfig import KubeconfigError
     from autozero.sources.base import SourceError
-    from autozero.standalone import PolicyRefused, StandaloneOptions, run
+    from autozero.standalone import PolicyRefused, StandaloneError, StandaloneOptions, run
     from autozero.targets.base import TargetError
 
     policy = _load(args.filename)
     if policy is None:
         return 1
+    if not args.once and policy.polling_interval.total_seconds() <= 0:
+        return _fail(
+            f"{args.filename}: spec.pollingInterval is 0s: run would evaluate without pause; "
+            "give the policy a positive pollingInterval (or use --once)"
+        )
     try:
         allow = _allowlist(args.gce_allow) or GCEAllowlist.everything()
     except AllowlistError as exc:
@@ -408,6 +453,8 @@ def run_standalone(args: argparse.Namespace, out: TextIO) -> int:
         return run(policy, options, out, once=args.once, stop=stop)
     except (SourceError, TargetError, PolicyRefused) as exc:
         return _fail(f"{args.filename}: {exc}")
+    except (StandaloneError, KubeconfigError, MetricsPortError) as exc:
+        return _fail(str(exc))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -423,6 +470,46 @@ def _allowlist(flags: list[str]) -> GCEAllowlist | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The `autozero` command. Every failure ends as one line on stderr and an exit code of
+    `autozero.exits`; a traceback only with AUTOZERO_DEBUG=1, for an unexpected error."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a reader gone away shows here, not at interpreter exit
+        return code
+    except KeyboardInterrupt:
+        return exits.INTERRUPTED
+    except BrokenPipeError:  # `autozero simulate ... | head`: the reader has what it wanted
+        # Python flushes stdout again at exit; point it at /dev/null so that cannot fail too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return exits.BROKEN_PIPE
+    except Exception as exc:  # the last resort: each known failure has its own message
+        if os.environ.get(DEBUG_ENV) == "1":
+            traceback.print_exc()
+        message = " ".join(str(exc).split())
+        print(
+            f"autozero: internal error: {type(exc).__name__}: {message} (please report; "
+            f"rerun with {DEBUG_ENV}=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return exits.INTERNAL_ERROR
+
+
+def _operator_usage(args: argparse.Namespace) -> str | None:
+    """What is wrong with the operator's numeric flags (each would fail later, less clearly)."""
+    if args.threads < 1:
+        return f"--threads {args.threads}: at least 1"
+    if args.access_recheck <= 0:
+        return f"--access-recheck {args.access_recheck:g}: must be positive"
+    for flag in ("lease_seconds", "renew_seconds", "retry_seconds"):
+        if getattr(args, flag) <= 0:
+            return f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be positive"
+    if args.leader_elect and args.renew_seconds >= args.lease_seconds:
+        return "--renew-seconds must be less than --lease-seconds (the lease would lapse)"
+    return None
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     complete(parser)  # answers the shell's completion request and exits, when it is one
     args = parser.parse_args(argv)
@@ -437,9 +524,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_standalone(args, sys.stdout)
     if args.command == "operator":
         from autozero.controller.election import ElectionConfig
-        from autozero.controller.handlers import run_operator
+        from autozero.controller.handlers import LivenessError, run_operator
+        from autozero.controller.metrics import MetricsPortError
         from autozero.controller.workers import OperatorConfig
+        from autozero.kubeconfig import KubeconfigError
 
+        usage = _operator_usage(args)
+        if usage is not None:
+            parser.error(f"operator: {usage}")
         try:
             allow = _allowlist(args.gce_allow) or GCEAllowlist()
         except AllowlistError as exc:
@@ -453,23 +545,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                 renew_seconds=args.renew_seconds,
                 retry_seconds=args.retry_seconds,
             )
-        run_operator(
-            kubeconfig=args.kubeconfig,
-            metrics_port=args.metrics_port,
-            namespaces=args.namespace,
-            config=OperatorConfig(
-                args.gce_endpoint,
-                gce_allow=allow,
-                default_service_account=args.default_service_account,
-                access_recheck=args.access_recheck,
-            ),
-            liveness=args.liveness,
-            election=election,
-            threads=args.threads,
-        )
+        try:
+            run_operator(
+                kubeconfig=args.kubeconfig,
+                metrics_port=args.metrics_port,
+                namespaces=args.namespace,
+                config=OperatorConfig(
+                    args.gce_endpoint,
+                    gce_allow=allow,
+                    default_service_account=args.default_service_account,
+                    access_recheck=args.access_recheck,
+                ),
+                liveness=args.liveness,
+                election=election,
+                threads=args.threads,
+            )
+        except (KubeconfigError, LivenessError, MetricsPortError) as exc:
+            return _fail(f"operator: {exc}")
         return 0
     parser.print_help(sys.stderr)
-    return 2
+    return exits.USAGE
 
 
 if __name__ == "__main__":

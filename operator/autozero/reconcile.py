@@ -18,6 +18,7 @@ from autozero.engine.decision import Action, Decision
 from autozero.engine.readings import Observation
 from autozero.engine.state import GroupState
 from autozero.policy.model import GCETarget, GroupPolicy, KubernetesTarget, Policy, SecretKeyRef
+from autozero.secrets import SecretUnavailable
 from autozero.sources.base import BaseSource
 from autozero.sources.registry import read_all
 from autozero.targets.base import (
@@ -121,6 +122,8 @@ def assemble(
 ) -> PolicyRunner:
     """A runner with the policy's sources and targets (SourceConfigError if a source's settings
     cannot work, e.g. a Secret key that does not exist)."""
+    from google.auth.exceptions import DefaultCredentialsError
+
     from autozero.sources.base import Context
     from autozero.sources.registry import build_source
     from autozero.targets.gce import Compute, GCEGroup, observe_groups
@@ -140,6 +143,15 @@ def assemble(
                 key = _service_account_key(policy, group.name, ref, resolve_secret)
                 try:
                     compute = Compute.build(endpoint=gce_endpoint, service_account_info=key)
+                except DefaultCredentialsError as exc:  # no key Secret, no endpoint, no ADC
+                    raise TargetConfigError(
+                        group.name,
+                        f"no Application Default Credentials for GCE project "
+                        f"{group.target.project} ({str(exc).split('. ')[0].rstrip('.')}): set "
+                        "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, run "
+                        "`gcloud auth application-default login`, or name a key Secret in "
+                        "target.gce.credentials",
+                    ) from None
                 except ValueError:  # a key google-auth cannot load; its text is never shown
                     raise TargetConfigError(
                         group.name,
@@ -184,7 +196,11 @@ def _service_account_key(
     where = f"secret {policy.namespace}/{ref.name} key {ref.key!r}"
     try:
         text = resolve_secret(ref.name, ref.key)
-    except KeyError as exc:
+    except SecretUnavailable as exc:  # which of no Secret, no key, forbidden... it says
+        error = TargetConfigError(group, str(exc))
+        error.retryable = exc.retryable
+        raise error from exc
+    except KeyError as exc:  # a plain resolver (a mapping): the key is not there
         raise TargetConfigError(group, f"{where} does not exist") from exc
     try:
         key = json.loads(text)

@@ -17,9 +17,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from autozero import exits
 from autozero.engine.state import GroupState
+from autozero.kubeconfig import api_client
 from autozero.policy.model import KubernetesTarget, Policy
 from autozero.reconcile import CycleReport, PolicyRunner, assemble
+from autozero.secrets import (
+    NoSecretsDirectory,
+    SecretForbidden,
+    SecretKeyMissing,
+    SecretNotFound,
+    SecretUnavailable,
+)
 from autozero.simulator import decision_json
 from autozero.sources.base import PushSource, SourceError, Watch
 from autozero.tenancy import GCEAllowlist, Refusal, refusals
@@ -27,16 +36,54 @@ from autozero.tenancy import GCEAllowlist, Refusal, refusals
 log = logging.getLogger(__name__)
 
 
-def secrets_from_directory(directory: Path | None) -> Callable[[str, str], str]:
+def secrets_from_directory(directory: Path | None, namespace: str) -> Callable[[str, str], str]:
+    """Secret keys as files, `<directory>/<secret name>/<key>`; SecretUnavailable says which of
+    no directory, no Secret, no key, or an unreadable file it is."""
+
     def resolve(name: str, key: str) -> str:
+        where = f"secret {namespace}/{name}"
         if directory is None:
-            raise KeyError(f"{name}/{key}")
-        path = directory / name / key
+            raise NoSecretsDirectory(
+                namespace,
+                name,
+                key,
+                f"{where} key {key!r} is needed, but no --secrets-dir was given: pass "
+                f"--secrets-dir DIR with the key in DIR/{name}/{key}",
+            )
+        folder = directory / name
+        if not folder.is_dir():
+            raise SecretNotFound(
+                namespace, name, key, f"{where} not found: {folder} is not a directory"
+            )
+        path = folder / key
         if not path.is_file():
-            raise KeyError(f"{name}/{key}")
-        return path.read_text().strip()
+            raise SecretKeyMissing(
+                namespace, name, key, f"{where} has no key {key!r}: {path} does not exist"
+            )
+        try:
+            return path.read_bytes().decode().strip()
+        except PermissionError:
+            raise SecretForbidden(
+                namespace, name, key, f"{where} key {key!r}: {path} may not be read"
+            ) from None
+        except OSError as exc:
+            raise SecretNotFound(
+                namespace, name, key, f"{where} key {key!r}: {path}: {exc.strerror}"
+            ) from None
+        except UnicodeDecodeError:
+            raise SecretUnavailable(
+                namespace, name, key, f"{where} key {key!r}: {path} is not UTF-8 text"
+            ) from None
 
     return resolve
+
+
+class StandaloneError(Exception):
+    """Something `autozero run` was given cannot work; the message names it and what to do."""
+
+
+class StateFileError(StandaloneError):
+    """The --state file cannot be read back or written."""
 
 
 @dataclass
@@ -64,36 +111,54 @@ def build_runner(policy: Policy, options: StandaloneOptions) -> PolicyRunner:
     refused = refusals(policy, options.gce_allow)
     if refused:
         raise PolicyRefused(refused)
+    if options.secrets_dir is not None and not options.secrets_dir.is_dir():
+        raise StandaloneError(f"--secrets-dir {options.secrets_dir} is not a directory")
+    if options.state_file is not None and not options.state_file.parent.is_dir():
+        raise StateFileError(
+            f"--state {options.state_file}: its directory {options.state_file.parent} "
+            "does not exist"
+        )
+    states = load_states(options.state_file)  # before any call: a bad file changes nothing
     kube_api: Any = None
     if any(isinstance(g.target, KubernetesTarget) for g in policy.groups):
-        from kubernetes import config
-
-        kube_api = config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=str(options.kubeconfig) if options.kubeconfig else None
-        )
+        kube_api = api_client(options.kubeconfig)
     runner = assemble(
         policy,
-        resolve_secret=secrets_from_directory(options.secrets_dir),
+        resolve_secret=secrets_from_directory(options.secrets_dir, policy.namespace),
         gce_endpoint=options.gce_endpoint,
         kube_api=kube_api,
     )
-    runner.states.update(load_states(options.state_file))
+    runner.states.update(states)
     return runner
 
 
 def load_states(path: Path | None) -> dict[str, GroupState]:
+    """The groups' engine state saved by an earlier run; StateFileError if `path` holds
+    something else (it is never overwritten then: it may be a file the user needs)."""
     if path is None or not path.exists():
         return {}
-    data = json.loads(path.read_text())
-    return {group: GroupState.from_json(state) for group, state in data.get("groups", {}).items()}
+    fix = "point --state at another file, or delete this one to start afresh"
+    try:
+        text = path.read_bytes().decode()
+        if not text.strip():  # an empty file (`touch state.json`): a fresh start
+            return {}
+        groups = json.loads(text).get("groups", {})
+        return {str(group): GroupState.from_json(state) for group, state in groups.items()}
+    except OSError as exc:
+        raise StateFileError(f"--state {path}: {exc.strerror}") from None
+    except (ValueError, TypeError, KeyError, AttributeError):  # not JSON, or not our JSON
+        raise StateFileError(f"--state {path} is not an autozero state file; {fix}") from None
 
 
 def save_states(path: Path | None, states: Mapping[str, GroupState]) -> None:
     if path is None:
         return
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps({"groups": {g: s.to_json() for g, s in states.items()}}))
-    tmp.replace(path)  # atomic: a crash leaves the old state or the new, never half of one
+    try:
+        tmp.write_text(json.dumps({"groups": {g: s.to_json() for g, s in states.items()}}))
+        tmp.replace(path)  # atomic: a crash leaves the old state or the new, never half of one
+    except OSError as exc:
+        raise StateFileError(f"--state {path}: cannot save the state: {exc.strerror}") from None
 
 
 def report_lines(report: CycleReport, output: str) -> list[str]:
@@ -154,6 +219,12 @@ class Waker:
             watch.stop()
 
 
+def failed(report: CycleReport) -> list[str]:
+    """The groups of a cycle that failed: their target could not be read or changed, or a
+    metric they use could not be read (the engine then held them where they were)."""
+    return [g.group for g in report.groups if g.error or (g.decision and g.decision.failing)]
+
+
 def run(
     policy: Policy,
     options: StandaloneOptions,
@@ -163,19 +234,21 @@ def run(
     stop: threading.Event | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
-    """Evaluate every pollingInterval (or at once on pushed work) until `stop` is set."""
+    """Evaluate every pollingInterval (or at once on pushed work) until `stop` is set.
+
+    Returns the exit code: with `once`, CYCLE_FAILED if a group failed in the cycle; a loop
+    stopped by `stop` returns OK, its failures having been reported cycle by cycle."""
     runner = build_runner(policy, options)
     metrics = None
     if options.metrics_port is not None:
-        from prometheus_client import start_http_server
-
-        from autozero.controller.metrics import Metrics
+        from autozero.controller.metrics import Metrics, serve
 
         metrics = Metrics()
-        start_http_server(options.metrics_port, registry=metrics.registry)
+        serve(options.metrics_port, metrics.registry)
     waker = None if once else Waker(runner)
     stop = stop or threading.Event()
     interval = policy.polling_interval.total_seconds()
+    code = exits.OK
     try:
         while not stop.is_set():
             started = time.monotonic()
@@ -187,9 +260,10 @@ def run(
             out.flush()
             save_states(options.state_file, runner.states)
             if once or waker is None:
+                code = exits.CYCLE_FAILED if failed(report) else exits.OK
                 break
             waker.wait(max(0.0, interval - (time.monotonic() - started)), stop)
     finally:
         if waker is not None:
             waker.stop()
-    return 0
+    return code

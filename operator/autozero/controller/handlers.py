@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
-from prometheus_client import start_http_server
 
 from autozero.controller.cluster import PLURAL, Cluster
 from autozero.controller.election import ElectionConfig, start_election
-from autozero.controller.metrics import Metrics
+from autozero.controller.metrics import Metrics, serve
 from autozero.controller.workers import OperatorConfig, Workers
+from autozero.kubeconfig import configure_default
 from autozero.policy.model import API_GROUP, API_VERSION
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,30 @@ def make_registry(workers_ref: dict[str, Workers]) -> kopf.OperatorRegistry:
     return registry
 
 
+class LivenessError(Exception):
+    """--liveness cannot be served: not an http:// URL, or its port is taken."""
+
+
+def check_liveness(endpoint: str) -> None:
+    """kopf serves --liveness only once the operator runs, where a bad URL or a busy port would
+    end it with a traceback; check both first, so either is one clear line."""
+    parts = urllib.parse.urlsplit(endpoint)
+    try:
+        port = parts.port or 80
+    except ValueError:
+        raise LivenessError(f"--liveness {endpoint}: the port is not a number") from None
+    if parts.scheme != "http":
+        raise LivenessError(f"--liveness {endpoint}: must be http://HOST:PORT/PATH")
+    host = parts.hostname or "127.0.0.1"
+    try:
+        with socket.create_server((host, port)):
+            pass  # kopf binds it again a moment later (SO_REUSEADDR)
+    except OSError as exc:
+        raise LivenessError(
+            f"--liveness {endpoint}: cannot serve it: {exc.strerror}; choose another port"
+        ) from None
+
+
 def run_operator(
     *,
     kubeconfig: str | None,
@@ -55,25 +81,21 @@ def run_operator(
     threads: int = 16,
 ) -> None:
     """Run until interrupted: `autozero operator`. In a cluster it uses its service account;
-    elsewhere the kubeconfig (`--kubeconfig` or $KUBECONFIG)."""
+    elsewhere the kubeconfig (`--kubeconfig` or $KUBECONFIG). KubeconfigError, LivenessError or
+    MetricsPortError before anything starts."""
     from kubernetes import client
-    from kubernetes import config as kube_config
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one line per watch event
-    if kubeconfig:
-        kube_config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-    else:
-        try:
-            kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
-        except kube_config.ConfigException:
-            kube_config.load_kube_config()  # type: ignore[no-untyped-call]
+    configure_default(kubeconfig)
+    if liveness is not None:
+        check_liveness(liveness)
     api = client.ApiClient()
     metrics = Metrics()
     if metrics_port is not None:
-        start_http_server(metrics_port, registry=metrics.registry)
+        serve(metrics_port, metrics.registry)
     workers_ref: dict[str, Workers] = {}
     registry = make_registry(workers_ref)
 
