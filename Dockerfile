@@ -1,4 +1,4 @@
-# The operator's image: `docker build -t autozero:0.1.0 .`
+# The operator's image: `docker build -t autozero:0.1.0.dev0 .` (the chart's appVersion)
 # Multi-stage: the build stage makes a virtualenv with autozero and its dependencies; the final
 # stage copies only that venv onto the same pinned base, and runs as a non-root user with no
 # shell needed, so it works under the chart's readOnlyRootFilesystem and runAsNonRoot.

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test lint demo clean-servers
+.PHONY: setup test lint demo
 
 setup:
 	@bash scripts/setup.sh

@@ -24,19 +24,42 @@ with_heartbeat() {
   shift
   local start=$SECONDS
   ("$@") &
-  local pid=$!
+  local pid=$! sleeper rc=0
   while kill -0 "$pid" 2>/dev/null; do
     sleep 30 &
-    wait $! || true
-    kill -0 "$pid" 2>/dev/null && log "$what: still building ($((SECONDS - start))s)"
+    sleeper=$!
+    # Whichever ends first: a build that is done does not sit out the rest of the 30 s.
+    wait -n "$pid" "$sleeper" || true
+    kill "$sleeper" 2>/dev/null || true
+    if kill -0 "$pid" 2>/dev/null; then
+      log "$what: still building ($((SECONDS - start))s)"
+    fi
   done
-  wait "$pid"
+  wait "$pid" || rc=$?
+  if ((rc != 0)); then
+    log "$what: build failed (exit $rc) after $((SECONDS - start))s"
+    exit "$rc"
+  fi
   log "$what: done in $((SECONDS - start))s"
+}
+
+# `go mod download -json` reports a failure inside its JSON on stdout: show it, or the step
+# would end with no word of why.
+go_download() {
+  local module="$1" out="$2"
+  go mod download -json "$module" >"$out" || {
+    cat "$out" >&2
+    log "go mod download $module failed"
+    exit 1
+  }
 }
 
 # Only one build at a time (the test suite and the demo may both ask).
 exec 9>"$AUTOZERO_CACHE/build.lock"
-flock 9
+if ! flock -n 9; then
+  log "another build holds $AUTOZERO_CACHE/build.lock: waiting for it to finish"
+  flock 9
+fi
 
 build_kubernetes() {
   local out="$bin/kubernetes-$KUBERNETES_VERSION"
@@ -46,7 +69,7 @@ build_kubernetes() {
   log "kubernetes $KUBERNETES_VERSION: cold build of kube-apiserver, kube-controller-manager, kubectl (10-25 min on 2 cores)"
   local mod="$src/kubernetes-$KUBERNETES_VERSION"
   rm -rf "$mod" && mkdir -p "$mod"
-  go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" >"$mod/download.json"
+  go_download "k8s.io/kubernetes@$KUBERNETES_VERSION" "$mod/download.json"
   local kdir
   kdir="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Dir"])' "$mod/download.json")"
   # Staging modules are published as v0.<minor>.<patch> for release v1.<minor>.<patch>.
@@ -151,7 +174,7 @@ build_ferretdb() {
   # expects build/version/version.txt, which its published module does not contain.
   local mod="$src/ferretdb-$FERRETDB_VERSION"
   rm -rf "$mod" && mkdir -p "$mod" "$out.tmp"
-  go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" >"$mod/download.json"
+  go_download "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" "$mod/download.json"
   local fdir
   fdir="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Dir"])' "$mod/download.json")"
   cp -r "$fdir" "$mod/ferretdb" && chmod -R u+w "$mod/ferretdb"

@@ -21,6 +21,7 @@ if ! {
     # The GCE emulator is its own package, installed beside autozero.
     "$venv/bin/python" -m pip install -q -e "$root/emulators/gce"
 } >"$log" 2>&1; then
+  echo "[python] setting up $venv failed; the last 40 lines of its output:" >&2
   tail -40 "$log" >&2
   exit 1
 fi

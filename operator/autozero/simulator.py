@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from autozero.engine.decide import decide
 from autozero.engine.decision import Action, Decision
+from autozero.engine.durations import format_duration
 from autozero.engine.readings import Failure, Observation, Reading
 from autozero.engine.state import GroupState
 from autozero.policy.model import GroupPolicy, Policy
+
+#: Bounds the memory and time of one simulation (a month at a 1s step is ~2.6 million).
+MAX_EVALUATIONS = 2_000_000
+
+
+class SimulateError(ValueError):
+    """The simulation cannot run as asked (a zero step, far too many steps); says what to do."""
 
 
 class TraceError(ValueError):
@@ -92,39 +101,65 @@ class Trace:
         return None
 
 
-def read_trace(text: str, source: str, known_metrics: set[str]) -> Trace:
+def read_trace(
+    text: str, source: str, known_metrics: set[str], counts: set[str] | None = None
+) -> Trace:
+    """The rows of a CSV trace; TraceError names the line of the first bad one. Values must be
+    finite, and not negative for `counts` (queue lengths) nor for in_flight."""
     reader = csv.DictReader(io.StringIO(text))
-    header = reader.fieldnames or []
-    missing = [c for c in ("time", "metric", "value") if c not in header]
-    if missing:
-        raise TraceError(source, 1, f"the header must name time,metric,value; missing {missing}")
-    extra = [c for c in header if c not in ("time", "metric", "value", "instance", "in_flight")]
-    if extra:
-        raise TraceError(source, 1, f"unknown columns {extra} (optional: instance, in_flight)")
-    rows: list[TraceRow] = []
-    for row in reader:
-        line = reader.line_num
-        try:
-            moment = datetime.fromisoformat(row["time"])
-        except (TypeError, ValueError):
-            raise TraceError(source, line, f"time {row['time']!r} is not RFC 3339") from None
-        if moment.tzinfo is None:
-            raise TraceError(source, line, f"time {row['time']!r} needs an offset (Z or +01:00)")
-        metric = row["metric"] or ""
-        if metric not in known_metrics:
-            known = ", ".join(sorted(known_metrics)) or "none"
+    try:
+        header = reader.fieldnames or []
+        missing = [c for c in ("time", "metric", "value") if c not in header]
+        if missing:
             raise TraceError(
-                source, line, f"unknown metric {metric!r} (the policy declares {known})"
+                source, 1, f"the header must name time,metric,value; missing {missing}"
             )
-        try:
-            value = float(row["value"])
-            in_flight = float(row["in_flight"]) if row.get("in_flight") else None
-        except (TypeError, ValueError):
-            raise TraceError(source, line, "value and in_flight must be numbers") from None
-        rows.append(TraceRow(moment, metric, value, row.get("instance") or "", in_flight))
+        extra = [c for c in header if c not in ("time", "metric", "value", "instance", "in_flight")]
+        if extra:
+            raise TraceError(source, 1, f"unknown columns {extra} (optional: instance, in_flight)")
+        counted = counts or set()
+        rows = [_row(row, source, reader.line_num, known_metrics, counted) for row in reader]
+    except csv.Error as exc:  # a NUL byte, an unterminated quote, a huge field
+        raise TraceError(source, reader.line_num or 1, f"not a CSV file: {exc}") from None
     if not rows:
         raise TraceError(source, 2, "the trace has no rows")
     return Trace(rows)
+
+
+def _row(
+    row: dict[str, str], source: str, line: int, known_metrics: set[str], counts: set[str]
+) -> TraceRow:
+    try:
+        moment = datetime.fromisoformat(row["time"])
+    except (TypeError, ValueError):
+        raise TraceError(source, line, f"time {row['time']!r} is not RFC 3339") from None
+    if moment.tzinfo is None:
+        raise TraceError(source, line, f"time {row['time']!r} needs an offset (Z or +01:00)")
+    moment = moment.astimezone(UTC)  # the simulation's clock, and every time it prints, in UTC
+    metric = row["metric"] or ""
+    if metric not in known_metrics:
+        known = ", ".join(sorted(known_metrics)) or "none"
+        raise TraceError(source, line, f"unknown metric {metric!r} (the policy declares {known})")
+    try:
+        value = float(row["value"])
+        in_flight = float(row["in_flight"]) if row.get("in_flight") else None
+    except (TypeError, ValueError):
+        raise TraceError(source, line, "value and in_flight must be numbers") from None
+    if not math.isfinite(value) or (in_flight is not None and not math.isfinite(in_flight)):
+        raise TraceError(source, line, "value and in_flight must be finite numbers (no nan, inf)")
+    if value < 0 and metric in counts:
+        raise TraceError(
+            source, line, f"value {row['value']} is negative: {metric} is a queue length"
+        )
+    if in_flight is not None and in_flight < 0:
+        raise TraceError(source, line, f"in_flight {row['in_flight']} is negative")
+    return TraceRow(moment, metric, value, row.get("instance") or "", in_flight)
+
+
+def queue_metrics(policy: Policy) -> set[str]:
+    """The policy's metrics that count jobs or messages (never negative); a Prometheus query
+    may be anything."""
+    return {m.name for m in policy.metrics if m.source != "prometheus"}
 
 
 @dataclass
@@ -170,9 +205,22 @@ def simulate(
     chosen = (
         [policy.group(g) for g in groups] if groups else [g for g in policy.groups if not g.skip]
     )
-    every = step or policy.polling_interval
+    every = step if step is not None else policy.polling_interval
     if every <= timedelta(0):
-        raise ValueError("the step must be positive")
+        raise SimulateError(
+            "--step must be positive"
+            if step is not None
+            else f"spec.pollingInterval is {format_duration(every)}: simulate evaluates every "
+            "pollingInterval, so give the policy a positive one or pass --step"
+        )
+    evaluations = (int((trace.end - trace.start) / every) + 1) * len(chosen)
+    if evaluations > MAX_EVALUATIONS:
+        groups_text = "1 group" if len(chosen) == 1 else f"{len(chosen)} groups"
+        raise SimulateError(
+            f"{evaluations:,} evaluations ({groups_text} over "
+            f"{format_duration(trace.end - trace.start)}, every {format_duration(every)}) is "
+            f"more than {MAX_EVALUATIONS:,}: pass a larger --step or a shorter trace"
+        )
     simulated = [_Simulated(g, initial_replicas) for g in chosen]
     summaries = {g.name: GroupSummary(g.name, final_replicas=initial_replicas) for g in chosen}
 
@@ -181,6 +229,8 @@ def simulate(
         while now <= trace.end:
             for group in simulated:
                 yield _step(group, trace, now, every, summaries[group.policy.name])
+            if trace.end - now < every:  # also before `now + every` passes the year 9999
+                break
             now += every
 
     return run(), summaries
@@ -211,31 +261,3 @@ def _step(
     summary.peak_replicas = max(summary.peak_replicas, group.replicas)
     summary.final_replicas = group.replicas
     return decision
-
-
-def decision_json(decision: Decision) -> dict[str, object]:
-    """One evaluation as the JSON object `simulate --output jsonl` prints (and `run` logs)."""
-    return {
-        "time": decision.at.isoformat().replace("+00:00", "Z"),
-        "group": decision.group,
-        "profile": decision.profile,
-        "action": decision.action.value,
-        "replicas": {"before": decision.current, "after": decision.target},
-        "reason": decision.reason.value,
-        "message": decision.message,
-        "pending": decision.pending,
-        "inFlight": decision.in_flight,
-        "failing": list(decision.failing),
-        "rules": [
-            {
-                "metric": v.metric,
-                "direction": v.direction.value,
-                "operator": v.operator.value,
-                "observed": v.observed,
-                "threshold": v.threshold,
-                "status": v.status.value,
-                "fired": v.fired,
-            }
-            for v in decision.rules
-        ],
-    }

@@ -1,7 +1,7 @@
 """Who may scale what: the checks that keep a ScalingPolicy within its author's reach.
 
 A policy asks the operator to act with the operator's identity, so the operator refuses what the
-policy's namespace could not do itself (DESIGN.md §6). The checks here are pure, on the parsed
+policy's namespace could not do itself (docs/design.md §6). The checks here are pure, on the parsed
 policy and the operator's configuration, and run before any source or target is built: a refused
 policy causes no API call at all. The RBAC check (SubjectAccessReview) needs the apiserver and
 lives in `controller.access`.

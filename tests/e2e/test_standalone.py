@@ -189,3 +189,45 @@ def test_a_project_outside_the_allowlist_is_refused_with_no_call(
         result.stderr
     )
     assert gce_emulator.control("requests", method="GET")["requests"] == []
+
+
+def run_once(tmp_path: Path, policy: Path, endpoint: str) -> subprocess.CompletedProcess[str]:
+    args = ["-f", str(policy), "--once", "--secrets-dir", str(tmp_path / "secrets")]
+    return subprocess.run(
+        [sys.executable, "-m", "autozero.cli", "run", *args, "--gce-endpoint", endpoint],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_once_exits_3_when_a_group_fails_and_0_when_it_is_back(
+    tmp_path: Path, redis_server: RedisServer, gce_emulator: EmulatorServer
+) -> None:
+    """A cron job or a CI step must see that the cycle did not go through."""
+    policy = write_inputs(tmp_path, redis_server.url)
+    redis.Redis.from_url(redis_server.url).delete("rq:queue:bids")
+
+    missing = run_once(tmp_path, policy, gce_emulator.api_endpoint)  # no such MIG yet
+    assert missing.returncode == 3, missing.stderr
+    assert "bids: ERROR bids: " in missing.stdout
+    assert "instanceGroupManagers/bids" in missing.stdout
+    assert "not found" in missing.stdout
+    assert "Traceback" not in missing.stderr
+
+    create_group(gce_emulator)
+    found = run_once(tmp_path, policy, gce_emulator.api_endpoint)
+    assert found.returncode == 0, found.stdout + found.stderr
+    assert " bids Hold 0->0: " in found.stdout
+
+
+def test_once_exits_3_when_a_metric_cannot_be_read(
+    tmp_path: Path, gce_emulator: EmulatorServer
+) -> None:
+    """The group holds (a failing source never scales down), and the exit code says why."""
+    create_group(gce_emulator)
+    policy = write_inputs(tmp_path, f"redis://127.0.0.1:{free_port()}/0")  # nothing listens
+    result = run_once(tmp_path, policy, gce_emulator.api_endpoint)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert " bids Hold 0->0: " in result.stdout

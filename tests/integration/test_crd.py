@@ -11,7 +11,9 @@ import yaml
 from autozero.cli import main as autozero
 from autozero.policy.errors import PolicyInvalid
 from autozero.policy.parse import parse_policy
+from kubernetes import config
 from support.malformed import CASES, PARSER_ONLY
+from support.manifests import BASE_YAML
 from testground.kube import KubeCluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,6 +92,37 @@ def test_malformed_rejected_by_the_apiserver_and_by_validate(
     assert path in [error["path"] for error in report[0]["errors"]]
 
 
+GOOD = BASE_YAML.lstrip()
+REPEATED_KEY = GOOD.replace("  pollingInterval: 15s\n", "  pollingInterval: 15s\n  dryRun: true\n")
+REPEATED_KEY = REPEATED_KEY.replace("dryRun: true\n", "dryRun: true\n  pollingInterval: 30s\n")
+UNQUOTED_DATE = GOOD.replace(
+    "recurrence: {timeZone: Europe/Paris, days: [Mon, Fri], hours: [8], duration: 10h}",
+    "fixedDate: {start: 2026-11-27T08:00:00, end: 2026-11-28}",
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "accepted"),
+    [
+        pytest.param(GOOD, True, id="base"),
+        pytest.param(GOOD.replace("kind: ScalingPolicy", "kind: Scalingpolicy"), False, id="kind"),
+        pytest.param(GOOD.replace("v1alpha1", "v1alpah1"), False, id="api-version"),
+        pytest.param(UNQUOTED_DATE, True, id="unquoted-date-time"),
+    ],
+)
+def test_the_apiserver_and_validate_agree_on_the_text(
+    crd: KubeCluster, text: str, accepted: bool, tmp_path: Path
+) -> None:
+    """What only the YAML text shows (a kind's spelling, an unquoted date-time) is judged from
+    the text by kubectl and the apiserver, and by validate alike."""
+    assert "start: 2026" in UNQUOTED_DATE
+    result = crd.kubectl_run("apply", "--dry-run=server", "-f", "-", input_text=text, check=False)
+    assert (result.returncode == 0) == accepted, result.stdout + result.stderr
+    file = tmp_path / "policy.yaml"
+    file.write_text(text)
+    assert autozero(["validate", "-f", str(file)]) == (0 if accepted else 1)
+
+
 @pytest.mark.parametrize(("manifest", "path", "message"), PARSER_ONLY)
 def test_checks_beyond_the_schema_pass_the_apiserver(
     crd: KubeCluster, manifest: dict[str, Any], path: str, message: str
@@ -127,3 +160,32 @@ def test_every_yaml_block_in_the_docs(crd: KubeCluster, block: str, tmp_path: Pa
             file = tmp_path / "doc.yaml"
             file.write_text(yaml.safe_dump(manifest))
             assert autozero(["validate", "-f", str(file)]) == 0
+
+
+def test_a_repeated_key_is_refused_by_strict_decoding_and_by_validate(
+    crd: KubeCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """kubectl turns YAML into JSON itself and keeps the last of two equal keys without a word;
+    the apiserver, given the YAML with strict field validation, refuses it: so does validate."""
+    assert REPEATED_KEY.count("pollingInterval") == 2
+    api = config.new_client_from_config(str(crd.kubeconfig))
+    try:
+        url = (
+            f"{api.configuration.host}/apis/autozero.dev/v1alpha1/namespaces/default/"
+            "scalingpolicies?fieldValidation=Strict&dryRun=All"
+        )
+        headers = {"Content-Type": "application/yaml", "Accept": "application/json"}
+        response = api.call_api(
+            "POST", url, header_params=headers, body=REPEATED_KEY, _request_timeout=30
+        )
+        response.read()
+    finally:
+        api.close()
+    assert response.status == 400, response.data
+    assert 'key \\"pollingInterval\\" already set in map' in response.data.decode(), response.data
+
+    file = tmp_path / "policy.yaml"
+    file.write_text(REPEATED_KEY)
+    capsys.readouterr()
+    assert autozero(["validate", "-f", str(file)]) == 1
+    assert "spec.pollingInterval: repeated key" in capsys.readouterr().out

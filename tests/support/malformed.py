@@ -1,6 +1,7 @@
 """Malformed ScalingPolicies: each breaks one thing. `path` is where `autozero validate` reports it,
-`api_path` where the apiserver does (the same, or the field inside it for required and unknown
-fields, or `spec` for CEL rules that look across the spec)."""
+`api_path` where the apiserver does: the same, except for the cross-field rules the apiserver can
+only report on the node that holds them (`spec`, a group), which validate reports on the element
+(`spec.groups[0].activation.metric`), and for list items with a duplicate name."""
 
 from __future__ import annotations
 
@@ -25,8 +26,11 @@ CASES = [
     case("polling-not-a-string", {"spec.pollingInterval": 15}, "spec.pollingInterval"),
     case("polling-bad-duration", {"spec.pollingInterval": "15 seconds"}, "spec.pollingInterval"),
     case("polling-negative", {"spec.pollingInterval": "-5m"}, "spec.pollingInterval"),
+    # 0s would evaluate without pause (simulate and run refused to start)
+    case("polling-zero", {"spec.pollingInterval": "0s"}, "spec.pollingInterval"),
+    case("polling-zero-ms", {"spec.pollingInterval": "0ms"}, "spec.pollingInterval"),
     case("paused-not-boolean", {"spec.paused": "yes"}, "spec.paused"),
-    case("unknown-spec-field", {"spec.pollInterval": "15s"}, "spec", "spec.pollInterval"),
+    case("unknown-spec-field", {"spec.pollInterval": "15s"}, "spec.pollInterval"),
     case(
         "service-account-not-a-name",
         {"spec.serviceAccountName": "Batch_Scaler"},
@@ -35,7 +39,6 @@ CASES = [
     case(
         "gce-credentials-without-secret-ref",
         {f"{G0}.target.gce.credentials": {"name": "gce-key"}},
-        f"{G0}.target.gce.credentials",
         f"{G0}.target.gce.credentials.name",
     ),
     # metrics
@@ -43,7 +46,6 @@ CASES = [
     case(
         "metric-without-name",
         {"spec.metrics[1].name": DELETE},
-        "spec.metrics[1]",
         "spec.metrics[1].name",
     ),
     case("metric-name-upper-case", {"spec.metrics[1].name": "Jobs"}, "spec.metrics[1].name"),
@@ -63,7 +65,6 @@ CASES = [
     case(
         "unknown-source-field",
         {"spec.metrics[0].mrq.queueName": "x"},
-        "spec.metrics[0].mrq",
         "spec.metrics[0].mrq.queueName",
     ),
     case("mrq-without-a-store", {"spec.metrics[0].mrq.redis": DELETE}, "spec.metrics[0].mrq"),
@@ -89,15 +90,19 @@ CASES = [
     case(
         "prometheus-without-query",
         {"spec.metrics[3].prometheus.query": DELETE},
-        "spec.metrics[3].prometheus",
         "spec.metrics[3].prometheus.query",
+    ),
+    case(
+        "prometheus-timeout-zero",
+        {"spec.metrics[3].prometheus.timeout": "0s"},
+        "spec.metrics[3].prometheus.timeout",
     ),
     # groups and targets
     case("no-groups", {"spec.groups": []}, "spec.groups"),
     case("group-name-underscore", {f"{G0}.name": "bid_workers"}, f"{G0}.name"),
     case("duplicate-group-name", {f"{G1}.name": "bids"}, f"{G1}.name", G1),
-    case("unknown-group-field", {f"{G0}.skipped": True}, G0, f"{G0}.skipped"),
-    case("group-without-target", {f"{G0}.target": DELETE}, G0, f"{G0}.target"),
+    case("unknown-group-field", {f"{G0}.skipped": True}, f"{G0}.skipped"),
+    case("group-without-target", {f"{G0}.target": DELETE}, f"{G0}.target"),
     case(
         "target-gce-and-kubernetes",
         {f"{G0}.target.kubernetes": {"apiVersion": "v1", "kind": "X", "name": "x"}},
@@ -108,13 +113,11 @@ CASES = [
     case(
         "gce-without-group-name",
         {f"{G0}.target.gce.instanceGroupManager": DELETE},
-        f"{G0}.target.gce",
         f"{G0}.target.gce.instanceGroupManager",
     ),
     case(
         "kubernetes-without-kind",
         {f"{G1}.target.kubernetes.kind": DELETE},
-        f"{G1}.target.kubernetes",
         f"{G1}.target.kubernetes.kind",
     ),
     # capacity
@@ -128,20 +131,26 @@ CASES = [
     case(
         "activation-without-idle-for",
         {f"{G0}.activation.idleFor": DELETE},
-        f"{G0}.activation",
         f"{G0}.activation.idleFor",
     ),
-    case("activation-undeclared-metric", {f"{G0}.activation.metric": "ghost"}, "spec"),
+    case(
+        "activation-undeclared-metric",
+        {f"{G0}.activation.metric": "ghost"},
+        f"{G0}.activation.metric",
+        "spec",
+    ),
     # rules
-    case("rule-undeclared-metric", {f"{RULE}.metric": "ghost"}, "spec"),
+    case("rule-undeclared-metric", {f"{RULE}.metric": "ghost"}, f"{RULE}.metric", "spec"),
     case("rule-unknown-operator", {f"{RULE}.operator": "Above"}, f"{RULE}.operator"),
     case("rule-unknown-statistic", {f"{RULE}.statistic": "Median"}, f"{RULE}.statistic"),
     case(
         "rule-unknown-aggregation", {f"{RULE}.timeAggregation": "Mean"}, f"{RULE}.timeAggregation"
     ),
     case("rule-grain-over-window", {f"{RULE}.timeGrain": "10m"}, RULE),
+    case("rule-grain-zero", {f"{RULE}.timeGrain": "0s"}, f"{RULE}.timeGrain"),
+    case("rule-window-zero", {f"{RULE}.timeWindow": "0m"}, f"{RULE}.timeWindow"),
     case("rule-threshold-a-word", {f"{RULE}.threshold": "ten"}, f"{RULE}.threshold"),
-    case("rule-without-action", {f"{RULE}.action": DELETE}, RULE, f"{RULE}.action"),
+    case("rule-without-action", {f"{RULE}.action": DELETE}, f"{RULE}.action"),
     case("action-unknown-direction", {f"{ACTION}.direction": "Up"}, f"{ACTION}.direction"),
     case("action-unknown-type", {f"{ACTION}.type": "Double"}, f"{ACTION}.type"),
     case("action-change-by-zero", {f"{ACTION}.value": 0}, ACTION),
@@ -152,6 +161,11 @@ CASES = [
         "recurrence-unknown-day",
         {f"{G1}.profiles[1].recurrence.days[0]": "Monday"},
         f"{G1}.profiles[1].recurrence.days[0]",
+    ),
+    case(
+        "recurrence-duration-zero",
+        {f"{G1}.profiles[1].recurrence.duration": "0h"},
+        f"{G1}.profiles[1].recurrence.duration",
     ),
     case(
         "recurrence-hour-24",

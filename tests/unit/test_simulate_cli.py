@@ -147,6 +147,31 @@ def test_table_output_of_the_azure_example(
             id="bad-header",
         ),
         pytest.param("time,metric,value\n", "trace.csv:2: the trace has no rows", id="empty"),
+        pytest.param(
+            "time,metric,value\n2026-11-23T00:00:00Z,backlog,1\n2026-11-23T00:01:00Z,backlog,nan\n",
+            "trace.csv:3: value and in_flight must be finite numbers (no nan, inf)",
+            id="nan",
+        ),
+        pytest.param(
+            "time,metric,value\n2026-11-23T00:00:00Z,backlog,inf\n",
+            "trace.csv:2: value and in_flight must be finite numbers (no nan, inf)",
+            id="inf",
+        ),
+        pytest.param(
+            "time,metric,value,in_flight\n2026-11-23T00:00:00Z,backlog,1,-inf\n",
+            "trace.csv:2: value and in_flight must be finite numbers (no nan, inf)",
+            id="minus-inf-in-flight",
+        ),
+        pytest.param(
+            "time,metric,value\n2026-11-23T00:00:00Z,backlog,-3\n",
+            "trace.csv:2: value -3 is negative: backlog is a queue length",
+            id="negative-queue",
+        ),
+        pytest.param(
+            "time,metric,value,in_flight\n2026-11-23T00:00:00Z,backlog,0,-1\n",
+            "trace.csv:2: in_flight -1 is negative",
+            id="negative-in-flight",
+        ),
     ],
 )
 def test_bad_traces_name_file_and_line(
@@ -254,3 +279,56 @@ def test_plot_into_a_missing_directory_is_a_clear_error(
     )
     assert code == 1
     assert f"autozero: {target}: No such file or directory" in err
+
+
+def test_a_prometheus_metric_may_be_negative(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only queue lengths are counts: a query (a temperature, a delta) may go below zero."""
+    policy = tmp_path / "azure.yaml"
+    policy.write_text(AZURE_POLICY)
+    trace = tmp_path / "trace.csv"
+    trace.write_text(
+        "time,metric,value\n2026-11-23T10:00:00Z,queue,-2\n2026-11-23T10:00:00Z,cpu,-5\n"
+    )
+    args = ["--trace", str(trace), "--output", "jsonl", "--initial-replicas", "2"]
+    code, out, err = run(capsys, "-f", str(policy), *args)
+    assert (code, err) == (0, "")
+    (decision,), summary = jsonl(out)
+    assert decision["group"] == "web"
+    assert summary["web"]["finalReplicas"] == 2
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")], ids=str)
+def test_decision_json_never_holds_a_bare_nan(value: float) -> None:
+    """JSON has no NaN: a source's non-finite value is written as null, never as `NaN`."""
+    from datetime import UTC, datetime
+
+    from autozero.engine.decision import Action, Decision, Reason, RuleStatus, RuleVerdict
+    from autozero.engine.spec import Direction, Operator
+    from autozero.simulator import decision_json
+
+    verdict = RuleVerdict(0, "cpu", Direction.INCREASE, Operator.GREATER_THAN, value, value,
+                          RuleStatus.NOT_MET)  # fmt: skip
+    decision = Decision(
+        "web", datetime(2026, 11, 23, tzinfo=UTC), "default", 1, 1, Action.HOLD,
+        Reason.NO_RULE_FIRED, "steady", rules=(verdict,), pending=value, in_flight=value,
+    )  # fmt: skip
+    text = json.dumps(decision_json(decision), allow_nan=False)  # raises on NaN or Infinity
+    body = json.loads(text)
+    assert (body["pending"], body["inFlight"]) == (None, None)
+    assert (body["rules"][0]["observed"], body["rules"][0]["threshold"]) == (None, None)
+
+
+def test_a_negative_initial_size_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It used to be accepted and reported as `ScaleOut -3 → 1`."""
+    trace = tmp_path / "trace.csv"
+    trace.write_text("time,metric,value\n2026-11-23T00:00:00Z,backlog,1\n")
+    args = ["-f", str(EXAMPLES / "nightly-batch.yaml"), "--trace", str(trace)]
+    with pytest.raises(SystemExit) as raised:
+        run(capsys, *args, "--initial-replicas", "-3")
+    assert raised.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --initial-replicas: -3 is negative; a count of replicas is 0 or more" in err

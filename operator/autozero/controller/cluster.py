@@ -15,6 +15,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from autozero.policy.model import API_GROUP, API_VERSION, KIND
+from autozero.secrets import (
+    SecretForbidden,
+    SecretKeyMissing,
+    SecretLookupFailed,
+    SecretNotFound,
+    SecretUnavailable,
+)
 
 log = logging.getLogger(__name__)
 PLURAL = "scalingpolicies"
@@ -55,20 +62,51 @@ class Cluster:
         )
 
     def secret(self, namespace: str, name: str, key: str) -> str:
-        """One key of one Secret of the policy's own namespace (never another's)."""
+        """One key of one Secret of the policy's own namespace (never another's).
+
+        SecretUnavailable keeps what the apiserver said: 404 is SecretNotFound, 401/403
+        SecretForbidden (naming the RBAC rule missing), anything else, or no answer at all,
+        SecretLookupFailed, which the worker tries again."""
         from kubernetes import client
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError  # connection refused, reset, timed out
 
+        where = f"secret {namespace}/{name}"
         try:
             secret = client.CoreV1Api(self.api).read_namespaced_secret(
                 name, namespace, _request_timeout=TIMEOUT
             )
         except ApiException as exc:
-            raise KeyError(f"{name}/{key}") from exc
+            status = int(exc.status or 0)
+            if status == 404:
+                raise SecretNotFound(namespace, name, key, f"{where} not found") from exc
+            if status in (401, 403):
+                raise SecretForbidden(
+                    namespace,
+                    name,
+                    key,
+                    f"{where}: forbidden (HTTP {status}): the operator's ServiceAccount needs "
+                    f"'get' on 'secrets' in namespace {namespace} (the chart's RBAC grants it)",
+                ) from exc
+            raise SecretLookupFailed(
+                namespace,
+                name,
+                key,
+                f"{where}: the apiserver answered HTTP {status} {exc.reason}; tried again",
+            ) from exc
+        except HTTPError as exc:
+            raise SecretLookupFailed(
+                namespace, name, key, f"{where}: the apiserver did not answer ({exc}); tried again"
+            ) from exc
         data = secret.data or {}
         if key not in data:
-            raise KeyError(f"{name}/{key}")
-        return base64.b64decode(data[key]).decode()
+            raise SecretKeyMissing(namespace, name, key, f"{where} has no key {key!r}")
+        try:
+            return base64.b64decode(data[key]).decode()
+        except ValueError:  # not base64, or not UTF-8 (a binary key file)
+            raise SecretUnavailable(
+                namespace, name, key, f"{where} key {key!r} is not UTF-8 text"
+            ) from None
 
     def event(self, ref: PolicyRef, *, reason: str, message: str, warning: bool = False) -> None:
         from kubernetes import client

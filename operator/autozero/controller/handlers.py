@@ -10,23 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
-from prometheus_client import start_http_server
 
 from autozero.controller.cluster import PLURAL, Cluster
 from autozero.controller.election import ElectionConfig, start_election
 from autozero.controller.shell import OperatorShell
+from autozero.kubeconfig import configure_default
 from autozero.policy.model import API_GROUP, API_VERSION
 from autozero.runtime.loop import Runtime, RuntimeConfig
-from autozero.runtime.metrics import Metrics
+from autozero.runtime.metrics import Metrics, serve
 
 log = logging.getLogger(__name__)
 
 
-def make_registry(runtime_ref: dict[str, Runtime]) -> kopf.OperatorRegistry:
+def make_registry(runtime_ref: dict[str, Any]) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.event(API_GROUP, API_VERSION, PLURAL, registry=registry)
@@ -49,6 +51,30 @@ def make_registry(runtime_ref: dict[str, Runtime]) -> kopf.OperatorRegistry:
     return registry
 
 
+class LivenessError(Exception):
+    """--liveness cannot be served: not an http:// URL, or its port is taken."""
+
+
+def check_liveness(endpoint: str) -> None:
+    """kopf serves --liveness only once the operator runs, where a bad URL or a busy port would
+    end it with a traceback; check both first, so either is one clear line."""
+    parts = urllib.parse.urlsplit(endpoint)
+    try:
+        port = parts.port or 80
+    except ValueError:
+        raise LivenessError(f"--liveness {endpoint}: the port is not a number") from None
+    if parts.scheme != "http":
+        raise LivenessError(f"--liveness {endpoint}: must be http://HOST:PORT/PATH")
+    host = parts.hostname or "127.0.0.1"
+    try:
+        with socket.create_server((host, port)):
+            pass  # kopf binds it again a moment later (SO_REUSEADDR)
+    except OSError as exc:
+        raise LivenessError(
+            f"--liveness {endpoint}: cannot serve it: {exc.strerror}; choose another port"
+        ) from None
+
+
 def run_operator(
     *,
     kubeconfig: str | None,
@@ -62,26 +88,22 @@ def run_operator(
     threads: int = 16,
 ) -> None:
     """Run until interrupted: `autozero operator`. In a cluster it uses its service account;
-    elsewhere the kubeconfig (`--kubeconfig` or $KUBECONFIG)."""
+    elsewhere the kubeconfig (`--kubeconfig` or $KUBECONFIG). KubeconfigError, LivenessError or
+    MetricsPortError before anything starts."""
     from kubernetes import client
-    from kubernetes import config as kube_config
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one line per watch event
-    if kubeconfig:
-        kube_config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-    else:
-        try:
-            kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
-        except kube_config.ConfigException:
-            kube_config.load_kube_config()  # type: ignore[no-untyped-call]
+    configure_default(kubeconfig)
+    if liveness is not None:
+        check_liveness(liveness)
     api = client.ApiClient()
     config.kube_api = api
     metrics = Metrics()
     if metrics_port is not None:
-        start_http_server(metrics_port, registry=metrics.registry)
+        serve(metrics_port, metrics.registry)
     runtime_ref: dict[str, Any] = {}
     registry = make_registry(runtime_ref)
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from autozero.decisions import decision_json
 from autozero.engine.decision import Action
 from autozero.engine.readings import Failure, Reading
 from autozero.engine.state import GroupState
@@ -57,24 +58,7 @@ def _group(
     out["replicas"] = {"current": decision.current, "desired": decision.target}
     out["activeProfile"] = decision.profile
     out["idleSince"] = iso(state.idle_since) if state else None
-    out["lastDecision"] = {
-        "time": iso(decision.at),
-        "action": decision.action.value,
-        "reason": decision.reason.value,
-        "message": decision.message,
-        "rules": [
-            {
-                "rule": v.index,
-                "metric": v.metric,
-                "direction": v.direction.value,
-                "value": v.observed,
-                "threshold": v.threshold,
-                "status": v.status.value,
-                "fired": v.fired,
-            }
-            for v in decision.rules
-        ],
-    }
+    out["lastDecision"] = decision_json(decision)
     if decision.action is not Action.HOLD and report.acted and report.error is None:
         out["lastScale"] = {
             "time": iso(decision.at),

@@ -1,9 +1,8 @@
 """Activation: when a group wakes from zero and when it may go back to zero.
 
-The seed's job, done right: a group wakes as soon as its activation metric shows pending work,
-and goes to zero only when nothing has been pending AND nothing in flight, continuously, for
-`idle_for`. Any failed read of any of the group's sources breaks that continuity: not knowing is
-not idle.
+A group wakes as soon as its activation metric shows pending work, and goes to zero only when
+nothing has been pending AND nothing in flight, continuously, for `idle_for`. Any failed read of
+any of the group's sources breaks that continuity: not knowing is not idle.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """decide(): one group, one cycle. Pure: everything it knows comes in as arguments.
 
-Order of evaluation (DESIGN.md §3): profile -> record samples -> activation (wake / sleep) ->
+Order of evaluation (docs/design.md §3): profile -> record samples -> activation (wake / sleep) ->
 rules (any Increase, or all Decrease) -> flapping guard -> clamp to the profile's bounds ->
 safety (a failing source never lowers the count; fallback raises a Degraded group).
 The caller applies the decision (or not: paused, dry run) and, once applied, calls

@@ -41,7 +41,10 @@ def parse_duration(text: str) -> timedelta:
         if stripped.lstrip("+-").replace(".", "", 1).isdigit():
             raise DurationError(text, "a unit is required")
         raise DurationError(text, f"unexpected {stripped[position:]!r}")
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:  # past timedelta's limit, some 2.7 million years
+        raise DurationError(text, "too long") from None
 
 
 def format_duration(value: timedelta) -> str:

@@ -29,11 +29,9 @@ from autozero.engine.spec import (
     TimeAggregation,
 )
 from autozero.policy.errors import FieldError, PolicyInvalid
+from autozero.policy.identity import identity_errors
 from autozero.policy.model import (
-    API_GROUP,
-    API_VERSION,
     DAYS,
-    KIND,
     SOURCE_KEYS,
     GCEAutoscalerHandoff,
     GCETarget,
@@ -53,30 +51,16 @@ PAUSED_ANNOTATION = "autozero.dev/paused"
 
 def parse_policy(manifest: Any) -> Policy:
     """Check a ScalingPolicy manifest and build its model; raise PolicyInvalid with every error."""
-    errors = _identity_errors(manifest)
-    if errors:
-        raise PolicyInvalid(errors)
+    if not isinstance(manifest, dict):
+        raise PolicyInvalid([FieldError("(root)", "must be a YAML mapping")])
+    identity = identity_errors(manifest)
     errors, valid = schema_errors(manifest)
+    # A kind or apiVersion that is not a string is said once, by the identity check.
+    named = {e.path for e in identity}
+    errors = identity + [e for e in errors if e.path not in named]
     if errors:
         raise PolicyInvalid(errors)
     return _Builder(valid).build()
-
-
-def _identity_errors(manifest: Any) -> list[FieldError]:
-    if not isinstance(manifest, dict):
-        return [FieldError("(root)", "must be a YAML mapping")]
-    errors = []
-    expected = f"{API_GROUP}/{API_VERSION}"
-    if manifest.get("apiVersion") != expected:
-        errors.append(
-            FieldError("apiVersion", f"must be {expected}, not {manifest.get('apiVersion')!r}")
-        )
-    if manifest.get("kind") != KIND:
-        errors.append(FieldError("kind", f"must be {KIND}, not {manifest.get('kind')!r}"))
-    metadata = manifest.get("metadata")
-    if not isinstance(metadata, dict) or not metadata.get("name"):
-        errors.append(FieldError("metadata.name", "is required"))
-    return errors
 
 
 def _duration(text: str) -> timedelta:
@@ -245,7 +229,7 @@ class _Builder:
     def _rule(self, rule: dict[str, Any], path: str, polling: timedelta) -> Rule:
         grain = _duration(rule["timeGrain"])
         window = _duration(rule["timeWindow"])
-        if grain and window % grain:
+        if window % grain:  # the schema makes both positive
             self.error(
                 f"{path}.timeWindow",
                 f"must be a whole number of timeGrain ({format_duration(grain)})",
@@ -259,7 +243,7 @@ class _Builder:
         action = rule["action"]
         return Rule(
             metric=rule["metric"],
-            time_grain=grain or timedelta(minutes=1),
+            time_grain=grain,
             statistic=Statistic(rule["statistic"]),
             time_window=window,
             time_aggregation=TimeAggregation(rule["timeAggregation"]),

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from autozero.policy.schema import crd
+from autozero.policy.schema import POSITIVE_DURATION, crd
 
 INTRO = """# ScalingPolicy reference
 
@@ -24,8 +24,9 @@ Durations are Go-style strings: `250ms`, `30s`, `5m`, `1h30m`.
 
 ## A worked example
 
-The seed's nightly batch: a zonal managed instance group fed by an MRQ queue, woken when jobs wait,
-handed to a GCE autoscaler while awake, and taken back to zero after 30 idle minutes.
+A nightly batch (`examples/nightly-batch.yaml`): a zonal managed instance group fed by an MRQ
+queue, woken when jobs wait, handed to a GCE autoscaler while awake, and taken back to zero after
+30 minutes with nothing pending and nothing running.
 
 ```yaml
 {example}```
@@ -68,6 +69,9 @@ def _constraints(schema: dict[str, Any]) -> str:
         parts.append("each one of " + ", ".join(f"`{v}`" for v in items["enum"]))
     if schema.get("x-kubernetes-list-type") == "map":
         parts.append("names unique")
+    if "properties" not in schema:  # an object's rules get their own list below it
+        for rule in schema.get("x-kubernetes-validations", ()):
+            parts.append("> 0s" if rule["rule"] == POSITIVE_DURATION else rule["message"])
     return "; ".join(parts)
 
 
@@ -97,6 +101,13 @@ def _section(path: str, schema: dict[str, Any], out: list[str]) -> None:
         _section(f"{path}.{name}", sub, out)
 
 
+VALIDATE_EXAMPLE = (
+    "policies.yaml:25:37: [doc 2] spec.groups[0].activation.idelFor: unknown field "
+    "(did you mean idleFor?)\n"
+    "policies.yaml:36:15: [doc 2] spec.groups[1].profiles[0].rules[0].metric: 'backlg' is not a "
+    "declared metric (declared: backlog, cpu; did you mean backlog?)"
+)
+
 BEYOND_THE_SCHEMA = """
 ## Checked beyond the schema
 
@@ -108,6 +119,30 @@ serving every other policy:
 - `fixedDate.start` and `end` are date-times and `end` is after `start`;
 - a rule's `timeGrain` is at least `spec.pollingInterval` (every grain needs a sample) and its
   `timeWindow` is a whole number of grains.
+
+## `autozero validate`
+
+`autozero validate -f FILE_OR_DIR [-f ...] [--output json]` checks every file and every document
+in one run, and prints each mistake as `FILE:LINE:COLUMN: [doc N] PATH: MESSAGE` (the line and
+column of the field; for a missing field, of the mapping that lacks it):
+
+```text
+{validate_example}
+```
+
+- A file that is not UTF-8 text or not YAML (a Helm template, a binary) is an error for that file
+  only; the other files are still checked.
+- A document whose kind or apiVersion is a near miss of `ScalingPolicy` / `autozero.dev/v1alpha1`
+  (`kind: Scalingpolicy`) is checked, and refused with what was meant. Documents of other kinds
+  are skipped and counted in the summary.
+- A key written twice in one mapping is an error: kubectl would keep only the last value without
+  a word (the apiserver's strict decoding, given the YAML itself, refuses it).
+- `--output json` prints one entry per document (and per file that could not be read): `file`,
+  `document`, `line`, `kind`, `name`, `result` (`valid`, `invalid`, `skipped`, `unreadable`),
+  `valid`, and `errors` (`path`, `message`, `line`, `column`).
+
+Exit status: `0` every ScalingPolicy is valid; `1` a ScalingPolicy is invalid, a file is not
+readable as YAML manifests, or no ScalingPolicy was found; `2` a usage error.
 """
 
 
@@ -115,7 +150,7 @@ def reference(example: str) -> str:
     schema = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     out = [INTRO.format(example=example)]
     _section("spec", schema, out)
-    out.append(BEYOND_THE_SCHEMA)
+    out.append(BEYOND_THE_SCHEMA.format(validate_example=VALIDATE_EXAMPLE))
     return "\n".join(out)
 
 

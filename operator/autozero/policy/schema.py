@@ -30,7 +30,14 @@ def string(description: str, **extra: Any) -> Schema:
     return {"type": "string", "description": description, **extra}
 
 
-def duration(description: str, default: str | None = None) -> Schema:
+#: The CEL rule of a duration that must be positive (the pattern already refuses negatives).
+POSITIVE_DURATION = "duration(self) > duration('0s')"
+
+
+def duration(
+    description: str, default: str | None = None, *, positive_because: str | None = None
+) -> Schema:
+    """A duration field; `positive_because` refuses 0s, saying why it cannot work."""
     schema = string(
         description + " A duration such as 30s, 5m or 1h30m.",
         pattern=DURATION_PATTERN,
@@ -38,6 +45,10 @@ def duration(description: str, default: str | None = None) -> Schema:
     )
     if default is not None:
         schema["default"] = default
+    if positive_because is not None:
+        schema["x-kubernetes-validations"] = [
+            {"rule": POSITIVE_DURATION, "message": f"must be longer than 0s: {positive_because}"}
+        ]
     return schema
 
 
@@ -237,7 +248,11 @@ def _sources() -> dict[str, Schema]:
                     "The value to use when the query returns no series. Unset: "
                     "an empty result is 'no data', never zero."
                 ),
-                "timeout": duration("How long one query may take.", "5s"),
+                "timeout": duration(
+                    "How long one query may take.",
+                    "5s",
+                    positive_because="a query given no time always fails",
+                ),
                 "bearerTokenFrom": secret_ref("a bearer token"),
                 "usernameFrom": secret_ref("a basic-auth user"),
                 "passwordFrom": secret_ref("a basic-auth password"),
@@ -279,7 +294,9 @@ def _rule() -> Schema:
         {
             "metric": string("The name of a metric declared in spec.metrics.", minLength=1),
             "timeGrain": duration(
-                "The grain: samples within one grain are reduced with statistic.", "1m"
+                "The grain: samples within one grain are reduced with statistic.",
+                "1m",
+                positive_because="samples are reduced per grain of this length",
             ),
             "statistic": enum(
                 "How samples within a grain are reduced across instances.",
@@ -290,6 +307,7 @@ def _rule() -> Schema:
                 "The window: the last timeWindow/timeGrain grains are reduced "
                 "with timeAggregation. Every grain needs data.",
                 "5m",
+                positive_because="the window must hold at least one grain",
             ),
             "timeAggregation": enum(
                 "How the grains of the window are reduced.",
@@ -376,7 +394,8 @@ def _profile() -> Schema:
                         "items": integer("A minute.", minimum=0, maximum=59),
                     },
                     "duration": duration(
-                        "How long each run lasts; unset: until the next profile starts."
+                        "How long each run lasts; unset: until the next profile starts.",
+                        positive_because="a profile that lasts 0s is never active",
                     ),
                 },
                 required=["days", "hours"],
@@ -466,7 +485,12 @@ def _group() -> Schema:
                 "pending nor in flight.",
                 {
                     "metric": string("A metric declared in spec.metrics.", minLength=1),
-                    "idleFor": duration("How long the group must be idle before it goes to zero."),
+                    "idleFor": duration(
+                        "How long the group must be idle (nothing pending nor in flight) before "
+                        "it goes to zero. Checked at each poll: 0s sleeps the group at the first "
+                        "poll that finds it idle, and anything up to pollingInterval at the next "
+                        "one, with no grace for work that arrives in bursts."
+                    ),
                 },
                 required=["metric", "idleFor"],
             ),
@@ -576,6 +600,18 @@ def _group() -> Schema:
     )
 
 
+#: Cross-field rules of the spec. The apiserver can only report them on `spec`; `autozero
+#: validate` names the element and the value instead (validate.py explains them).
+ACTIVATION_METRICS_DECLARED = (
+    "self.groups.all(g, !has(g.activation) || (has(self.metrics) && "
+    "self.metrics.exists(m, m.name == g.activation.metric)))"
+)
+RULE_METRICS_DECLARED = (
+    "self.groups.all(g, !has(g.profiles) || g.profiles.all(p, !has(p.rules) || "
+    "p.rules.all(r, has(self.metrics) && self.metrics.exists(m, m.name == r.metric))))"
+)
+
+
 def spec_schema() -> Schema:
     metric = obj(
         "A named metric source: exactly one source key.",
@@ -591,7 +627,11 @@ def spec_schema() -> Schema:
     return obj(
         "What to scale, on which signals, and how.",
         {
-            "pollingInterval": duration("How often each group is evaluated.", "15s"),
+            "pollingInterval": duration(
+                "How often each group is evaluated.",
+                "15s",
+                positive_because="it is the time between two evaluations",
+            ),
             "paused": boolean(
                 'Evaluate and report, never scale (also: annotation autozero.dev/paused: "true").'
             ),
@@ -611,13 +651,11 @@ def spec_schema() -> Schema:
         required=["groups"],
         rules=[
             (
-                "self.groups.all(g, !has(g.activation) || (has(self.metrics) && "
-                "self.metrics.exists(m, m.name == g.activation.metric)))",
+                ACTIVATION_METRICS_DECLARED,
                 "every activation.metric must name a metric declared in spec.metrics",
             ),
             (
-                "self.groups.all(g, !has(g.profiles) || g.profiles.all(p, !has(p.rules) || "
-                "p.rules.all(r, has(self.metrics) && self.metrics.exists(m, m.name == r.metric))))",
+                RULE_METRICS_DECLARED,
                 "every rule's metric must name a metric declared in spec.metrics",
             ),
         ],

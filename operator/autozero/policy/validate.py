@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any
 
@@ -21,7 +21,14 @@ from celpy.evaluation import CELEvalError
 
 from autozero.engine.durations import DURATION_PATTERN
 from autozero.policy.errors import FieldError
-from autozero.policy.schema import crd
+from autozero.policy.model import NAME_PATTERN
+from autozero.policy.schema import (
+    ACTIVATION_METRICS_DECLARED,
+    RULE_METRICS_DECLARED,
+    URL_WITHOUT_CREDENTIALS,
+    crd,
+)
+from autozero.policy.suggest import closest, did_you_mean
 
 Schema = dict[str, Any]
 
@@ -86,7 +93,9 @@ def _within(path: str, node: str) -> bool:
 def _cel_errors(
     value: Any, schema: Schema, path: str, broken: frozenset[str]
 ) -> Iterator[FieldError]:
-    """CEL rules of every node whose subtree is structurally sound (a rule assumes its types)."""
+    """CEL rules of every node whose subtree is structurally sound (a rule assumes its types);
+    a rule that has an explanation gives that instead, even in a broken subtree (it checks its
+    own types), so a typo in a metric name is reported beside any other mistake."""
     if isinstance(value, dict) and "properties" in schema:
         for key, sub in schema["properties"].items():
             if key in value:
@@ -94,16 +103,77 @@ def _cel_errors(
     elif isinstance(value, list) and "items" in schema:
         for index, item in enumerate(value):
             yield from _cel_errors(item, schema["items"], f"{path}[{index}]", broken)
-    if any(_within(b, path) for b in broken):
-        return
+    sound = not any(_within(b, path) for b in broken)
     for validation in schema.get("x-kubernetes-validations", ()):
+        explain = _EXPLAINED.get(validation["rule"])
+        if not sound:
+            # Metric names are only known for sure when spec.metrics itself is sound.
+            if explain is not None and not any(_within(b, f"{path}.metrics") for b in broken):
+                yield from explain(value, path)
+            continue
         try:
             ok = _program(validation["rule"]).evaluate({"self": json_to_cel(value)})
-        except CELEvalError as exc:
-            yield FieldError(path, f"{validation['message']} (rule could not be evaluated: {exc})")
+        except CELEvalError:
+            message = validation["message"]
+            yield FieldError(path, f"out of range: cannot be checked against '{message}'")
             continue
         if not bool(ok):
-            yield FieldError(path, validation["message"])
+            explained = list(explain(value, path)) if explain is not None else []
+            yield from explained or [FieldError(path, validation["message"])]
+
+
+def _declared_metrics(spec: dict[str, Any]) -> list[str]:
+    metrics = spec.get("metrics")
+    return [
+        m["name"]
+        for m in (metrics if isinstance(metrics, list) else [])
+        if isinstance(m, dict) and isinstance(m.get("name"), str)
+    ]
+
+
+def _undeclared(metric: Any, declared: list[str], path: str) -> Iterator[FieldError]:
+    if not isinstance(metric, str) or metric in declared:
+        return
+    if not declared:
+        yield FieldError(path, f"{metric!r} is not a declared metric (spec.metrics is empty)")
+        return
+    known = ", ".join(declared)
+    guess = closest(metric, declared)
+    hint = f"; did you mean {guess}?" if guess else ""
+    yield FieldError(path, f"{metric!r} is not a declared metric (declared: {known}{hint})")
+
+
+def _dicts(value: Any, key: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    items = value.get(key) if isinstance(value, dict) else None
+    for index, item in enumerate(items if isinstance(items, list) else []):
+        if isinstance(item, dict):
+            yield index, item
+
+
+def _activation_metrics(spec: Any, path: str) -> Iterator[FieldError]:
+    declared = _declared_metrics(spec) if isinstance(spec, dict) else []
+    for g, group in _dicts(spec, "groups"):
+        activation = group.get("activation")
+        if isinstance(activation, dict):
+            where = f"{path}.groups[{g}].activation.metric"
+            yield from _undeclared(activation.get("metric"), declared, where)
+
+
+def _rule_metrics(spec: Any, path: str) -> Iterator[FieldError]:
+    declared = _declared_metrics(spec) if isinstance(spec, dict) else []
+    for g, group in _dicts(spec, "groups"):
+        for p, profile in _dicts(group, "profiles"):
+            for r, rule in _dicts(profile, "rules"):
+                where = f"{path}.groups[{g}].profiles[{p}].rules[{r}].metric"
+                yield from _undeclared(rule.get("metric"), declared, where)
+
+
+#: Rules the apiserver can only report on the node that holds them, explained element by
+#: element: each explanation yields an error exactly when its rule fails.
+_EXPLAINED: dict[str, Callable[[Any, str], Iterator[FieldError]]] = {
+    ACTIVATION_METRICS_DECLARED: _activation_metrics,
+    RULE_METRICS_DECLARED: _rule_metrics,
+}
 
 
 def _list_map_errors(value: Any, schema: Schema, path: str) -> Iterator[FieldError]:
@@ -117,7 +187,7 @@ def _list_map_errors(value: Any, schema: Schema, path: str) -> Iterator[FieldErr
             if schema.get("x-kubernetes-list-type") == "map"
             else None
         )
-        seen: set[tuple[str, ...]] = set()
+        seen: dict[tuple[str, ...], int] = {}
         for index, item in enumerate(value):
             item_path = f"{path}[{index}]"
             if keys and isinstance(item, dict):
@@ -125,8 +195,12 @@ def _list_map_errors(value: Any, schema: Schema, path: str) -> Iterator[FieldErr
                 identity = tuple(json.dumps(item.get(k), sort_keys=True) for k in keys)
                 if identity in seen:
                     name = item.get(keys[0])
-                    yield FieldError(f"{item_path}.{keys[0]}", f"duplicate name {name!r}")
-                seen.add(identity)
+                    first = f"{path}[{seen[identity]}]"
+                    yield FieldError(
+                        f"{item_path}.{keys[0]}", f"duplicate name {name!r} (also {first})"
+                    )
+                else:
+                    seen[identity] = index
             yield from _list_map_errors(item, schema["items"], item_path)
 
 
@@ -134,16 +208,47 @@ def schema_errors(manifest: Any) -> tuple[list[FieldError], Any]:
     """Every error the CRD schema finds, and the manifest with defaults applied."""
     schema = openapi_schema()
     defaulted = apply_defaults(copy.deepcopy(manifest), schema)
-    errors = [
-        FieldError(_path(list(error.absolute_path)) or "(root)", _message(error))
-        for error in sorted(
-            _validator().iter_errors(defaulted), key=lambda e: list(map(str, e.absolute_path))
-        )
-    ]
+    errors: list[FieldError] = []
+    broken: set[str] = set()
+    ordered = sorted(
+        _validator().iter_errors(defaulted), key=lambda e: list(map(str, e.absolute_path))
+    )
+    for error in ordered:
+        path = _path(list(error.absolute_path))
+        for field_error in _field_errors(error, path):
+            errors.append(field_error)
+            # An unknown field changes no type a rule relies on; anything else might.
+            if error.validator != "additionalProperties":
+                broken.add(field_error.path if field_error.path != "(root)" else "")
     errors += list(_list_map_errors(defaulted, schema, ""))
-    broken = frozenset(e.path if e.path != "(root)" else "" for e in errors)
-    errors += list(_cel_errors(defaulted, schema, "", broken))
-    return errors, defaulted
+    errors += list(_cel_errors(defaulted, schema, "", frozenset(broken)))
+    return list(dict.fromkeys(errors)), defaulted
+
+
+def _field_errors(error: jsonschema.ValidationError, path: str) -> Iterator[FieldError]:
+    """One error per field: unknown and missing fields are named by their own path (as the
+    apiserver names them), an unknown one with the field it is a typo of."""
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    instance = error.instance if isinstance(error.instance, dict) else {}
+    known = list(schema.get("properties", {}))
+    unknown = [k for k in instance if k not in known]
+    if error.validator == "additionalProperties":
+        for key in unknown:
+            hint = did_you_mean(key, known) or f" (expected one of: {', '.join(known)})"
+            yield FieldError(_join(path, key), f"unknown field{hint}")
+    elif error.validator == "required":
+        # A missing field that an unknown one is a typo of is said once, by the unknown one.
+        meant = {closest(k, known) for k in unknown if isinstance(k, str)}
+        required: Any = error.validator_value
+        for key in required:
+            if key not in instance and key not in meant:
+                yield FieldError(_join(path, key), "is required")
+    else:
+        yield FieldError(path or "(root)", _message(error))
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
 
 
 _TYPES = {
@@ -166,29 +271,53 @@ def _describe(value: Any) -> str:
     return "a list" if isinstance(value, list) else ("null" if value is None else "an object")
 
 
+def _plural(count: int, what: str) -> str:
+    return f"{count} {what}" + ("" if count == 1 else "s")
+
+
 def _message(error: jsonschema.ValidationError) -> str:
     schema = error.schema if isinstance(error.schema, dict) else {}
+    value: Any = error.instance
+    limit: Any = error.validator_value
     match error.validator:
         case "type" if schema.get("pattern") == DURATION_PATTERN:
-            return (
-                f"must be a duration string like 30s, 5m or 1h30m, not {_describe(error.instance)}"
-            )
+            return f"must be a duration string like 30s, 5m or 1h30m, not {_describe(value)}"
         case "type":
-            wanted = _TYPES.get(str(error.validator_value), str(error.validator_value))
-            return f"must be {wanted}, not {_describe(error.instance)}"
-        case "pattern" if error.validator_value == DURATION_PATTERN:
-            return f"invalid duration {error.instance!r} (write e.g. 30s, 5m, 1h30m)"
-        case "pattern":
-            return f"{error.instance!r} does not match {error.validator_value}"
-        case "enum":
-            allowed = ", ".join(str(v) for v in schema.get("enum", ()))
-            return f"must be one of {allowed}, not {error.instance!r}"
-        case "additionalProperties":
-            return str(error.message).replace(
-                "Additional properties are not allowed", "unknown field"
+            wanted = _TYPES.get(str(limit), str(limit))
+            return f"must be {wanted}, not {_describe(value)}"
+        case "pattern" if limit == DURATION_PATTERN:
+            return f"invalid duration {value!r} (write e.g. 30s, 5m, 1h30m)"
+        case "pattern" if limit == NAME_PATTERN:
+            return (
+                f"invalid name {value!r}: lower-case letters, digits and '-', starting and "
+                "ending with a letter or digit"
             )
-        case "required":
-            return str(error.message).replace("is a required property", "is required")
-        case "minimum" | "maximum" | "minItems" | "maxItems" | "minLength" | "maxLength":
-            return f"{error.validator} is {error.validator_value}: {error.message}"
+        case "pattern" if limit == URL_WITHOUT_CREDENTIALS:
+            # The value is not repeated: it may hold a password.
+            return (
+                "must be a URL like scheme://host:port/path with no user or password in it "
+                "(put a URL with credentials in a Secret, and use urlFrom)"
+            )
+        case "pattern":
+            return f"{value!r} does not match {limit}"
+        case "enum":
+            allowed = [str(v) for v in schema.get("enum", ())]
+            return (
+                f"must be one of {', '.join(allowed)}, not {_describe(value)}"
+                f"{did_you_mean(value, allowed)}"
+            )
+        case "minimum":
+            return f"must be at least {limit}, not {value}"
+        case "maximum":
+            return f"must be at most {limit}, not {value}"
+        case "minItems":
+            return f"must have at least {_plural(limit, 'item')}, not {len(value)}"
+        case "maxItems":
+            return f"must have at most {_plural(limit, 'item')}, not {len(value)}"
+        case "minLength" if limit == 1:
+            return "must not be empty"
+        case "minLength":
+            return f"must be at least {_plural(limit, 'character')} long, not {len(value)}"
+        case "maxLength":
+            return f"must be at most {_plural(limit, 'character')} long, not {len(value)}"
     return str(error.message)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autozero.policy.model import GCETarget, KubernetesTarget, Policy, SecretKeyRef
+from autozero.secrets import SecretUnavailable
 from autozero.sources.base import BaseSource, Context
 from autozero.sources.registry import build_source
 from autozero.targets.base import Observed, ScaleTarget, TargetConfigError, TargetError
@@ -54,6 +55,8 @@ def assemble(
 ) -> Assembly:
     """The policy's sources and targets (SourceConfigError or TargetConfigError if some
     settings cannot work, e.g. a Secret key that does not exist)."""
+    from google.auth.exceptions import DefaultCredentialsError
+
     ctx = Context(resolve_secret, namespace=policy.namespace)
     sources = {m.name: build_source(m, ctx) for m in policy.metrics}
     targets: dict[str, ScaleTarget] = {}
@@ -66,6 +69,15 @@ def assemble(
                 key = _service_account_key(policy, group.name, ref, resolve_secret)
                 try:
                     compute = Compute.build(endpoint=gce_endpoint, service_account_info=key)
+                except DefaultCredentialsError as exc:  # no key Secret, no endpoint, no ADC
+                    raise TargetConfigError(
+                        group.name,
+                        f"no Application Default Credentials for GCE project "
+                        f"{group.target.project} ({str(exc).split('. ')[0].rstrip('.')}): set "
+                        "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, run "
+                        "`gcloud auth application-default login`, or name a key Secret in "
+                        "target.gce.credentials",
+                    ) from None
                 except ValueError:  # a key google-auth cannot load; its text is never shown
                     raise TargetConfigError(
                         group.name,
@@ -95,7 +107,11 @@ def _service_account_key(
     where = f"secret {policy.namespace}/{ref.name} key {ref.key!r}"
     try:
         text = resolve_secret(ref.name, ref.key)
-    except KeyError as exc:
+    except SecretUnavailable as exc:  # which of no Secret, no key, forbidden... it says
+        error = TargetConfigError(group, str(exc))
+        error.retryable = exc.retryable
+        raise error from exc
+    except KeyError as exc:  # a plain resolver (a mapping): the key is not there
         raise TargetConfigError(group, f"{where} does not exist") from exc
     try:
         key = json.loads(text)

@@ -43,6 +43,8 @@ from autozero.tenancy import GCEAllowlist, Refusal, refusals
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN_GRACE = 10.0  # seconds the passes under way get to finish when the runtime stops
+
 
 @dataclass
 class RuntimeConfig:
@@ -200,10 +202,19 @@ class Runtime:
         return reports
 
     def stop(self) -> None:
+        """Stop `run` (from the loop's thread; from another, use `stop_threadsafe`)."""
         self._stopping = True
         self._kick.set()
 
+    def stop_threadsafe(self) -> None:
+        self._call(self.stop)
+
     async def _shutdown(self) -> None:
+        """Let the passes under way finish (a write half made is repaired next time anyway,
+        but its state would not be saved), then stop everything."""
+        passes = [slot.task for slot in self.slots.values() if slot.task is not None]
+        if passes:
+            await asyncio.wait(passes, timeout=SHUTDOWN_GRACE)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

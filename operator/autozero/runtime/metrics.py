@@ -6,12 +6,29 @@ a message or a URL, so the series count is bounded by the policies' size.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from autozero.engine.readings import Failure, Reading
 from autozero.runtime.report import CycleReport
 
 P = ("namespace", "policy")
+
+
+class MetricsPortError(Exception):
+    """/metrics cannot be served on the port asked for (in use, out of range, privileged)."""
+
+
+def serve(port: int, registry: CollectorRegistry) -> None:
+    """Serve `registry` on every address at `port`, in a daemon thread."""
+    try:
+        start_http_server(port, registry=registry)
+    except OverflowError:
+        raise MetricsPortError(f"--metrics-port {port}: a port is 0 to 65535") from None
+    except OSError as exc:
+        raise MetricsPortError(
+            f"--metrics-port {port}: cannot serve /metrics there: {exc.strerror}; "
+            "choose another port"
+        ) from None
 
 
 class Metrics:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from autozero.engine.readings import Reading
+from autozero.secrets import SecretUnavailable
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -73,7 +74,8 @@ def redact(text: str) -> str:
     return _CREDENTIALS.sub(lambda m: f"{m.group('scheme')}***@", text)
 
 
-SecretResolver = Callable[[str, str], str]  # (secret name, key) -> value, in the policy's namespace
+# (secret name, key) -> value, in the policy's namespace; raises SecretUnavailable (or KeyError)
+SecretResolver = Callable[[str, str], str]
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,10 @@ class Context:
             raise SourceConfigError(metric, key, f"set {key} or {key}From")
         try:
             return self.resolve_secret(ref["name"], ref["key"])
-        except KeyError as exc:
+        except SecretUnavailable as exc:  # which of no Secret, no key, forbidden... it says
+            error = SourceUnreachable if exc.retryable else SourceConfigError
+            raise error(metric, key, str(exc)) from exc
+        except KeyError as exc:  # a plain resolver (a mapping): the key is not there
             raise SourceConfigError(
                 metric,
                 key,

@@ -1,4 +1,4 @@
-"""`mrq`: the seed's queue, read in MRQ's own layout (MRQ 0.9.10).
+"""`mrq`: a queue of MRQ (a Python job queue on Redis and MongoDB), read in its own layout (0.9.10).
 
 From MRQ's source:
 - mrq/queue.py `Queue.get_queue_type`: a queue whose root name ends in `_raw`, `_set`,

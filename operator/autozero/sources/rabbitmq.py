@@ -1,8 +1,10 @@
 """`rabbitmq`: queue depth over the management HTTP API.
 
 Pending is `messages_ready`, in flight `messages_unacknowledged`: a consumer holding a message it
-has not acknowledged is still working, and a group must not go to zero under it (KEDA's RabbitMQ
-scaler counts only ready messages). One `GET /api/queues/<vhost>` per vhost per cycle serves every
+has not acknowledged is still working, and a group must not go to zero under it, yet that message
+is no backlog for the rules to scale out on. (KEDA's RabbitMQ scaler adds the two into one queue
+length over the HTTP API by default, `excludeUnacknowledged: false`, and over AMQP sees only the
+ready ones.) One `GET /api/queues/<vhost>` per vhost per cycle serves every
 queue of that vhost. The management API refreshes its figures every `collect_statistics_interval`
 (5 s by default), so readings lag the broker by up to that much.
 """

@@ -5,7 +5,7 @@ groups. Writes happen only when the observed state differs from the change. Ever
 a `requestId`, so a retried call is applied once, and waits for its Operation (the `wait` method
 returns after ~2 minutes at most, done or not, so it is called in a loop).
 
-Handoff, as in the seed article: on Wake, resize to the wake count and then create the group's
+Handoff (docs/concepts.md): on Wake, resize to the wake count and then create the group's
 autoscaler (min, max, cool-down, CPU target); before Sleep, delete the autoscaler and only then
 resize to 0. Delete rather than `mode: OFF`: a deleted autoscaler cannot linger with a stale
 configuration or be mistaken for the user's own, and a new one is made from the current policy at

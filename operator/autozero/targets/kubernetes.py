@@ -129,7 +129,10 @@ def _api_error(exc: Exception, group: str, what: str) -> TargetError:
         return TargetForbidden(group, f"{what}: forbidden ({reason})")
     if status == 409:
         return TargetConflict(group, f"{what}: conflict ({reason})")
-    error = TargetError(group, f"{what}: HTTP {status} {reason}")
+    if status == 0:  # no HTTP answer at all: refused, reset, timed out
+        error = TargetError(group, f"{what}: the apiserver did not answer ({reason})")
+    else:
+        error = TargetError(group, f"{what}: HTTP {status} {reason}")
     error.retryable = status in (0, 429) or status >= 500
     return error
 
@@ -266,7 +269,7 @@ class KubernetesWorkload:
             self._autoscaling().create_namespaced_horizontal_pod_autoscaler(
                 self.namespace, body, _request_timeout=TIMEOUT
             )
-        except ApiException as exc:
+        except (ApiException, HTTPError) as exc:
             raise _api_error(exc, self.name, f"HorizontalPodAutoscaler {name}") from exc
         return f"create HorizontalPodAutoscaler {name}"
 
@@ -278,8 +281,10 @@ class KubernetesWorkload:
                 name, self.namespace, _request_timeout=TIMEOUT
             )
         except ApiException as exc:
-            if exc.status != 404:
+            if exc.status != 404:  # already gone is what we wanted
                 raise _api_error(exc, self.name, f"HorizontalPodAutoscaler {name}") from exc
+        except HTTPError as exc:
+            raise _api_error(exc, self.name, f"HorizontalPodAutoscaler {name}") from exc
 
     def plan(self, change: Change, observed: Observed) -> tuple[Step, ...]:
         return plan(change, observed, handoff=isinstance(change.handoff, HPAHandoff))
