@@ -427,11 +427,6 @@ def run_standalone(args: argparse.Namespace, out: TextIO) -> int:
     policy = _load(args.filename)
     if policy is None:
         return 1
-    if not args.once and policy.polling_interval.total_seconds() <= 0:
-        return _fail(
-            f"{args.filename}: spec.pollingInterval is 0s: run would evaluate without pause; "
-            "give the policy a positive pollingInterval (or use --once)"
-        )
     try:
         allow = _allowlist(args.gce_allow) or GCEAllowlist.everything()
     except AllowlistError as exc:
