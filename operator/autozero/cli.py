@@ -432,11 +432,6 @@ def run_standalone(args: argparse.Namespace, out: TextIO) -> int:
     if loaded is None:
         return 1
     body, policy = loaded
-    if not args.once and policy.polling_interval.total_seconds() <= 0:
-        return _fail(
-            f"{args.filename}: spec.pollingInterval is 0s: run would evaluate without pause; "
-            "give the policy a positive pollingInterval (or use --once)"
-        )
     try:
         allow = _allowlist(args.gce_allow) or GCEAllowlist.everything()
     except AllowlistError as exc:
