@@ -3,6 +3,8 @@
 Run: .venv/bin/python benchmarks/engine_bench.py [--seconds 5] [--json]
 Each group reads two metrics every 15 s; rules use 1-minute grains over 5-minute windows, so a
 full window holds 20 samples per metric. Decisions are timed with the windows full and sliding.
+Also timed: the same with an office-hours recurrence (a profile boundary to find every
+decision), and `record`, the cheap path for a read that needs no decision.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 import tracemalloc
 from datetime import UTC, datetime, timedelta
 
-from autozero.engine.decide import decide
+from autozero.engine.decide import decide, record
 from autozero.engine.readings import Reading
 from autozero.engine.spec import (
     ActionType,
@@ -24,6 +26,7 @@ from autozero.engine.spec import (
     GroupSpec,
     Operator,
     Profile,
+    Recurrence,
     Rule,
     ScaleAction,
     Statistic,
@@ -35,7 +38,12 @@ STEP = timedelta(seconds=15)
 T0 = datetime(2026, 11, 23, tzinfo=UTC)
 
 
-def make_spec(rule_count: int) -> GroupSpec:
+OFFICE_HOURS = Recurrence(
+    "Europe/Paris", frozenset(range(5)), (8,), (0,), duration=timedelta(hours=10)
+)
+
+
+def make_spec(rule_count: int, *, scheduled: bool = False) -> GroupSpec:
     rules = []
     for n in range(rule_count):
         increase = n % 2 == 0
@@ -56,10 +64,14 @@ def make_spec(rule_count: int) -> GroupSpec:
                 ),
             )
         )
+    profiles = (Profile("default", rules=tuple(rules)),)
+    if scheduled:
+        office = Profile("office", tuple(rules), Capacity(1, 20, 2), recurrence=OFFICE_HOURS)
+        profiles = (office, *profiles)
     return GroupSpec(
         name="bench",
         capacity=Capacity(0, 20, 1),
-        profiles=(Profile("default", rules=tuple(rules)),),
+        profiles=profiles,
         activation=Activation("backlog", timedelta(minutes=30)),
     )
 
@@ -78,17 +90,33 @@ def warm_state(spec: GroupSpec) -> tuple[GroupState, int]:
     return state, 25
 
 
-def decisions_per_second(rule_count: int, seconds: float) -> float:
+def decisions_per_second(rule_count: int, seconds: float, *, scheduled: bool = False) -> float:
+    spec = make_spec(rule_count, scheduled=scheduled)
+    state, step = warm_state(spec)
+    observations = [reads(n) for n in range(64)]
+    done = 0
+    start = time.perf_counter()
+    until = start + seconds
+    while time.perf_counter() < until:
+        for _ in range(200):
+            now = T0 + step * STEP
+            state = decide(spec, state, observations[step % 64], now=now, current=3).state
+            step += 1
+        done += 200
+    return done / (time.perf_counter() - start)
+
+
+def records_per_second(rule_count: int, seconds: float) -> float:
+    """`record`: what a read of a group that needs no decision costs (asleep, say)."""
     spec = make_spec(rule_count)
     state, step = warm_state(spec)
     observations = [reads(n) for n in range(64)]
     done = 0
     start = time.perf_counter()
-    deadline = start + seconds
-    while time.perf_counter() < deadline:
+    until = start + seconds
+    while time.perf_counter() < until:
         for _ in range(200):
-            now = T0 + step * STEP
-            state = decide(spec, state, observations[step % 64], now=now, current=3).state
+            state = record(spec, state, observations[step % 64], T0 + step * STEP)
             step += 1
         done += 200
     return done / (time.perf_counter() - start)
@@ -118,6 +146,10 @@ def main() -> None:
         "decisionsPerSecond": {
             str(n): round(decisions_per_second(n, args.seconds)) for n in (1, 4, 20)
         },
+        "scheduledDecisionsPerSecond": {
+            "4": round(decisions_per_second(4, args.seconds, scheduled=True))
+        },
+        "recordsPerSecond": {"4": round(records_per_second(4, args.seconds))},
         "memory": memory_for_groups(args.groups),
     }
     if args.json:
@@ -126,6 +158,10 @@ def main() -> None:
     print(f"python {results['python']} on {results['machine']}, one core")
     for rules, rate in results["decisionsPerSecond"].items():  # type: ignore[attr-defined]
         print(f"  {rules:>2} rules: {rate:>8,} decisions/s")
+    for rules, rate in results["scheduledDecisionsPerSecond"].items():  # type: ignore[attr-defined]
+        print(f"  {rules:>2} rules and an office-hours recurrence: {rate:>8,} decisions/s")
+    for rules, rate in results["recordsPerSecond"].items():  # type: ignore[attr-defined]
+        print(f"  {rules:>2} rules, record only (a read that needs no decision): {rate:>8,}/s")
     memory = results["memory"]
     print(
         f"  state of {memory['groups']:,} groups (2 metrics, full 5-minute windows): "  # type: ignore[index]

@@ -16,6 +16,7 @@ Within a grain (`Statistic`), a sample is (time, value, instance):
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -171,18 +172,62 @@ def aggregate(
 
 class WindowCache:
     """Grain boundaries and reductions memoised for one decision: rules often share a metric and
-    a window, so twenty rules on two metrics cut the samples into grains twice, not twenty times."""
+    a window, so twenty rules on two metrics cut the samples into grains twice, not twenty times.
+
+    It also remembers what it was asked, so `next_change` can say when any answer it gave may
+    change with no new sample: the deadline of a decision that read these windows.
+    """
 
     def __init__(self, windows: Mapping[str, Window], now: float) -> None:
         self._windows = windows
         self._now = now
         self._bounds: dict[tuple[str, float, int], tuple[list[int], int]] = {}
         self._grains: dict[tuple[str, float, int, Statistic], list[float]] = {}
+        self._asked_instanced: set[str] = set()
+
+    @property
+    def consulted(self) -> bool:
+        """Whether any window was aggregated."""
+        return bool(self._bounds)
 
     def instanced(self, metric: str) -> bool:
         """Whether the metric's samples carry instance names (a per-instance signal like CPU)."""
+        self._asked_instanced.add(metric)
         window = self._windows.get(metric)
         return window is not None and window.instanced
+
+    def next_change(self, history_seconds: Mapping[str, float]) -> float:
+        """The earliest instant after `now` (unix seconds; inf for never) at which an answer given
+        so far may differ, if the same windows were asked again later, each with one more sample
+        at that later instant (the next read, or none).
+
+        A later sample always lands in grain 0, so an aggregate changes only when a sample kept
+        now moves to an older grain or out of the window: sample i crosses boundary j (j grains
+        back) at `t_i + j * grain`. The grain bounds found for `get` are exactly, per j, the first
+        sample not yet across boundary j, so this costs one look-up per grain, no search. A
+        metric's `instanced` answer can change only once all its samples have left the history
+        (`history_seconds`), i.e. no sooner than its oldest sample's leaving.
+        """
+        soonest = math.inf
+        for (metric, grain_seconds, grains), (bounds, _) in self._bounds.items():
+            window = self._windows.get(metric)
+            if window is None:
+                continue
+            times = window.times
+            count = len(times)
+            j = grains  # bounds[k] is the first sample after boundary grains - k
+            for index in bounds[:grains]:
+                if index < count:
+                    at = times[index] + j * grain_seconds
+                    if at < soonest:
+                        soonest = at
+                j -= 1
+        for metric in self._asked_instanced:
+            window = self._windows.get(metric)
+            # Only a single-series newest sample can let the flag fall once the rest is gone.
+            if window is not None and window.instanced and window.instances[-1] == "":
+                soonest = min(soonest, window.times[0] + history_seconds.get(metric, 0.0))
+        return soonest
 
     def get(
         self,

@@ -5,13 +5,29 @@ rules (any Increase, or all Decrease) -> flapping guard -> clamp to the profile'
 safety (a failing source never lowers the count; fallback raises a Degraded group).
 The caller applies the decision (or not: paused, dry run) and, once applied, calls
 `GroupState.after_scale` so the cooldowns start from the real change.
+
+Evaluate on change, not on every tick. The contract with the caller:
+
+- Call `decide` on new input (a read whose values differ from the last one, a changed workload
+  count or HPA, an applied scale), at the decision's `deadline`, and on every read while its
+  `every_read_matters` is True. Keep the state it returns.
+- Otherwise call `record` for each read: it keeps the sample windows and failure counts exactly
+  as `decide` would, so a group that wakes finds its rules' windows full.
+
+`deadline` is the earliest instant after `now` at which, with no new input, the decision (action,
+target, reason, profile, rule verdicts; not the message, which may say "idle 3m of 10m") may
+differ: the next profile boundary, the end of `idleFor`, a running cooldown's end, a sample
+crossing a grain of a window the decision read. None: never, without new input. It may be early
+(that costs one evaluation), never late. `decide` records its `observations` as a read at `now`:
+at the deadline, pass a fresh read rather than replaying the last one, or it counts twice.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from autozero.engine.activation import (
     Activity,
@@ -24,17 +40,28 @@ from autozero.engine.decision import Action, Decision, Reason, RuleStatus, RuleV
 from autozero.engine.durations import format_duration
 from autozero.engine.readings import Observation, Reading
 from autozero.engine.rules import evaluate_rule, would_flap
-from autozero.engine.schedule import active_profile
+from autozero.engine.schedule import active_profile, boundary_after
 from autozero.engine.spec import Capacity, Direction, GroupSpec, Profile, Statistic
 from autozero.engine.state import GroupState
 
 _NOT_INTENSIVE = (Statistic.SUM, Statistic.COUNT)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
 class Evaluation:
     decision: Decision
     state: GroupState  # the state to keep; call `after_scale` on it once the change is applied
+
+
+def record(
+    spec: GroupSpec, state: GroupState, observations: Mapping[str, Observation], now: datetime
+) -> GroupState:
+    """The state after one read that needs no decision: its samples appended (those too old for
+    any window dropped) and its failures counted, exactly as `decide` does; nothing else moves
+    (idle tracking and cooldowns change only through `decide` and `after_scale`)."""
+    windows, failures, _ = _record(spec, state, observations, now.timestamp())
+    return GroupState(windows, failures, state.idle_since, state.last_scale_at)
 
 
 def _record(
@@ -112,9 +139,17 @@ def decide(
         else None
     )
     new_state = GroupState(windows, failures, idle_since, state.last_scale_at)
+    # A failing source not yet Degraded: its next failed read may make the group Degraded.
+    counting_failures = len(degraded) < len(failing)
 
     def outcome(
-        target: int, reason: Reason, message: str, verdicts: tuple[RuleVerdict, ...] = ()
+        target: int,
+        reason: Reason,
+        message: str,
+        verdicts: tuple[RuleVerdict, ...] = (),
+        *,
+        soonest: float = math.inf,
+        read_windows: bool = False,
     ) -> Evaluation:
         decision = Decision(
             group=spec.name,
@@ -133,6 +168,8 @@ def decide(
             idle_since=None
             if idle_since is None
             else datetime.fromtimestamp(idle_since, now.tzinfo),
+            deadline=_deadline(boundary_after(spec, now, active), soonest, now),
+            every_read_matters=read_windows or counting_failures,
         )
         return Evaluation(decision, new_state)
 
@@ -142,31 +179,43 @@ def decide(
 
     # Awake. Sleep first: it needs idleness for idle_for, a profile that allows 0, no fallback.
     activation = spec.activation
+    soonest = math.inf
     if (
         activation is not None
         and idle_since is not None
-        and t - idle_since >= activation.idle_for.total_seconds()
         and capacity.minimum == 0
         and fallback is None
     ):
-        return outcome(
-            0,
-            Reason.IDLE,
-            f"idle {format_duration(activation.idle_for)}: "
-            f"{describe_activity(activation.metric, activity)}",
-        )
+        idle_for = activation.idle_for.total_seconds()
+        if t - idle_since >= idle_for:
+            return outcome(
+                0,
+                Reason.IDLE,
+                f"idle {format_duration(activation.idle_for)}: "
+                f"{describe_activity(activation.metric, activity)}",
+            )
+        soonest = idle_since + idle_for  # the sleep, unless new input comes first
 
     floor = max(1, capacity.minimum)
     ceiling = max(floor, capacity.maximum)
     note = _activity_note(spec, activity, idle_since, t, capacity)
 
+    read_windows = False
     if spec.handoff:
         target, reason, message = current, Reason.HANDOFF, "a native autoscaler owns the count"
         verdicts: tuple[RuleVerdict, ...] = ()
     else:
+        windows_at_now = WindowCache(windows, t)
         verdicts, target, reason, message = _apply_rules(
-            profile, windows, failing, current, state.last_scale_at, t, floor, ceiling
+            profile, windows_at_now, failing, current, state.last_scale_at, t, floor, ceiling
         )
+        soonest = min(soonest, windows_at_now.next_change(spec.history_seconds))
+        read_windows = windows_at_now.consulted
+        if state.last_scale_at is not None:
+            for verdict in verdicts:
+                if verdict.status is RuleStatus.IN_COOLDOWN:
+                    cooldown = profile.rules[verdict.index].action.cooldown.total_seconds()
+                    soonest = min(soonest, state.last_scale_at + cooldown)
 
     # Clamp to the active profile's bounds.
     if target > ceiling:
@@ -187,7 +236,30 @@ def decide(
         )
     if target == current and note:
         message = f"{message}; {note}"
-    return outcome(target, reason, message, verdicts)
+    return outcome(target, reason, message, verdicts, soonest=soonest, read_windows=read_windows)
+
+
+def _deadline(boundary: datetime | None, soonest: float, now: datetime) -> datetime | None:
+    """The earlier of a profile boundary and `soonest` (unix seconds), strictly after `now`, in
+    UTC: a caller comparing it with a `now` in the same zone would compare wall clocks, blind to
+    DST's fold, and wall-clock arithmetic would slip by an hour.
+
+    `soonest` is rounded down to the microsecond, never up: a deadline may be early, not late.
+    """
+    if boundary is None and soonest == math.inf:
+        return None
+    at = boundary
+    if soonest != math.inf:
+        instant = datetime.fromtimestamp(soonest, UTC)
+        if instant.timestamp() > soonest:
+            instant -= _MICROSECOND
+        if at is None or instant < at:
+            at = instant
+    assert at is not None
+    if at <= now:
+        # A change within the microsecond after `now`: the next instant a datetime can name.
+        at = now.astimezone(UTC) + _MICROSECOND
+    return at
 
 
 def _asleep(
@@ -227,7 +299,7 @@ def _asleep(
 
 def _apply_rules(
     profile: Profile,
-    windows: Mapping[str, Window],
+    windows_at_now: WindowCache,
     failing: tuple[str, ...],
     current: int,
     last_scale_at: float | None,
@@ -235,7 +307,6 @@ def _apply_rules(
     floor: int,
     ceiling: int,
 ) -> tuple[tuple[RuleVerdict, ...], int, Reason, str]:
-    windows_at_now = WindowCache(windows, now)
     verdicts = tuple(
         evaluate_rule(
             index,

@@ -125,3 +125,10 @@ class Decision:
     failing: tuple[str, ...] = ()  # metrics whose read failed this cycle
     degraded: tuple[str, ...] = ()  # metrics failing for `failure.threshold` cycles or more
     idle_since: datetime | None = None
+    #: The earliest instant after `at` (in UTC) when, with no new input, this decision may
+    #: differ; None: never without new input. Ask again then (see `autozero.engine.decide`).
+    deadline: datetime | None = None
+    #: Whether a read matters even when its values are unchanged: the decision read its rules'
+    #: sample windows (a Count grows, a window fills) or a failing source is counting towards
+    #: its failure threshold. False: `record` such reads; only a change or the deadline matters.
+    every_read_matters: bool = False

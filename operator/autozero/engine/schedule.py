@@ -5,6 +5,10 @@ time zone, and runs until the next start of any recurrence profile (Azure's rule
 `duration` is over. Wall-clock times are turned into instants with zoneinfo: across a DST change a
 start keeps its local time (08:00 stays 08:00); a start inside the spring-forward gap happens once
 the clocks have jumped, and one in the repeated autumn hour happens at its first occurrence.
+
+`next_boundary` says when the answer can next change, so a caller need not ask every minute. Both
+come from one span per set of recurrences, the latest start and the next one, found from the
+same wall-clock starts, so they agree across DST; the span is memoised until its next start.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ from zoneinfo import ZoneInfo
 
 from autozero.engine.spec import GroupSpec, Profile, Recurrence
 
-_LOOKBACK_DAYS = 8  # one week back, plus one day for time zones ahead of UTC
+#: Local days searched around `now`: a week back (a weekly start is always within it) plus one
+#: day for zones ahead of UTC, and a week ahead plus one day for zones behind it.
+_DAYS_AROUND = range(-7, 9)
+_SPAN_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,18 +33,33 @@ class ActiveProfile:
     until: datetime | None  # when it ends, when that is known
 
 
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """Between two starts of a set of recurrences, which one started last does not change."""
+
+    since: datetime  # the latest start (or, with none, the instant this was computed for)
+    until: datetime | None  # the next start; None: no start ahead at all
+    latest: tuple[int, datetime] | None  # (index into the recurrences, start)
+
+    def covers(self, now: datetime) -> bool:
+        return self.since <= now and (self.until is None or now < self.until)
+
+
+_spans: dict[tuple[Recurrence, ...], _Span] = {}
+
+
 @lru_cache(maxsize=64)
 def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-def _starts(recurrence: Recurrence, now: datetime) -> list[datetime]:
-    """Every start of `recurrence` within the look-back period before `now`, as aware datetimes."""
+def _starts_around(recurrence: Recurrence, now: datetime) -> list[datetime]:
+    """The starts of `recurrence` on the local days around `now`, as aware UTC datetimes."""
     zone = _zone(recurrence.time_zone)
     today: date = now.astimezone(zone).date()
     found: list[datetime] = []
-    for back in range(_LOOKBACK_DAYS):
-        day = today - timedelta(days=back)
+    for offset in _DAYS_AROUND:
+        day = today + timedelta(days=offset)
         if day.weekday() not in recurrence.days:
             continue
         for hour in recurrence.hours:
@@ -48,30 +70,46 @@ def _starts(recurrence: Recurrence, now: datetime) -> list[datetime]:
     return found
 
 
-@lru_cache(maxsize=4096)
-def _latest_start(recurring: tuple[Profile, ...], minute: int) -> tuple[int, datetime] | None:
-    """(index into `recurring`, start) of the most recent start at or before the given minute."""
-    now = datetime.fromtimestamp(minute * 60 + 59.999, tz=UTC)
-    best: tuple[int, datetime] | None = None
-    for index, profile in enumerate(recurring):
-        assert profile.recurrence is not None
-        for start in _starts(profile.recurrence, now):
-            if start <= now and (best is None or start > best[1]):
-                best = (index, start)
-    return best
+def _find_span(recurrences: tuple[Recurrence, ...], now: datetime) -> _Span:
+    latest: tuple[int, datetime] | None = None
+    upcoming: datetime | None = None
+    for index, recurrence in enumerate(recurrences):
+        for start in _starts_around(recurrence, now):
+            if start <= now:
+                # Strictly later only: at equal starts the first profile listed wins.
+                if latest is None or start > latest[1]:
+                    latest = (index, start)
+            elif upcoming is None or start < upcoming:
+                upcoming = start
+    return _Span(now if latest is None else latest[1], upcoming, latest)
+
+
+def _span(recurrences: tuple[Recurrence, ...], now: datetime) -> _Span:
+    """The span of `recurrences` around `now` (UTC), memoised: a group asks about the same
+    recurrences every evaluation, and the answer holds until their next start."""
+    span = _spans.get(recurrences)
+    if span is None or not span.covers(now):
+        span = _find_span(recurrences, now)
+        if len(_spans) >= _SPAN_CACHE_SIZE:
+            _spans.clear()
+        _spans[recurrences] = span
+    return span
 
 
 def active_profile(spec: GroupSpec, now: datetime) -> ActiveProfile:
     """The profile in force at `now` (an aware datetime)."""
+    if not spec.scheduled_profiles:
+        return ActiveProfile(spec.default_profile, None, None)
+    # In UTC: aware datetimes that share a tzinfo compare by wall clock, blind to DST's fold.
+    now = now.astimezone(UTC)
     for profile in spec.scheduled_profiles:
         window = profile.fixed_date
         if window is not None and window.start <= now < window.end:
             return ActiveProfile(profile, window.start, window.end)
-    recurring = tuple(p for p in spec.scheduled_profiles if p.recurrence is not None)
-    if recurring:
-        latest = _latest_start(recurring, int(now.timestamp() // 60))
-        if latest is not None and latest[1] <= now:
-            profile = recurring[latest[0]]
+    if spec.recurrences:
+        latest = _span(spec.recurrences, now).latest
+        if latest is not None:
+            profile = spec.recurring_profiles[latest[0]]
             assert profile.recurrence is not None
             duration = profile.recurrence.duration
             if duration is None:
@@ -79,3 +117,34 @@ def active_profile(spec: GroupSpec, now: datetime) -> ActiveProfile:
             if now < latest[1] + duration:
                 return ActiveProfile(profile, latest[1], latest[1] + duration)
     return ActiveProfile(spec.default_profile, None, None)
+
+
+def next_boundary(spec: GroupSpec, now: datetime) -> datetime | None:
+    """The earliest instant strictly after `now` at which the active profile may change, in UTC;
+    None if it never will (no scheduled profile, or none that starts or ends again).
+
+    Conservative: every fixed date's start and end and every recurrence's next start count, even
+    when another profile would stay active across them; the active run's `duration` end counts.
+    """
+    return boundary_after(spec, now, active_profile(spec, now))
+
+
+def boundary_after(spec: GroupSpec, now: datetime, active: ActiveProfile) -> datetime | None:
+    """`next_boundary` for a caller that already knows the profile `active` at `now`."""
+    if not spec.scheduled_profiles:
+        return None
+    # Everything in UTC: aware datetimes that share a tzinfo compare by wall clock, blind to fold.
+    now = now.astimezone(UTC)
+    until = None if active.until is None else active.until.astimezone(UTC)
+    best = until if until is not None and until > now else None
+    for profile in spec.scheduled_profiles:
+        window = profile.fixed_date
+        if window is not None:
+            for edge in (window.start.astimezone(UTC), window.end.astimezone(UTC)):
+                if edge > now and (best is None or edge < best):
+                    best = edge
+    if spec.recurrences:
+        start = _span(spec.recurrences, now).until
+        if start is not None and (best is None or start < best):
+            best = start
+    return best

@@ -193,6 +193,15 @@ class GroupSpec:
         return tuple(p for p in self.profiles if p.scheduled)
 
     @cached_property
+    def recurring_profiles(self) -> tuple[Profile, ...]:
+        return tuple(p for p in self.scheduled_profiles if p.recurrence is not None)
+
+    @cached_property
+    def recurrences(self) -> tuple[Recurrence, ...]:
+        """The recurring profiles' recurrences, in the same order."""
+        return tuple(p.recurrence for p in self.recurring_profiles if p.recurrence is not None)
+
+    @cached_property
     def metrics(self) -> tuple[str, ...]:
         """Every metric this group reads, activation first, in a stable order."""
         names: dict[str, None] = {}

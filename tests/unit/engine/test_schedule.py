@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from autozero.engine.schedule import active_profile
+from autozero.engine.schedule import active_profile, next_boundary
 from autozero.engine.spec import Capacity, FixedDate, GroupSpec, Profile, Recurrence
 
 MON_FRI = frozenset(range(5))
@@ -128,3 +128,23 @@ def test_zones_far_from_utc_find_their_own_local_start(zone: str) -> None:
     assert active_profile(spec(profile), local_start - timedelta(minutes=1)).profile.name == (
         "default"
     )
+
+
+def test_a_fixed_date_in_the_callers_own_zone_counts_the_repeated_hour_twice() -> None:
+    from zoneinfo import ZoneInfo
+
+    # 25 October 2026 in Paris: 02:30 CEST (00:30 UTC) to the second 02:10, in CET (01:10 UTC).
+    # Aware datetimes sharing a tzinfo compare by wall clock, blind to `fold`; at 02:50 CEST the
+    # window is open though 02:50 is "after" 02:10 on the wall.
+    paris = ZoneInfo("Europe/Paris")
+    short = Profile(
+        "short",
+        fixed_date=FixedDate(
+            datetime(2026, 10, 25, 2, 30, tzinfo=paris),
+            datetime(2026, 10, 25, 2, 10, fold=1, tzinfo=paris),
+        ),
+    )
+    now = datetime(2026, 10, 25, 2, 50, tzinfo=paris)
+    assert now.astimezone(UTC) == utc(2026, 10, 25, 0, 50)
+    assert active_profile(spec(short), now).profile.name == "short"
+    assert next_boundary(spec(short), now) == utc(2026, 10, 25, 1, 10)
