@@ -36,7 +36,7 @@ from autozero.secrets import (
     SecretUnavailable,
 )
 from autozero.targets.kubernetes import Owner
-from autozero.tenancy import GCEAllowlist, Refusal
+from autozero.tenancy import GCEAllowlist, Refusal, refusals
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +246,9 @@ def run(
     that cannot be served (a Secret, a target's settings, the allowlist) raises PolicyUnusable.
     """
     states = _check(options)
+    refused = refusals(policy, options.gce_allow)  # before any call, a kubeconfig's included
+    if refused:
+        raise PolicyUnusable(f"{refused[0].reason}: " + "; ".join(map(str, refused)))
     kube_api: Any = None
     if any(isinstance(g.target, KubernetesTarget) for g in policy.groups):
         kube_api = api_client(options.kubeconfig)

@@ -609,3 +609,62 @@ def test_a_half_done_hpa_handoff_is_finished_and_no_hpa_is_left_at_zero(
     redis.Redis.from_url(redis_server.url).delete(key)
     wait_for(lambda: scale_of(kube_api, namespace) == 0, timeout=40)
     assert hpas() == []
+
+
+def test_a_leader_cut_off_from_the_apiserver_stops_acting(
+    kube: KubeCluster, kube_api: Any, tmp_path: Path
+) -> None:
+    """A refused connection must not end the campaign quietly (the client's lease lock only
+    handles API errors): the leader cannot renew, so it exits before its lease runs out."""
+    from testground.kube import TcpRelay
+
+    kube.kubectl_run("apply", "-f", str(ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"))
+    namespace = f"cut-{uuid.uuid4().hex[:6]}"
+    k8s.CoreV1Api(kube_api).create_namespace(
+        k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace))
+    )
+    relay = TcpRelay(int(kube.server.rsplit(":", 1)[1]))
+    kubeconfig = kube.relayed_kubeconfig(relay, tmp_path / "relayed.kubeconfig")
+    log_path = tmp_path / "leader.log"
+    with log_path.open("w") as log:
+        leader = start_operator(
+            log,
+            [
+                "--kubeconfig",
+                str(kubeconfig),
+                "--metrics-port",
+                str(free_port()),
+                "--namespace",
+                namespace,
+                "--leader-elect",
+                "--lease-namespace",
+                namespace,
+                "--lease-seconds",
+                "6",
+                "--renew-seconds",
+                "4",
+                "--retry-seconds",
+                "1",
+            ],
+        )
+        try:
+
+            def holder() -> str | None:
+                try:
+                    lease = k8s.CoordinationV1Api(kube_api).read_namespaced_lease(
+                        "autozero-leader", namespace
+                    )
+                except k8s.ApiException:
+                    return None
+                return str(lease.spec.holder_identity)
+
+            wait_for(lambda: (holder() or "").endswith(f"-{leader.pid}"), timeout=30)
+            relay.cut()
+            code = leader.wait(timeout=30)  # before the fix: renewing died, the process lived on
+        finally:
+            if leader.poll() is None:
+                leader.kill()
+                leader.wait(timeout=10)
+            relay.close()
+    assert code == 1
+    assert "lost the leader lease" in log_path.read_text()
