@@ -182,3 +182,25 @@ def test_an_asleep_group_costs_the_apiserver_nothing(
     assert made("LIST", "horizontalpodautoscalers") == 0
     assert made("PATCH", "deployments", "scale") == 0
     assert replicas(kube_api, shell.namespace) == 0
+
+
+def test_work_is_found_by_the_poll_when_nothing_pushes(
+    shell: Shell, kube_api: Any, tmp_path: Path
+) -> None:
+    """A Redis that publishes no keyspace events (and may not be configured to): only the poll,
+    every second, can find the work."""
+    quiet = RedisServer(tmp_path / "quiet-redis")
+    quiet.start()
+    try:
+        policy = manifest(shell.namespace, quiet.url, polling="1s")
+        policy["spec"]["metrics"][0]["redis"]["configureNotifications"] = False
+        shell.start(policy)
+        time.sleep(3)  # built, and polled a few times with nothing to do
+        assert replicas(kube_api, shell.namespace) == 0
+        redis.Redis.from_url(quiet.url).rpush(f"jobs:{shell.namespace}", 1)
+        started = time.monotonic()
+        settle(lambda: replicas(kube_api, shell.namespace) == 1, shell, 15)
+        assert time.monotonic() - started < 4  # the next poll, not a push
+    finally:
+        shell.stop()
+        quiet.stop()

@@ -230,7 +230,11 @@ class Runtime:
         return task
 
     def _schedule(self, key: PolicyKey, kind: TimerKind, delay: float) -> None:
-        self.timers.set(key, kind, self.clock() + delay)
+        self._at(key, kind, self.clock() + delay)
+
+    def _at(self, key: PolicyKey, kind: TimerKind, due: float) -> None:
+        """Set a timer, and wake the loop so that it sleeps until the earliest one."""
+        self.timers.set(key, kind, due)
         self._kick.set()
 
     def _fire(self, key: PolicyKey, kind: TimerKind) -> None:
@@ -255,7 +259,7 @@ class Runtime:
         read together."""
         interval = max(1.0, life.policy.polling_interval.total_seconds())
         now = self.clock()
-        self.timers.set(key, TimerKind.POLL, (math.floor(now / interval) + 1) * interval)
+        self._at(key, TimerKind.POLL, (math.floor(now / interval) + 1) * interval)
 
     def _request(
         self,
@@ -365,8 +369,7 @@ class Runtime:
         if deadline is None:
             self.timers.cancel(key, TimerKind.DEADLINE)
         else:
-            self.timers.set(key, TimerKind.DEADLINE, deadline)
-            self._kick.set()
+            self._at(key, TimerKind.DEADLINE, deadline)
         return report
 
     @staticmethod
