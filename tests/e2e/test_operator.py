@@ -668,3 +668,74 @@ def test_a_leader_cut_off_from_the_apiserver_stops_acting(
             relay.close()
     assert code == 1
     assert "lost the leader lease" in log_path.read_text()
+
+
+WITHOUT_WATCH = """
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: NAME}
+rules:
+  - {apiGroups: [autozero.dev], resources: [scalingpolicies], verbs: [get, list, watch]}
+  - {apiGroups: [autozero.dev], resources: [scalingpolicies/status], verbs: [patch]}
+  - {apiGroups: [""], resources: [namespaces], verbs: [list, watch]}
+  - apiGroups: [apiextensions.k8s.io]
+    resources: [customresourcedefinitions]
+    verbs: [list, watch]
+  - {apiGroups: [""], resources: [secrets], verbs: [get]}
+  - {apiGroups: [""], resources: [events], verbs: [create]}
+  - {apiGroups: [autoscaling], resources: [horizontalpodautoscalers], verbs: [list, create, delete]}
+  - {apiGroups: [apps], resources: [deployments/scale], verbs: [get, patch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: NAME}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: NAME}
+subjects: [{kind: ServiceAccount, name: nowatch, namespace: NAMESPACE}]
+"""
+
+
+def test_without_watch_rights_groups_are_served_with_gets_and_the_status_says_so(
+    kube: KubeCluster, kube_api: Any, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The RBAC of an older chart (no list/watch on workloads and HPAs): nothing stalls; each
+    decision reads the group's /scale instead, and Degraded says why."""
+    kube.kubectl_run("apply", "-f", str(ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"))
+    kube.wait_established("scalingpolicies.autozero.dev")
+    namespace = f"nowatch-{uuid.uuid4().hex[:6]}"
+    core = k8s.CoreV1Api(kube_api)
+    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace)))
+    core.create_namespaced_service_account(
+        namespace, k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name="nowatch"))
+    )
+    rbac = WITHOUT_WATCH.replace("NAMESPACE", namespace).replace("NAME", namespace)
+    kube.kubectl_run("apply", "-f", "-", input_text=rbac)
+    config = kube.service_account_kubeconfig(namespace, "nowatch", tmp_path / "nowatch")
+    deployment(kube_api, namespace)
+    secret(kube_api, namespace, redis_server.url)
+    key = f"jobs:{namespace}"
+    with (tmp_path / "operator.log").open("w") as log:
+        process = start_operator(
+            log,
+            [
+                *("--kubeconfig", str(config), "--namespace", namespace),
+                *("--metrics-port", str(free_port())),
+            ],
+        )
+        try:
+            kube.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump(policy(namespace, key)))
+            redis.Redis.from_url(redis_server.url).rpush(key, 1, 2, 3)
+            wait_for(lambda: scale_of(kube_api, namespace) == 2, timeout=30)
+            degraded = wait_for(
+                lambda: (
+                    (c := condition(status_of(kube_api, namespace), "Degraded"))["reason"]
+                    == "WatchRefused"
+                    and c
+                ),
+                timeout=30,
+            )
+            assert "observed with a GET" in degraded["message"]
+            assert "forbidden" in degraded["message"].lower()
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+            redis.Redis.from_url(redis_server.url).delete(key)
