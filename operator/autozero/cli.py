@@ -143,9 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run a policy without a cluster (GCE groups, or workloads through a kubeconfig)",
         description="Evaluate the policy every pollingInterval (at once when a push source sees "
-        "work) and act\non its groups; state is kept in --state so a restart resumes. Each cycle "
-        "prints one line\nper group; with --once the exit code tells whether every group went "
-        "through. SIGINT or\nSIGTERM stops it after the current cycle.",
+        "work) and act\non its groups; state is kept in --state so a restart resumes. Each "
+        "decision prints a line\n(a group is decided when its inputs change or a deadline comes); "
+        "with --once every group is\ndecided once and the exit code tells whether every one went "
+        "through. SIGINT or\nSIGTERM stops it once the passes under way are done, its state saved.",
         epilog=exits.epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -202,8 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         choices=("text", "json"),
         default="text",
-        help="text: a line per group and cycle; json: the same as JSON lines "
-        "(default: %(default)s)",
+        help="text: a line per decision; json: the same as JSON lines (default: %(default)s)",
     )
 
     op = commands.add_parser(
