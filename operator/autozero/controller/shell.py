@@ -4,6 +4,7 @@ status, Events and `/metrics`, and RBAC (SubjectAccessReview) bounds what a poli
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,10 @@ from autozero.tenancy import Refusal
 log = logging.getLogger(__name__)
 
 
+def _packed(status: Mapping[str, Any]) -> str:
+    return json.dumps(status, sort_keys=True, separators=(",", ":"))
+
+
 def _ref(body: Mapping[str, Any]) -> PolicyRef:
     meta = body.get("metadata") or {}
     return PolicyRef(str(meta.get("namespace")), str(meta.get("name")), str(meta.get("uid", "")))
@@ -38,7 +43,9 @@ class OperatorShell:
     default_service_account: str | None = None  # for policies without serviceAccountName
     recheck_seconds: float | None = 300.0
     persists: bool = False
-    statuses: dict[PolicyKey, dict[str, Any]] = field(default_factory=dict)
+    # The status last written, as compact JSON: compared before every write, and a tenth of the
+    # weight of the dicts for thousands of policies.
+    statuses: dict[PolicyKey, str] = field(default_factory=dict)
     events: dict[PolicyKey, EventDeduper] = field(default_factory=dict)
 
     def secrets(self, namespace: str) -> SecretResolver:
@@ -98,14 +105,16 @@ class OperatorShell:
 
     def _status(self, key: PolicyKey, body: Mapping[str, Any]) -> dict[str, Any]:
         if key not in self.statuses:
-            self.statuses[key] = dict(body.get("status") or {})
-        return self.statuses[key]
+            self.statuses[key] = _packed(dict(body.get("status") or {}))
+        status: dict[str, Any] = json.loads(self.statuses[key])
+        return status
 
     def _write(self, key: PolicyKey, ref: PolicyRef, status: dict[str, Any]) -> None:
         """Patch the status subresource, only when it changed."""
-        if status != self.statuses.get(key):
+        packed = _packed(status)
+        if packed != self.statuses.get(key):
             self.cluster.patch_status(ref, status)
-            self.statuses[key] = status
+            self.statuses[key] = packed
 
     def _post_events(self, key: PolicyKey, ref: PolicyRef, report: CycleReport) -> None:
         deduper = self.events.setdefault(key, EventDeduper())

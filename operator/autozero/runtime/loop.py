@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import time
@@ -31,7 +32,7 @@ from autozero.policy.errors import PolicyInvalid
 from autozero.policy.parse import parse_policy
 from autozero.runtime.assemble import Assembly, assemble
 from autozero.runtime.cluster_cache import ClusterCache
-from autozero.runtime.life import PolicyKey, PolicyLife, Write
+from autozero.runtime.life import Pass, PolicyKey, PolicyLife, Write
 from autozero.runtime.metrics import Metrics
 from autozero.runtime.report import CycleReport
 from autozero.runtime.shell import AccessUnknown, Shell
@@ -44,6 +45,7 @@ from autozero.tenancy import GCEAllowlist, Refusal, refusals
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 10.0  # seconds the passes under way get to finish when the runtime stops
+POLL_SLICE = 50  # policies passed in a row before other work gets the loop
 
 
 @dataclass
@@ -53,11 +55,19 @@ class RuntimeConfig:
     kube_api: Any = None
 
 
+_META_KEYS = ("name", "namespace", "uid", "generation", "annotations")
+
+
 @dataclass
 class _Slot:
-    """A served policy: its manifest, its life once built, and what its next pass must do."""
+    """A served policy: its manifest, its life once built, and what its next pass must do.
 
-    body: Mapping[str, Any]
+    The manifest is kept as compact JSON, parsed again only to rebuild the policy: as Python
+    dicts, a thousand manifests with their statuses weigh tens of MiB."""
+
+    meta: dict[str, Any]
+    packed: str  # the manifest without metadata and status
+    status: dict[str, Any] | None = None  # as served first, until the shell has restored it
     life: PolicyLife | None = None
     watches: list[Watch] = field(default_factory=list)
     states: Mapping[str, GroupState] | None = None  # kept across a rebuild
@@ -68,10 +78,35 @@ class _Slot:
     force: set[str] = field(default_factory=set)
     retry_after: float = 30.0
 
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> _Slot:
+        status = body.get("status")
+        return cls(_meta(body), _pack(body), dict(status) if status else None)
 
-def _version(body: Mapping[str, Any]) -> tuple[Any, Any]:
+    def update(self, body: Mapping[str, Any]) -> bool:
+        """Keep the new manifest; True when its spec or its annotations changed."""
+        meta, packed = _meta(body), _pack(body)
+        changed = (packed, meta.get("annotations")) != (self.packed, self.meta.get("annotations"))
+        self.meta, self.packed = meta, packed
+        return changed
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """What a shell needs of the manifest: its metadata (and its status, until restored)."""
+        return {"metadata": self.meta} | ({"status": self.status} if self.status else {})
+
+    def manifest(self) -> dict[str, Any]:
+        return {**json.loads(self.packed), "metadata": self.meta}
+
+
+def _meta(body: Mapping[str, Any]) -> dict[str, Any]:
     meta = body.get("metadata") or {}
-    return meta.get("generation"), meta.get("annotations")
+    return {k: meta[k] for k in _META_KEYS if k in meta}
+
+
+def _pack(body: Mapping[str, Any]) -> str:
+    rest = {k: v for k, v in body.items() if k not in ("metadata", "status")}
+    return json.dumps(rest, sort_keys=True, separators=(",", ":"))
 
 
 def key_of(body: Mapping[str, Any]) -> PolicyKey:
@@ -119,13 +154,11 @@ class Runtime:
         key = key_of(body)
         slot = self.slots.get(key)
         if slot is None:
-            self.slots[key] = _Slot(body)
+            self.slots[key] = _Slot.of(body)
             if self.active:
                 self._schedule(key, TimerKind.BUILD, 0.0)
             return
-        changed = _version(slot.body) != _version(body)
-        slot.body = body
-        if changed and self.active:
+        if slot.update(body) and self.active:
             self._schedule(key, TimerKind.BUILD, 0.0)
 
     async def forget(self, key: PolicyKey) -> None:
@@ -280,9 +313,22 @@ class Runtime:
         if slot.task is None:
             slot.task = self._spawn(self._drain(key, slot))
 
-    async def _drain(self, key: PolicyKey, slot: _Slot) -> None:
-        """Run the policy's passes, one at a time, until nothing more is wanted."""
+    async def _drain(
+        self,
+        key: PolicyKey,
+        slot: _Slot,
+        planned: tuple[PolicyLife, Pass, float] | None = None,
+    ) -> None:
+        """Run the policy's passes, one at a time, until nothing more is wanted (beginning with
+        the rest of a pass already planned, if given)."""
         try:
+            if planned is not None:
+                try:
+                    await self._complete(key, slot, *planned)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("%s/%s: pass failed", *key)
             while slot.want and slot.life is not None and self.slots.get(key) is slot:
                 fresh, read_now, force = slot.fresh, slot.want_read, slot.force
                 slot.want, slot.want_read, slot.fresh, slot.force = False, False, None, set()
@@ -318,14 +364,35 @@ class Runtime:
         by_policy: dict[PolicyKey, dict[str, Observation]] = {key: {} for key, _ in lives}
         for (key, metric, _), result in zip(wanted, results, strict=True):
             by_policy[key][metric] = result
-        for key, read in by_policy.items():
-            self._request(key, fresh=read)
+        for n, (key, read) in enumerate(by_policy.items()):
+            slot = self.slots.get(key)
+            if slot is None or not self.active:
+                continue
+            if not self._quietly(key, slot, read):
+                self._request(key, fresh=read)
+            if n % POLL_SLICE == POLL_SLICE - 1:
+                await asyncio.sleep(0)  # a push or a watch event need not wait for the rest
 
     @staticmethod
     def _read_policy(life: PolicyLife) -> dict[str, Observation]:
         metrics = sorted(life.metrics())
         results = read_many([life.parts.sources[m] for m in metrics])
         return dict(zip(metrics, results, strict=True))
+
+    def _cached(self, life: PolicyLife) -> tuple[dict[str, Observed | TargetError], list[str]]:
+        """Every group's target as the watches know it, and the groups they cannot answer for."""
+        observed: dict[str, Observed | TargetError] = {}
+        live: list[str] = []
+        for name, cell in life.cells.items():
+            cached = self.cluster.lookup(cell.target) if self.cluster is not None else None
+            if cached is None:
+                live.append(name)
+            else:
+                observed[name] = cached
+        return observed, live
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
 
     async def _pass(
         self,
@@ -337,34 +404,60 @@ class Runtime:
         life = slot.life
         assert life is not None
         started = time.monotonic()
-        observed: dict[str, Observed | TargetError] = {}
-        live: list[str] = []
-        for name, cell in life.cells.items():
-            cached = self.cluster.lookup(cell.target) if self.cluster is not None else None
-            if cached is None:
-                live.append(name)
-            else:
-                observed[name] = cached
+        observed, live = self._cached(life)
         if live:
             observed.update(await asyncio.to_thread(life.parts.observe_live, live))
-        done = life.plan(
-            datetime.fromtimestamp(self.clock(), UTC), observed, read=read, force=force
-        )
+        done = life.plan(self._now(), observed, read=read, force=force)
+        return await self._complete(key, slot, life, done, started)
+
+    def _quietly(self, key: PolicyKey, slot: _Slot, read: Mapping[str, Observation]) -> bool:
+        """A polled policy's pass made right here, without a task or a thread, when it can be:
+        nothing to ask the APIs and no pass under way. Most polls of a sleeping fleet end here,
+        having only recorded the reads. Returns False when a task must make the pass."""
+        life = slot.life
+        if life is None or slot.task is not None or slot.want or self.shell.persists:
+            return False
+        started = time.monotonic()
+        observed, live = self._cached(life)
+        if live:
+            return False
+        done = life.plan(self._now(), observed, read=read)
+        if done.writes or done.decided:  # the rest (writes, reports) in a task, as any pass
+            slot.task = self._spawn(self._drain(key, slot, planned=(life, done, started)))
+        else:
+            self._finish(key, life, done, {}, started)
+        return True
+
+    async def _complete(
+        self, key: PolicyKey, slot: _Slot, life: PolicyLife, done: Pass, started: float
+    ) -> CycleReport:
+        """Carry out a planned pass's writes, then report it."""
         results: dict[str, Applied | TargetError] = {}
         if done.writes:
             outcomes = await asyncio.gather(
                 *(asyncio.to_thread(self._write, key, write) for write in done.writes)
             )
             results = dict(outcomes)
+        report = self._finish(key, life, done, results, started)
+        if report.evaluated:
+            await asyncio.to_thread(self.shell.report, key, slot.body, report)
+        if self.shell.persists and (done.read or report.evaluated):
+            await asyncio.to_thread(self.shell.persist, key, life.states)
+        return report
+
+    def _finish(
+        self,
+        key: PolicyKey,
+        life: PolicyLife,
+        done: Pass,
+        results: Mapping[str, Applied | TargetError],
+        started: float,
+    ) -> CycleReport:
         problems = tuple(self.cluster.problems(life)) if self.cluster is not None else ()
         report = life.finish(done, results, problems)
         self.passes += 1
         self.decisions += len(report.evaluated)
         self.metrics.record(key[0], report, time.monotonic() - started)
-        if report.evaluated:
-            await asyncio.to_thread(self.shell.report, key, slot.body, report)
-        if self.shell.persists and (read is not None or report.evaluated):
-            await asyncio.to_thread(self.shell.persist, key, life.states)
         deadline = life.next_deadline()
         if deadline is None:
             self.timers.cancel(key, TimerKind.DEADLINE)
@@ -393,7 +486,7 @@ class Runtime:
         self._retire(key, slot)
         body = slot.body
         try:
-            policy = await asyncio.to_thread(parse_policy, dict(body))
+            policy = await asyncio.to_thread(parse_policy, slot.manifest())
         except PolicyInvalid as exc:  # tried again when the policy changes, not before
             await self._unusable(key, slot, [str(e) for e in exc.errors], "InvalidPolicy")
             return False
@@ -414,6 +507,7 @@ class Runtime:
             return await self._refused(key, slot, refused)
         if slot.states is None:
             slot.states = await asyncio.to_thread(self.shell.restore, key, body)
+        slot.status = None  # the shell has what it needed of it
         if self.slots.get(key) is not slot:  # forgotten meanwhile
             return False
         life = PolicyLife.of(policy, parts, slot.states)
