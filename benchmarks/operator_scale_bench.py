@@ -1,24 +1,38 @@
-"""Operator cost per cycle with many groups: CPU seconds and RSS of the operator process.
+"""The operator with many asleep groups: CPU, RSS, staleness, apiserver load and push wake latency.
 
-Run: .venv/bin/python benchmarks/operator_scale_bench.py --groups 100 1000 [--cycles 3]
+Run: .venv/bin/python benchmarks/operator_scale_bench.py --groups 1000 10000 \
+        [--idle 60] [--trials 20] [--tree before=/path/to/an/older/checkout]
 
-Each size: `groups / 10` policies of 10 Deployment groups each in one namespace, driven by one
-Redis list each (empty: every group asleep, the steady state of a scale-to-zero fleet), polled
-every 15 s. The operator's CPU time (utime + stime from /proc) and RSS are read over `cycles`
-polling intervals once every group has a status.
+Each size: `groups / 10` policies of 10 Deployment groups each in one namespace, each policy
+driven by its own Redis list (empty: every group asleep, the steady state of a scale-to-zero
+fleet) with keyspace notifications on, polled every 15 s. Once every policy has a status:
+- idle: over `--idle` seconds, the operator's CPU time (utime + stime from /proc), its RSS, the
+  staleness of the policies (now minus `autozero_last_evaluation_timestamp_seconds`, the last
+  time each was looked at: at most one interval when the operator keeps up), the decisions made
+  (`autozero_decisions_total`), and the requests the apiserver served on what only the operator
+  touches (the `/scale` subresource, HPAs, ScalingPolicies, Events) from its own
+  `apiserver_request_total`;
+- wake: `--trials` times, LPUSH on one policy's list and time until its first Deployment's
+  `/scale` reads 1 (polled every 5 ms), each trial on a different asleep policy.
+`--tree NAME=PATH` runs the same measurement with the autozero package of another checkout
+(`PATH/operator` first on PYTHONPATH), one after the other in the same run: "before" and "after".
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
+import redis
 import yaml
 from kubernetes import client as k8s
 from kubernetes.config import new_client_from_config
@@ -26,11 +40,25 @@ from kubernetes.config import new_client_from_config
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from testground.kube import create_secret, create_worker_deployment, start_cluster  # noqa: E402
+from testground.kube import (  # noqa: E402
+    KubeCluster,
+    create_secret,
+    create_worker_deployments,
+    start_cluster,
+)
 from testground.process import free_port, stop_child, wait_for  # noqa: E402
 from testground.redis_server import RedisServer  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
+PER_POLICY = 10
+NAMESPACE = "fleet"
+OPERATOR_ONLY = {  # (resource, subresource) only the operator reads or writes
+    ("deployments", "scale"),
+    ("horizontalpodautoscalers", ""),
+    ("scalingpolicies", ""),
+    ("scalingpolicies", "status"),
+    ("events", ""),
+}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -45,11 +73,11 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def policy(namespace: str, index: int, groups: int) -> dict[str, object]:
+def policy(index: int) -> dict[str, object]:
     return {
         "apiVersion": "autozero.dev/v1alpha1",
         "kind": "ScalingPolicy",
-        "metadata": {"name": f"fleet-{index}", "namespace": namespace},
+        "metadata": {"name": f"fleet-{index}", "namespace": NAMESPACE},
         "spec": {
             "pollingInterval": "15s",
             "metrics": [
@@ -59,6 +87,7 @@ def policy(namespace: str, index: int, groups: int) -> dict[str, object]:
                         "urlFrom": {"secretKeyRef": {"name": "queue", "key": "url"}},
                         "key": f"jobs:{index}",
                         "type": "list",
+                        "configureNotifications": True,
                     },
                 }
             ],
@@ -73,26 +102,46 @@ def policy(namespace: str, index: int, groups: int) -> dict[str, object]:
                         }
                     },
                     "capacity": {"minimum": 0, "maximum": 3},
-                    "activation": {"metric": "backlog", "idleFor": "1m"},
+                    "activation": {"metric": "backlog", "idleFor": "10m"},
                 }
-                for n in range(groups)
+                for n in range(PER_POLICY)
             ],
         },
     }
 
 
-def decisions_made(url: str) -> float:
-    """Every decision the operator made so far (all groups), from its /metrics."""
-    with urllib.request.urlopen(url, timeout=30) as response:
-        text = response.read().decode()
-    return sum(
+def scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=60) as response:
+        return str(response.read().decode())
+
+
+def samples(text: str, name: str) -> list[float]:
+    return [
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
-        if line.startswith("autozero_decisions_total{")
-    )
+        if line.startswith((name + "{", name + " "))
+    ]
 
 
-def measure(size: int, cycles: int) -> tuple[float, float, float]:
+@dataclass
+class Result:
+    cpu_per_interval: float
+    rss: float
+    stalest: float
+    decisions_per_group: float
+    requests_per_minute: dict[str, float]
+    wake: list[float]
+
+
+def operator_requests(cluster: KubeCluster) -> dict[tuple[str, str, str], float]:
+    return {
+        key: value
+        for key, value in cluster.apiserver_requests().items()
+        if (key[1], key[2]) in OPERATOR_ONLY
+    }
+
+
+def measure(tree: Path, size: int, idle: float, trials: int) -> Result:
     cluster = start_cluster(Path(tempfile.mkdtemp(prefix="autozero-scale-")))
     server = RedisServer()
     server.start()
@@ -102,47 +151,77 @@ def measure(size: int, cycles: int) -> tuple[float, float, float]:
         core = k8s.CoreV1Api(api)
         cluster.kubectl_run("apply", "-f", str(ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"))
         cluster.wait_established("scalingpolicies.autozero.dev")
-        namespace = "fleet"
-        core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace)))
-        create_secret(api, namespace, "queue", {"url": server.url})
-        per_policy = 10 if size >= 10 else size
-        policies = size // per_policy
-        for p in range(policies):
-            for n in range(per_policy):
-                create_worker_deployment(api, namespace, f"w-{p}-{n}")
-        manifests = [policy(namespace, p, per_policy) for p in range(policies)]
-        cluster.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump_all(manifests))
+        core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=NAMESPACE)))
+        create_secret(api, NAMESPACE, "queue", {"url": server.url})
+        policies = size // PER_POLICY
+        names = [f"w-{p}-{n}" for p in range(policies) for n in range(PER_POLICY)]
+        create_worker_deployments(api, NAMESPACE, names)
+        for start in range(0, policies, 500):
+            manifests = [policy(p) for p in range(start, min(policies, start + 500))]
+            cluster.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump_all(manifests))
         port = free_port()
         metrics_url = f"http://127.0.0.1:{port}/metrics"
+        env = {**os.environ, "PYTHONPATH": f"{tree / 'operator'}"}
         operator = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "autozero.cli",
-                "operator",
-                "--kubeconfig",
-                str(cluster.kubeconfig),
-                "--metrics-port",
-                str(port),
+                *(sys.executable, "-m", "autozero.cli", "operator"),
+                *("--kubeconfig", str(cluster.kubeconfig), "--metrics-port", str(port)),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env=env,
         )
         custom = k8s.CustomObjectsApi(api)
 
         def all_reported() -> bool:
             items = custom.list_namespaced_custom_object(
-                "autozero.dev", "v1alpha1", namespace, "scalingpolicies"
+                "autozero.dev", "v1alpha1", NAMESPACE, "scalingpolicies"
             )["items"]
             return all((i.get("status") or {}).get("groups") for i in items)
 
-        wait_for(all_reported, timeout=1800, interval=5)
-        start_cpu, start_decisions = cpu_seconds(operator.pid), decisions_made(metrics_url)
-        time.sleep(15 * cycles)
-        per_cycle = (cpu_seconds(operator.pid) - start_cpu) / cycles
-        # Evaluations per group per 15 s: 1.0 when the operator keeps up with pollingInterval.
-        kept_up = (decisions_made(metrics_url) - start_decisions) / cycles / size
-        return per_cycle, rss_mib(operator.pid), kept_up
+        wait_for(all_reported, timeout=3600, interval=5)
+        time.sleep(20)  # past the first full interval after the last status
+        before_requests = operator_requests(cluster)
+        before_cpu = cpu_seconds(operator.pid)
+        before_decisions = sum(samples(scrape(metrics_url), "autozero_decisions_total"))
+        time.sleep(idle)
+        after_cpu = cpu_seconds(operator.pid)
+        text = scrape(metrics_url)
+        now = time.time()
+        after_requests = operator_requests(cluster)
+        seen = samples(text, "autozero_last_evaluation_timestamp_seconds")
+        stalest = max(now - t for t in seen) if seen else float("inf")
+        decisions = sum(samples(text, "autozero_decisions_total")) - before_decisions
+        requests = {
+            "/".join(k for k in key if k): (
+                after_requests.get(key, 0) - before_requests.get(key, 0)
+            )
+            * 60
+            / idle
+            for key in set(after_requests) | set(before_requests)
+        }
+        apps = k8s.AppsV1Api(api)
+        queue = redis.Redis.from_url(server.url)
+        wake: list[float] = []
+        for index in random.Random(7).sample(range(policies), min(trials, policies)):
+            queue.rpush(f"jobs:{index}", 1)
+            started = time.monotonic()
+            wait_for(
+                lambda i=index: (
+                    apps.read_namespaced_deployment_scale(f"w-{i}-0", NAMESPACE).spec.replicas == 1
+                ),
+                timeout=120,
+                interval=0.005,
+            )
+            wake.append(time.monotonic() - started)
+        return Result(
+            (after_cpu - before_cpu) * 15 / idle,
+            rss_mib(operator.pid),
+            stalest,
+            decisions / size / (idle / 15),
+            {k: v for k, v in sorted(requests.items()) if v},
+            wake,
+        )
     finally:
         if operator is not None:
             stop_child(operator)
@@ -150,19 +229,45 @@ def measure(size: int, cycles: int) -> tuple[float, float, float]:
         cluster.stop()
 
 
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--groups", type=int, nargs="+", default=[100, 1000])
-    parser.add_argument("--cycles", type=int, default=3)
+    parser.add_argument("--groups", type=int, nargs="+", default=[1000])
+    parser.add_argument("--idle", type=float, default=60.0, help="seconds of idle measurement")
+    parser.add_argument("--trials", type=int, default=20, help="push wakes timed")
+    parser.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="also measure the autozero of another checkout (repeatable)",
+    )
     args = parser.parse_args()
+    trees = [("this", ROOT)] + [
+        (name, Path(path)) for name, path in (t.split("=", 1) for t in args.tree)
+    ]
+    print(
+        "| tree | groups | CPU per 15 s | share of one core | RSS | stalest policy "
+        "| decisions per group per 15 s | operator requests per idle minute "
+        "| push wake p50 / p99 |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for size in args.groups:
-        cpu, rss, kept_up = measure(size, args.cycles)
-        print(
-            f"{size:>6} groups: {cpu:.2f} CPU-seconds per 15 s cycle "
-            f"({100 * cpu / 15:.0f} % of one core), RSS {rss:.0f} MiB, "
-            f"{kept_up:.2f} evaluations per group per 15 s",
-            flush=True,
-        )
+        for name, tree in trees:
+            r = measure(tree, size, args.idle, args.trials)
+            requests = ", ".join(f"{k} {v:.0f}" for k, v in r.requests_per_minute.items())
+            print(
+                f"| {name} | {size:,} | {r.cpu_per_interval:.2f} s "
+                f"| {100 * r.cpu_per_interval / 15:.1f} % | {r.rss:.0f} MiB "
+                f"| {r.stalest:.1f} s | {r.decisions_per_group:.2f} | {requests or '0'} "
+                f"| {1000 * statistics.median(r.wake):.0f} / "
+                f"{1000 * percentile(r.wake, 0.99):.0f} ms |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -11,19 +11,19 @@ import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from autozero import __version__, exits
 from autozero.completion import COMPLETION_HELP, SHELLS, complete, shell_code
+from autozero.decisions import decision_json
 from autozero.engine.decision import Action
 from autozero.engine.durations import DurationError, parse_duration
-from autozero.manifests import ManifestError, load_policy
+from autozero.manifests import ManifestError, load_manifest
 from autozero.policy.errors import PolicyInvalid
 from autozero.policy.model import Policy
 from autozero.simulator import (
     SimulateError,
     TraceError,
-    decision_json,
     queue_metrics,
     read_trace,
     simulate,
@@ -143,9 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run a policy without a cluster (GCE groups, or workloads through a kubeconfig)",
         description="Evaluate the policy every pollingInterval (at once when a push source sees "
-        "work) and act\non its groups; state is kept in --state so a restart resumes. Each cycle "
-        "prints one line\nper group; with --once the exit code tells whether every group went "
-        "through. SIGINT or\nSIGTERM stops it after the current cycle.",
+        "work) and act\non its groups; state is kept in --state so a restart resumes. Each "
+        "decision prints a line\n(a group is decided when its inputs change or a deadline comes); "
+        "with --once every group is\ndecided once and the exit code tells whether every one went "
+        "through. SIGINT or\nSIGTERM stops it once the passes under way are done, its state saved.",
         epilog=exits.epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -202,8 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         choices=("text", "json"),
         default="text",
-        help="text: a line per group and cycle; json: the same as JSON lines "
-        "(default: %(default)s)",
+        help="text: a line per decision; json: the same as JSON lines (default: %(default)s)",
     )
 
     op = commands.add_parser(
@@ -333,8 +333,14 @@ def _fail(message: str) -> int:
 
 def _load(path: str) -> Policy | None:
     """The policy in `path`, or None after printing every error with the file's name."""
+    loaded = _load_manifest(path)
+    return None if loaded is None else loaded[1]
+
+
+def _load_manifest(path: str) -> tuple[dict[str, Any], Policy] | None:
+    """The policy in `path` and its manifest, or None after printing every error."""
     try:
-        return load_policy(path)
+        return load_manifest(path)
     except PolicyInvalid as exc:
         for error in exc.errors:
             print(f"{path}: {error}", file=sys.stderr)
@@ -418,15 +424,14 @@ def run_validate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def run_standalone(args: argparse.Namespace, out: TextIO) -> int:
-    from autozero.controller.metrics import MetricsPortError
     from autozero.kubeconfig import KubeconfigError
-    from autozero.sources.base import SourceError
-    from autozero.standalone import PolicyRefused, StandaloneError, StandaloneOptions, run
-    from autozero.targets.base import TargetError
+    from autozero.runtime.metrics import MetricsPortError
+    from autozero.standalone import PolicyUnusable, StandaloneError, StandaloneOptions, run
 
-    policy = _load(args.filename)
-    if policy is None:
+    loaded = _load_manifest(args.filename)
+    if loaded is None:
         return 1
+    body, policy = loaded
     try:
         allow = _allowlist(args.gce_allow) or GCEAllowlist.everything()
     except AllowlistError as exc:
@@ -445,8 +450,8 @@ def run_standalone(args: argparse.Namespace, out: TextIO) -> int:
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in STOP_SIGNALS}
     try:
-        return run(policy, options, out, once=args.once, stop=stop)
-    except (SourceError, TargetError, PolicyRefused) as exc:
+        return run(body, policy, options, out, once=args.once, stop=stop)
+    except PolicyUnusable as exc:
         return _fail(f"{args.filename}: {exc}")
     except (StandaloneError, KubeconfigError, MetricsPortError) as exc:
         return _fail(str(exc))
@@ -520,9 +525,9 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command == "operator":
         from autozero.controller.election import ElectionConfig
         from autozero.controller.handlers import LivenessError, run_operator
-        from autozero.controller.metrics import MetricsPortError
-        from autozero.controller.workers import OperatorConfig
         from autozero.kubeconfig import KubeconfigError
+        from autozero.runtime.loop import RuntimeConfig
+        from autozero.runtime.metrics import MetricsPortError
 
         usage = _operator_usage(args)
         if usage is not None:
@@ -545,12 +550,9 @@ def _main(argv: Sequence[str] | None) -> int:
                 kubeconfig=args.kubeconfig,
                 metrics_port=args.metrics_port,
                 namespaces=args.namespace,
-                config=OperatorConfig(
-                    args.gce_endpoint,
-                    gce_allow=allow,
-                    default_service_account=args.default_service_account,
-                    access_recheck=args.access_recheck,
-                ),
+                config=RuntimeConfig(gce_allow=allow, gce_endpoint=args.gce_endpoint),
+                default_service_account=args.default_service_account,
+                access_recheck=args.access_recheck,
                 liveness=args.liveness,
                 election=election,
                 threads=args.threads,

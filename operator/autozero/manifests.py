@@ -176,7 +176,12 @@ def check_policy(document: Document) -> Policy:
 
 def load_policy(path: str) -> Policy:
     """The one ScalingPolicy in `path` (PolicyInvalid or ManifestError if not exactly one)."""
+    return load_manifest(path)[1]
+
+
+def load_manifest(path: str) -> tuple[dict[str, Any], Policy]:
+    """The one ScalingPolicy in `path`, as its manifest and as the checked policy."""
     policies = [d for d in read_documents([path]) if is_policy(d)]
     if len(policies) != 1:
         raise ManifestError(f"{path}: expected exactly one ScalingPolicy, found {len(policies)}")
-    return check_policy(policies[0])
+    return dict(policies[0].body), check_policy(policies[0])

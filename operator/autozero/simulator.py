@@ -261,37 +261,3 @@ def _step(
     summary.peak_replicas = max(summary.peak_replicas, group.replicas)
     summary.final_replicas = group.replicas
     return decision
-
-
-def _finite(value: float | None) -> float | None:
-    """JSON has no NaN or Infinity (`json.dumps` would write them bare): such a value is null."""
-    return value if value is None or math.isfinite(value) else None
-
-
-def decision_json(decision: Decision) -> dict[str, object]:
-    """One evaluation as the JSON object `simulate --output jsonl` prints (and `run` logs);
-    a value that is not a finite number (a source's NaN) is null."""
-    return {
-        "time": decision.at.isoformat().replace("+00:00", "Z"),
-        "group": decision.group,
-        "profile": decision.profile,
-        "action": decision.action.value,
-        "replicas": {"before": decision.current, "after": decision.target},
-        "reason": decision.reason.value,
-        "message": decision.message,
-        "pending": _finite(decision.pending),
-        "inFlight": _finite(decision.in_flight),
-        "failing": list(decision.failing),
-        "rules": [
-            {
-                "metric": v.metric,
-                "direction": v.direction.value,
-                "operator": v.operator.value,
-                "observed": _finite(v.observed),
-                "threshold": _finite(v.threshold),
-                "status": v.status.value,
-                "fired": v.fired,
-            }
-            for v in decision.rules
-        ],
-    }

@@ -1,27 +1,33 @@
-"""`autozero run`: the engine, sources and targets without a cluster (e.g. on a small VM).
+"""`autozero run`: the runtime without a cluster of its own (e.g. on a small VM).
 
-State (idle-since, cooldowns, sample windows) is kept in a JSON file so a restart resumes where
-it stopped. Secrets are read from a directory laid out like a mounted Secret volume
+The same runtime as the operator's; only the shell differs. State (idle-since, cooldowns, sample
+windows) is kept in a JSON file so a restart resumes where it stopped; reports are lines on
+stdout and `/metrics`. Secrets are read from a directory laid out like a mounted Secret volume
 (`<dir>/<secret name>/<key>`), so the same manifest works here and in a cluster.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from autozero import exits
+from autozero.decisions import decision_json, timestamp
 from autozero.engine.state import GroupState
 from autozero.kubeconfig import api_client
 from autozero.policy.model import KubernetesTarget, Policy
-from autozero.reconcile import CycleReport, PolicyRunner, assemble
+from autozero.runtime.assemble import Assembly
+from autozero.runtime.life import PolicyKey
+from autozero.runtime.loop import Runtime, RuntimeConfig
+from autozero.runtime.metrics import Metrics, serve
+from autozero.runtime.report import CycleReport
+from autozero.runtime.shell import SecretResolver
 from autozero.secrets import (
     NoSecretsDirectory,
     SecretForbidden,
@@ -29,8 +35,7 @@ from autozero.secrets import (
     SecretNotFound,
     SecretUnavailable,
 )
-from autozero.simulator import decision_json
-from autozero.sources.base import PushSource, SourceError, Watch
+from autozero.targets.kubernetes import Owner
 from autozero.tenancy import GCEAllowlist, Refusal, refusals
 
 log = logging.getLogger(__name__)
@@ -86,6 +91,10 @@ class StateFileError(StandaloneError):
     """The --state file cannot be read back or written."""
 
 
+class PolicyUnusable(StandaloneError):
+    """The policy cannot be served as it is: a Secret, a target's settings, the allowlist."""
+
+
 @dataclass
 class StandaloneOptions:
     state_file: Path | None = None
@@ -95,41 +104,6 @@ class StandaloneOptions:
     output: str = "text"  # or "json"
     gce_allow: GCEAllowlist = field(default_factory=GCEAllowlist.everything)
     metrics_port: int | None = None
-
-
-class PolicyRefused(Exception):
-    """The policy reaches outside what the runner was told to allow (--gce-allow)."""
-
-    def __init__(self, refused: list[Refusal]) -> None:
-        self.refused = refused
-        super().__init__("; ".join(f"{r.reason}: {r}" for r in refused))
-
-
-def build_runner(policy: Policy, options: StandaloneOptions) -> PolicyRunner:
-    """The runner for `policy`; PolicyRefused before any call if it reaches outside the
-    allowlist (by default the runner's user may target every project their credentials reach)."""
-    refused = refusals(policy, options.gce_allow)
-    if refused:
-        raise PolicyRefused(refused)
-    if options.secrets_dir is not None and not options.secrets_dir.is_dir():
-        raise StandaloneError(f"--secrets-dir {options.secrets_dir} is not a directory")
-    if options.state_file is not None and not options.state_file.parent.is_dir():
-        raise StateFileError(
-            f"--state {options.state_file}: its directory {options.state_file.parent} "
-            "does not exist"
-        )
-    states = load_states(options.state_file)  # before any call: a bad file changes nothing
-    kube_api: Any = None
-    if any(isinstance(g.target, KubernetesTarget) for g in policy.groups):
-        kube_api = api_client(options.kubeconfig)
-    runner = assemble(
-        policy,
-        resolve_secret=secrets_from_directory(options.secrets_dir, policy.namespace),
-        gce_endpoint=options.gce_endpoint,
-        kube_api=kube_api,
-    )
-    runner.states.update(states)
-    return runner
 
 
 def load_states(path: Path | None) -> dict[str, GroupState]:
@@ -162,14 +136,15 @@ def save_states(path: Path | None, states: Mapping[str, GroupState]) -> None:
 
 
 def report_lines(report: CycleReport, output: str) -> list[str]:
+    """A line per group decided in the pass (the others' last line still holds)."""
     lines = []
-    for group in report.groups:
+    for group in report.fresh():
         if group.decision is None:
-            line = {"time": report.at.isoformat(), "group": group.group, "error": str(group.error)}
+            line = {"time": timestamp(report.at), "group": group.group, "error": str(group.error)}
             lines.append(
                 json.dumps(line)
                 if output == "json"
-                else f"{report.at:%Y-%m-%dT%H:%M:%SZ} {group.group}: ERROR {group.error}"
+                else f"{timestamp(report.at)} {group.group}: ERROR {group.error}"
             )
             continue
         decision = group.decision
@@ -183,87 +158,125 @@ def report_lines(report: CycleReport, output: str) -> list[str]:
         extra = f" [{'; '.join(steps)}]" if steps else ""
         failed = f" ERROR {group.error}" if group.error else ""
         lines.append(
-            f"{decision.at:%Y-%m-%dT%H:%M:%SZ} {group.group} {decision.action.value} "
+            f"{timestamp(decision.at)} {group.group} {decision.action.value} "
             f"{decision.current}->{decision.target}: {decision.message}{extra}{failed}"
         )
     return lines
 
 
-class Waker:
-    """Push sources set this so the loop evaluates at once instead of sleeping to the next poll."""
-
-    def __init__(self, runner: PolicyRunner) -> None:
-        self.event = threading.Event()
-        self.watches: list[Watch] = []
-        for source in runner.sources.values():
-            if isinstance(source, PushSource):
-                try:
-                    self.watches.append(source.watch(lambda _metric: self.event.set()))
-                except SourceError as exc:  # a source that cannot push is polled: say so
-                    log.info("no push wake for %s: %s", source.metric, exc)
-
-    def wait(self, seconds: float, stop: threading.Event) -> bool:
-        """Sleep up to `seconds`; True if pushed work cut it short. Returns soon after `stop`."""
-        deadline = time.monotonic() + seconds
-        while not stop.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            if self.event.wait(min(left, 0.25)):
-                self.event.clear()
-                return True
-        return False
-
-    def stop(self) -> None:
-        for watch in self.watches:
-            watch.stop()
-
-
 def failed(report: CycleReport) -> list[str]:
-    """The groups of a cycle that failed: their target could not be read or changed, or a
+    """The groups of a pass that failed: their target could not be read or changed, or a
     metric they use could not be read (the engine then held them where they were)."""
     return [g.group for g in report.groups if g.error or (g.decision and g.decision.failing)]
 
 
+@dataclass
+class StandaloneShell:
+    """Where `autozero run` keeps state (a file) and sends reports (stdout)."""
+
+    options: StandaloneOptions
+    out: TextIO
+    states: Mapping[str, GroupState]
+    on_unusable: Callable[[str], None]
+    recheck_seconds: float | None = None
+    persists: bool = True
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def secrets(self, namespace: str) -> SecretResolver:
+        return secrets_from_directory(self.options.secrets_dir, namespace)
+
+    def owner(self, body: Mapping[str, Any]) -> Owner | None:  # noqa: ARG002
+        return None  # no ScalingPolicy object to own an HPA: it is known by its name
+
+    def restore(self, key: PolicyKey, body: Mapping[str, Any]) -> Mapping[str, GroupState]:  # noqa: ARG002
+        return self.states
+
+    def admit(self, policy: Policy, parts: Assembly) -> list[Refusal]:  # noqa: ARG002
+        return []  # the allowlist (--gce-allow) is the runtime's; there is no RBAC here
+
+    def report(self, key: PolicyKey, body: Mapping[str, Any], report: CycleReport) -> None:  # noqa: ARG002
+        with self.lock:
+            for line in report_lines(report, self.options.output):
+                self.out.write(line + "\n")
+            self.out.flush()
+
+    def persist(self, key: PolicyKey, states: Mapping[str, GroupState]) -> None:  # noqa: ARG002
+        save_states(self.options.state_file, states)
+
+    def unusable(
+        self,
+        key: PolicyKey,  # noqa: ARG002
+        body: Mapping[str, Any],  # noqa: ARG002
+        errors: list[str],
+        reason: str,
+    ) -> None:
+        said = "; ".join(errors)
+        refused = reason not in ("InvalidPolicy", "SourceConfigError", "TargetConfigError")
+        self.on_unusable(f"{reason}: {said}" if refused else said)
+
+    def forget(self, key: PolicyKey) -> None:
+        pass
+
+
+def _check(options: StandaloneOptions) -> dict[str, GroupState]:
+    """What can be checked before anything starts; the saved state."""
+    if options.secrets_dir is not None and not options.secrets_dir.is_dir():
+        raise StandaloneError(f"--secrets-dir {options.secrets_dir} is not a directory")
+    if options.state_file is not None and not options.state_file.parent.is_dir():
+        raise StateFileError(
+            f"--state {options.state_file}: its directory {options.state_file.parent} "
+            "does not exist"
+        )
+    return load_states(options.state_file)  # before any call: a bad file changes nothing
+
+
 def run(
+    body: Mapping[str, Any],
     policy: Policy,
     options: StandaloneOptions,
     out: TextIO,
     *,
     once: bool = False,
     stop: threading.Event | None = None,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
-    """Evaluate every pollingInterval (or at once on pushed work) until `stop` is set.
+    """Serve the policy until `stop` is set (or for one pass with `once`).
 
-    Returns the exit code: with `once`, CYCLE_FAILED if a group failed in the cycle; a loop
-    stopped by `stop` returns OK, its failures having been reported cycle by cycle."""
-    runner = build_runner(policy, options)
-    metrics = None
+    Returns the exit code: with `once`, CYCLE_FAILED if a group failed in the pass; a loop
+    stopped by `stop` returns OK, its failures having been reported as they came. A policy
+    that cannot be served (a Secret, a target's settings, the allowlist) raises PolicyUnusable.
+    """
+    states = _check(options)
+    refused = refusals(policy, options.gce_allow)  # before any call, a kubeconfig's included
+    if refused:
+        raise PolicyUnusable(f"{refused[0].reason}: " + "; ".join(map(str, refused)))
+    kube_api: Any = None
+    if any(isinstance(g.target, KubernetesTarget) for g in policy.groups):
+        kube_api = api_client(options.kubeconfig)
+    metrics = Metrics()
     if options.metrics_port is not None:
-        from autozero.controller.metrics import Metrics, serve
-
-        metrics = Metrics()
         serve(options.metrics_port, metrics.registry)
-    waker = None if once else Waker(runner)
-    stop = stop or threading.Event()
-    interval = policy.polling_interval.total_seconds()
-    code = exits.OK
-    try:
-        while not stop.is_set():
-            started = time.monotonic()
-            report = runner.cycle(clock())
-            if metrics is not None:
-                metrics.record(policy.namespace, report, time.monotonic() - started)
-            for line in report_lines(report, options.output):
-                out.write(line + "\n")
-            out.flush()
-            save_states(options.state_file, runner.states)
-            if once or waker is None:
-                code = exits.CYCLE_FAILED if failed(report) else exits.OK
-                break
-            waker.wait(max(0.0, interval - (time.monotonic() - started)), stop)
-    finally:
-        if waker is not None:
-            waker.stop()
-    return code
+    problems: list[str] = []
+    config = RuntimeConfig(options.gce_allow, options.gce_endpoint, kube_api)
+    shell = StandaloneShell(options, out, states, problems.append)
+    runtime = Runtime(shell, config, metrics, cluster_wide=False)
+    runtime.serve(body)
+    if once:
+        reports = asyncio.run(runtime.once())
+        if problems:
+            raise PolicyUnusable(problems[0])
+        return exits.CYCLE_FAILED if any(failed(r) for r in reports) else exits.OK
+    asyncio.run(_serve(runtime, stop or threading.Event(), problems))
+    if problems:
+        raise PolicyUnusable(problems[0])
+    return exits.OK
+
+
+async def _serve(runtime: Runtime, stop: threading.Event, problems: list[str]) -> None:
+    """Run the runtime until `stop` is set (by a signal handler) or the policy proves unusable
+    (one policy that cannot be served is an error for a command line, not a retry loop)."""
+    serving = asyncio.get_running_loop().create_task(runtime.run())
+    while not serving.done():
+        if await asyncio.to_thread(stop.wait, 0.25) or problems:
+            runtime.stop()
+            break
+    await serving

@@ -92,7 +92,7 @@ class Standalone:
         options = StandaloneOptions(gce_endpoint=emulator.api_endpoint, output="json")
         self.thread = threading.Thread(
             target=run,
-            args=(parse_policy(manifest), options, self.lines),
+            args=(manifest, parse_policy(manifest), options, self.lines),
             kwargs={"stop": self.stop_event},
             daemon=True,
         )

@@ -6,10 +6,15 @@ Deployments get ReplicaSets, `/scale` works, and RBAC is enforced, which is all 
 
 from __future__ import annotations
 
+import contextlib
+import json
+import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +74,98 @@ class Etcd:
 
     def stop(self) -> None:
         self.process.stop()
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        request = urllib.request.Request(
+            f"{self.url}{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answer: dict[str, Any] = json.loads(response.read())
+        return answer
+
+    def revision(self) -> int:
+        """etcd's current revision (what the apiserver hands out as resourceVersions)."""
+        return int(self._post("/v3/maintenance/status", {})["header"]["revision"])
+
+    def compact(self) -> int:
+        """Compact etcd's history up to now, as the apiserver does every 5 minutes: a watch from
+        an older resourceVersion that etcd must serve then gets 410 Gone. Returns the revision."""
+        revision = self.revision()
+        self._post("/v3/kv/compaction", {"revision": str(revision), "physical": True})
+        return revision
+
+
+class TcpRelay:
+    """A loopback TCP relay in front of the apiserver that a test can cut and restore: a network
+    outage for the clients that go through it only (TLS passes through untouched)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._lock = threading.Lock()
+        self._open = True
+        self._sockets: set[socket.socket] = set()
+        self.connections = 0  # accepted and relayed, over the relay's life
+        threading.Thread(target=self._accept, name="tcp-relay", daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:  # the listener was closed: the relay is done
+                return
+            with self._lock:
+                relaying = self._open
+            if not relaying:
+                client.close()  # cut: the client sees its connection closed at once
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()  # the apiserver itself is down: so is the relay
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._sockets |= {client, upstream}
+                self.connections += 1
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass  # either side went away (or was cut): that ends this connection, as it should
+        finally:
+            self._drop(source, sink)
+
+    def _drop(self, *sockets: socket.socket) -> None:
+        for sock in sockets:
+            with self._lock:
+                self._sockets.discard(sock)
+            with contextlib.suppress(OSError):  # already shut by the other direction
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def cut(self) -> None:
+        """Close every relayed connection and refuse new ones until `restore()`."""
+        with self._lock:
+            self._open = False
+            sockets = list(self._sockets)
+        self._drop(*sockets)
+
+    def restore(self) -> None:
+        with self._lock:
+            self._open = True
+
+    def close(self) -> None:
+        self.cut()
+        self._listener.close()
 
 
 @dataclass
@@ -172,6 +269,39 @@ class KubeCluster:
             timeout=timeout,
             interval=0.5,
         )
+
+    def relayed_kubeconfig(self, relay: TcpRelay, path: Path) -> Path:
+        """A cluster-admin kubeconfig that reaches the apiserver through `relay`."""
+        self.write_kubeconfig(path, user="autozero-admin", client=self.admin)
+        config = yaml.safe_load(path.read_text())
+        config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{relay.port}"
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    def apiserver_requests(self) -> dict[tuple[str, str, str], float]:
+        """The apiserver's own `apiserver_request_total`, summed by (verb, resource, subresource)
+        over codes and scopes. A watch is counted when it ends."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        context = ssl.create_default_context(cafile=str(self.ca.cert_path))
+        context.load_cert_chain(str(self.admin.cert), str(self.admin.key))
+        with urllib.request.urlopen(f"{self.server}/metrics", context=context, timeout=10) as r:
+            text = r.read().decode()
+        counts: dict[tuple[str, str, str], float] = {}
+        for family in text_string_to_metric_families(text):
+            if family.name != "apiserver_request":
+                continue
+            for sample in family.samples:
+                if sample.name != "apiserver_request_total":
+                    continue
+                labels = sample.labels
+                key = (
+                    labels.get("verb", ""),
+                    labels.get("resource", ""),
+                    labels.get("subresource", ""),
+                )
+                counts[key] = counts.get(key, 0.0) + sample.value
+        return counts
 
     def restart_apiserver(self) -> float:
         """Stop and start the apiserver on the same port (for resume-after-outage tests)."""
@@ -312,6 +442,53 @@ def create_worker_deployment(
     )
 
 
+def worker_deployment_manifest(name: str, *, image: str = "w:1") -> dict[str, Any]:
+    """The Deployment `create_worker_deployment` creates, as a plain manifest."""
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "w", "image": image}]},
+            },
+        },
+    }
+
+
+def create_worker_deployments(
+    api: Any, namespace: str, names: Sequence[str], *, workers: int = 8
+) -> None:
+    """Many worker Deployments at once (benchmarks): plain JSON POSTs from a few threads, without
+    the generated client's per-call model validation."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kubernetes.client.exceptions import ApiException
+
+    path = f"/apis/apps/v1/namespaces/{namespace}/deployments"
+
+    def create(name: str) -> None:
+        request = api.param_serialize(
+            "POST",
+            path,
+            body=worker_deployment_manifest(name),
+            header_params={"Content-Type": "application/json", "Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        answer = api.call_api(*request, _request_timeout=60)
+        data = answer.read()
+        if answer.status != 201:
+            raise ApiException(status=answer.status, reason=data.decode(errors="replace"))
+
+    with ThreadPoolExecutor(workers) as pool:
+        for _ in pool.map(create, names):
+            pass
+
+
 def create_secret(api: Any, namespace: str, name: str, data: dict[str, str]) -> None:
     """A Secret holding `data` (plain strings; encoded here)."""
     import base64
@@ -332,11 +509,14 @@ __all__ = [
     "KubeCluster",
     "KubectlError",
     "ServerStartError",
+    "TcpRelay",
     "apply_worker_crd",
     "create_secret",
     "create_worker_deployment",
+    "create_worker_deployments",
     "create_worker_object",
     "start_cluster",
+    "worker_deployment_manifest",
     "worker_object_replicas",
 ]
 

@@ -609,3 +609,133 @@ def test_a_half_done_hpa_handoff_is_finished_and_no_hpa_is_left_at_zero(
     redis.Redis.from_url(redis_server.url).delete(key)
     wait_for(lambda: scale_of(kube_api, namespace) == 0, timeout=40)
     assert hpas() == []
+
+
+def test_a_leader_cut_off_from_the_apiserver_stops_acting(
+    kube: KubeCluster, kube_api: Any, tmp_path: Path
+) -> None:
+    """A refused connection must not end the campaign quietly (the client's lease lock only
+    handles API errors): the leader cannot renew, so it exits before its lease runs out."""
+    from testground.kube import TcpRelay
+
+    kube.kubectl_run("apply", "-f", str(ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"))
+    namespace = f"cut-{uuid.uuid4().hex[:6]}"
+    k8s.CoreV1Api(kube_api).create_namespace(
+        k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace))
+    )
+    relay = TcpRelay(int(kube.server.rsplit(":", 1)[1]))
+    kubeconfig = kube.relayed_kubeconfig(relay, tmp_path / "relayed.kubeconfig")
+    log_path = tmp_path / "leader.log"
+    with log_path.open("w") as log:
+        leader = start_operator(
+            log,
+            [
+                "--kubeconfig",
+                str(kubeconfig),
+                "--metrics-port",
+                str(free_port()),
+                "--namespace",
+                namespace,
+                "--leader-elect",
+                "--lease-namespace",
+                namespace,
+                "--lease-seconds",
+                "6",
+                "--renew-seconds",
+                "4",
+                "--retry-seconds",
+                "1",
+            ],
+        )
+        try:
+
+            def holder() -> str | None:
+                try:
+                    lease = k8s.CoordinationV1Api(kube_api).read_namespaced_lease(
+                        "autozero-leader", namespace
+                    )
+                except k8s.ApiException:
+                    return None
+                return str(lease.spec.holder_identity)
+
+            wait_for(lambda: (holder() or "").endswith(f"-{leader.pid}"), timeout=30)
+            relay.cut()
+            code = leader.wait(timeout=30)  # before the fix: renewing died, the process lived on
+        finally:
+            if leader.poll() is None:
+                leader.kill()
+                leader.wait(timeout=10)
+            relay.close()
+    assert code == 1
+    assert "lost the leader lease" in log_path.read_text()
+
+
+WITHOUT_WATCH = """
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: NAME}
+rules:
+  - {apiGroups: [autozero.dev], resources: [scalingpolicies], verbs: [get, list, watch]}
+  - {apiGroups: [autozero.dev], resources: [scalingpolicies/status], verbs: [patch]}
+  - {apiGroups: [""], resources: [namespaces], verbs: [list, watch]}
+  - apiGroups: [apiextensions.k8s.io]
+    resources: [customresourcedefinitions]
+    verbs: [list, watch]
+  - {apiGroups: [""], resources: [secrets], verbs: [get]}
+  - {apiGroups: [""], resources: [events], verbs: [create]}
+  - {apiGroups: [autoscaling], resources: [horizontalpodautoscalers], verbs: [list, create, delete]}
+  - {apiGroups: [apps], resources: [deployments/scale], verbs: [get, patch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: NAME}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: NAME}
+subjects: [{kind: ServiceAccount, name: nowatch, namespace: NAMESPACE}]
+"""
+
+
+def test_without_watch_rights_groups_are_served_with_gets_and_the_status_says_so(
+    kube: KubeCluster, kube_api: Any, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The RBAC of an older chart (no list/watch on workloads and HPAs): nothing stalls; each
+    decision reads the group's /scale instead, and Degraded says why."""
+    kube.kubectl_run("apply", "-f", str(ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"))
+    kube.wait_established("scalingpolicies.autozero.dev")
+    namespace = f"nowatch-{uuid.uuid4().hex[:6]}"
+    core = k8s.CoreV1Api(kube_api)
+    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace)))
+    core.create_namespaced_service_account(
+        namespace, k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name="nowatch"))
+    )
+    rbac = WITHOUT_WATCH.replace("NAMESPACE", namespace).replace("NAME", namespace)
+    kube.kubectl_run("apply", "-f", "-", input_text=rbac)
+    config = kube.service_account_kubeconfig(namespace, "nowatch", tmp_path / "nowatch")
+    deployment(kube_api, namespace)
+    secret(kube_api, namespace, redis_server.url)
+    key = f"jobs:{namespace}"
+    with (tmp_path / "operator.log").open("w") as log:
+        process = start_operator(
+            log,
+            [
+                *("--kubeconfig", str(config), "--namespace", namespace),
+                *("--metrics-port", str(free_port())),
+            ],
+        )
+        try:
+            kube.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump(policy(namespace, key)))
+            redis.Redis.from_url(redis_server.url).rpush(key, 1, 2, 3)
+            wait_for(lambda: scale_of(kube_api, namespace) == 2, timeout=30)
+            degraded = wait_for(
+                lambda: (
+                    (c := condition(status_of(kube_api, namespace), "Degraded"))["reason"]
+                    == "WatchRefused"
+                    and c
+                ),
+                timeout=30,
+            )
+            assert "observed with a GET" in degraded["message"]
+            assert "forbidden" in degraded["message"].lower()
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+            redis.Redis.from_url(redis_server.url).delete(key)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 from autozero.policy.parse import parse_policy
-from autozero.reconcile import assemble
+from autozero.runtime.assemble import assemble
 from autozero.targets.base import TargetConfigError
 
 SECRET_TEXT = (

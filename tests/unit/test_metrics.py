@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from autozero.controller.metrics import Metrics
+from autozero.runtime.metrics import Metrics
 from prometheus_client import generate_latest
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"

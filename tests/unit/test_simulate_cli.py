@@ -304,9 +304,9 @@ def test_decision_json_never_holds_a_bare_nan(value: float) -> None:
     """JSON has no NaN: a source's non-finite value is written as null, never as `NaN`."""
     from datetime import UTC, datetime
 
+    from autozero.decisions import decision_json
     from autozero.engine.decision import Action, Decision, Reason, RuleStatus, RuleVerdict
     from autozero.engine.spec import Direction, Operator
-    from autozero.simulator import decision_json
 
     verdict = RuleVerdict(0, "cpu", Direction.INCREASE, Operator.GREATER_THAN, value, value,
                           RuleStatus.NOT_MET)  # fmt: skip

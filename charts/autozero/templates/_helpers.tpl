@@ -30,11 +30,16 @@ when none is a glob, else none (the rules then apply cluster-wide). */}}
   resources: [events]
   verbs: [create]
 - apiGroups: [autoscaling]
-  resources: [horizontalpodautoscalers]   # list: one call per namespace per cycle
-  verbs: [list, create, delete]
+  resources: [horizontalpodautoscalers]   # list+watch: observed from a watch, not polled
+  verbs: [list, watch, create, delete]
 {{- range .Values.rbac.scaleTargets }}
 - apiGroups: [{{ .apiGroup | quote }}]
   resources: {{ toJson .resources }}
   verbs: [get, patch]
+{{- $workloads := list }}
+{{- range .resources }}{{ $workloads = append $workloads (trimSuffix "/scale" .) }}{{ end }}
+- apiGroups: [{{ .apiGroup | quote }}]
+  resources: {{ toJson $workloads }}   # list+watch only: their replica counts, from a watch
+  verbs: [list, watch]
 {{- end }}
 {{- end -}}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autozero.policy.model import HPAHandoff, Policy
+from autozero.runtime.shell import AccessUnknown
 from autozero.targets.base import ScaleTarget, TargetError
 from autozero.targets.kubernetes import KubernetesWorkload
 from autozero.tenancy import Refusal
@@ -22,7 +23,7 @@ from autozero.tenancy import Refusal
 TIMEOUT = 10
 
 
-class AccessReviewFailed(Exception):
+class AccessReviewFailed(AccessUnknown):
     """The apiserver could not answer a SubjectAccessReview; nothing is scaled meanwhile."""
 
 

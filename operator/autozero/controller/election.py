@@ -3,6 +3,12 @@ leader acts. This is the kubernetes client's own leader election (client-go's al
 replica that loses the lease exits, so its Deployment restarts it as a follower, as client-go
 controllers do. Followers keep watching, so a takeover starts with every policy already known,
 and resumes from the state in the policies' status.
+
+The client's lease lock handles only the apiserver's own errors; a refused or reset connection
+would end its thread, leaving a follower that never campaigns again, or a leader that stops
+renewing while it goes on acting. So every lease call here has a timeout and turns a connection
+error into the failed try the election already retries, and anything else that ends the
+campaign ends the process.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +31,32 @@ class ElectionConfig:
     lease_seconds: int = 15
     renew_seconds: int = 10
     retry_seconds: int = 2
+
+
+LEASE_CALL_TIMEOUT = 5.0  # seconds; under the renew deadline, so a hung call cannot outlive it
+
+
+class _LeaseCalls:
+    """The lock's CoordinationV1Api, with a timeout on every call and connection errors as
+    ApiExceptions (status 0, no body), which the election counts as a failed try."""
+
+    def __init__(self, api: Any, timeout: float) -> None:
+        self._api, self._timeout = api, timeout
+
+    def __getattr__(self, name: str) -> Any:
+        call = getattr(self._api, name)
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            from kubernetes.client.exceptions import ApiException
+            from urllib3.exceptions import HTTPError
+
+            kwargs.setdefault("_request_timeout", self._timeout)
+            try:
+                return call(*args, **kwargs)
+            except HTTPError as exc:
+                raise ApiException(status=0, reason=f"apiserver unreachable: {exc}") from exc
+
+        return guarded
 
 
 def start_election(
@@ -48,6 +81,7 @@ def start_election(
         os._exit(1)
 
     lock = LeaseLock(config.name, config.namespace, identity)  # type: ignore[no-untyped-call]
+    lock.api_instance = _LeaseCalls(lock.api_instance, LEASE_CALL_TIMEOUT)  # type: ignore[assignment]
     settings = electionconfig.Config(  # type: ignore[no-untyped-call]
         lock,
         lease_duration=config.lease_seconds,
@@ -57,7 +91,15 @@ def start_election(
         onstopped_leading=lost,
     )
     election = leaderelection.LeaderElection(settings)  # type: ignore[no-untyped-call]
-    thread = threading.Thread(target=election.run, name="leader-election", daemon=True)
+
+    def campaign() -> None:
+        try:
+            election.run()  # type: ignore[no-untyped-call]
+        except Exception:  # the campaign cannot go on: neither may this replica
+            log.exception("leader election failed: exiting so that this replica restarts")
+            os._exit(1)
+
+    thread = threading.Thread(target=campaign, name="leader-election", daemon=True)
     thread.start()
     log.info("campaigning for lease %s/%s as %s", config.namespace, config.name, identity)
     return thread

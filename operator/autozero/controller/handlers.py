@@ -1,8 +1,8 @@
-"""The kopf side: watch ScalingPolicies and keep one worker per policy.
+"""The kopf side: watch ScalingPolicies and hand them to the runtime, which serves them.
 
 Only an event handler is used: it stores nothing on the objects (no progress or diff-base
 annotations, no finalizer), so the operator never writes a policy's spec, labels, annotations or
-finalizers, and GitOps tools see no drift. Deleting a policy simply stops its worker; what it
+finalizers, and GitOps tools see no drift. Deleting a policy simply stops serving it; what it
 created (an HPA) is owned by the policy and garbage-collected with it.
 """
 
@@ -19,29 +19,34 @@ import kopf
 
 from autozero.controller.cluster import PLURAL, Cluster
 from autozero.controller.election import ElectionConfig, start_election
-from autozero.controller.metrics import Metrics, serve
-from autozero.controller.workers import OperatorConfig, Workers
+from autozero.controller.shell import OperatorShell
 from autozero.kubeconfig import configure_default
 from autozero.policy.model import API_GROUP, API_VERSION
+from autozero.runtime.loop import Runtime, RuntimeConfig
+from autozero.runtime.metrics import Metrics, serve
 
 log = logging.getLogger(__name__)
 
 
-def make_registry(workers_ref: dict[str, Workers]) -> kopf.OperatorRegistry:
+def make_registry(runtime_ref: dict[str, Any]) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.event(API_GROUP, API_VERSION, PLURAL, registry=registry)
     async def policy_event(*, event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-        workers = workers_ref["workers"]
+        runtime = runtime_ref["runtime"]
         meta = body.get("metadata", {})
         if event.get("type") == "DELETED" or meta.get("deletionTimestamp"):
-            await workers.gone(meta["namespace"], meta["name"])
+            await runtime.forget((meta["namespace"], meta["name"]))
             return
-        workers.seen(dict(body))
+        runtime.serve(dict(body))
 
     @kopf.on.cleanup(registry=registry)
-    async def stop_workers(**_: Any) -> None:
-        await workers_ref["workers"].stop_all()
+    async def stop_runtime(**_: Any) -> None:
+        runtime = runtime_ref["runtime"]
+        runtime.stop()
+        task = runtime_ref.get("task")
+        if task is not None:
+            await task
 
     return registry
 
@@ -75,7 +80,9 @@ def run_operator(
     kubeconfig: str | None,
     metrics_port: int | None,
     namespaces: list[str],
-    config: OperatorConfig,
+    config: RuntimeConfig,
+    default_service_account: str | None = None,
+    access_recheck: float = 300.0,
     liveness: str | None = None,
     election: ElectionConfig | None = None,
     threads: int = 16,
@@ -93,11 +100,12 @@ def run_operator(
     if liveness is not None:
         check_liveness(liveness)
     api = client.ApiClient()
+    config.kube_api = api
     metrics = Metrics()
     if metrics_port is not None:
         serve(metrics_port, metrics.registry)
-    workers_ref: dict[str, Workers] = {}
-    registry = make_registry(workers_ref)
+    runtime_ref: dict[str, Any] = {}
+    registry = make_registry(runtime_ref)
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
@@ -125,13 +133,19 @@ def run_operator(
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max_workers=threads, thread_name_prefix="autozero")
         )
-        workers = Workers(Cluster(api), metrics, config, active=election is None)
-        workers_ref["workers"] = workers
+        shell = OperatorShell(
+            Cluster(api),
+            default_service_account=default_service_account,
+            recheck_seconds=access_recheck,
+        )
+        runtime = Runtime(shell, config, metrics, active=election is None)
+        runtime_ref["runtime"] = runtime
+        runtime_ref["task"] = asyncio.get_running_loop().create_task(runtime.run())
         if election is not None:
             loop = asyncio.get_running_loop()
 
             def lead() -> None:
-                loop.call_soon_threadsafe(workers.activate)
+                loop.call_soon_threadsafe(runtime.activate)
 
             start_election(election, lead)
         settings.posting.enabled = False  # our own Events, deduplicated

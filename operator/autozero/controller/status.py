@@ -10,10 +10,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from autozero.decisions import decision_json
 from autozero.engine.decision import Action
 from autozero.engine.readings import Failure, Reading
 from autozero.engine.state import GroupState
-from autozero.reconcile import CycleReport, GroupReport
+from autozero.runtime.report import CycleReport, GroupReport
 
 
 def iso(moment: datetime | float | None) -> str | None:
@@ -57,24 +58,7 @@ def _group(
     out["replicas"] = {"current": decision.current, "desired": decision.target}
     out["activeProfile"] = decision.profile
     out["idleSince"] = iso(state.idle_since) if state else None
-    out["lastDecision"] = {
-        "time": iso(decision.at),
-        "action": decision.action.value,
-        "reason": decision.reason.value,
-        "message": decision.message,
-        "rules": [
-            {
-                "rule": v.index,
-                "metric": v.metric,
-                "direction": v.direction.value,
-                "value": v.observed,
-                "threshold": v.threshold,
-                "status": v.status.value,
-                "fired": v.fired,
-            }
-            for v in decision.rules
-        ],
-    }
+    out["lastDecision"] = decision_json(decision)
     if decision.action is not Action.HOLD and report.acted and report.error is None:
         out["lastScale"] = {
             "time": iso(decision.at),
@@ -113,6 +97,7 @@ def build_status(
     )
     problems = [f"{m}: {report.readings[m].message}" for m in failing]  # type: ignore[union-attr]
     problems += [str(g.error) for g in target_errors]
+    problems += list(report.problems)  # watches refused: observed with GETs, still served
     return {
         "observedGeneration": generation,
         "conditions": [
@@ -136,7 +121,13 @@ def build_status(
             condition(
                 "Degraded",
                 bool(problems),
-                "SourceFailed" if failing else ("TargetError" if target_errors else "Healthy"),
+                "SourceFailed"
+                if failing
+                else "TargetError"
+                if target_errors
+                else "WatchRefused"
+                if report.problems
+                else "Healthy",
                 "; ".join(problems) or "every source and target answered",
                 now,
                 conditions,

@@ -146,13 +146,15 @@ class BaseSource:
         raise NotImplementedError
 
     @classmethod
-    def read_batch(cls, sources: Sequence[Any]) -> dict[str, Reading | SourceError]:
-        out: dict[str, Reading | SourceError] = {}
+    def read_batch(cls, sources: Sequence[Any]) -> list[Reading | SourceError]:
+        """One result per source, in the order given. Sources of several policies may share a
+        batch (and a metric name), so results are matched by position, never by name."""
+        out: list[Reading | SourceError] = []
         for source in sources:
             try:
-                out[source.metric] = source.read()
+                out.append(source.read())
             except SourceError as error:
-                out[source.metric] = error
+                out.append(error)
         return out
 
 
@@ -160,7 +162,7 @@ class BatchedSource(BaseSource):
     """A source whose class reads many instances at once: reading one is a batch of one."""
 
     def read(self) -> Reading:
-        result = type(self).read_batch([self])[self.metric]
+        result = type(self).read_batch([self])[0]
         if isinstance(result, SourceError):
             raise result
         return result

@@ -71,24 +71,26 @@ class RabbitMQQueues(BatchedSource):
         return ("rabbitmq", self.base, self.vhost, self.username, self.password, self.timeout)
 
     @classmethod
-    def read_batch(cls, sources: Sequence[Any]) -> dict[str, Reading | SourceError]:
+    def read_batch(cls, sources: Sequence[Any]) -> list[Reading | SourceError]:
         first: RabbitMQQueues = sources[0]
         vhost = urllib.parse.quote(first.vhost, safe="")
         url = f"{first.base}/api/queues/{vhost}"
         try:
             queues = _get(first, url)
         except SourceError as error:
-            return {s.metric: type(error)(s.metric, first.base, error.detail) for s in sources}
+            return [type(error)(s.metric, first.base, error.detail) for s in sources]
         by_name = {q.get("name"): q for q in queues if isinstance(q, dict)}
-        out: dict[str, Reading | SourceError] = {}
+        out: list[Reading | SourceError] = []
         for source in sources:
             if source.queue is not None:
                 chosen = [by_name[source.queue]] if source.queue in by_name else []
                 if not chosen:
-                    out[source.metric] = SourceNotFound(
-                        source.metric,
-                        first.base,
-                        f"no queue {source.queue!r} in vhost {first.vhost!r}",
+                    out.append(
+                        SourceNotFound(
+                            source.metric,
+                            first.base,
+                            f"no queue {source.queue!r} in vhost {first.vhost!r}",
+                        )
                     )
                     continue
             else:
@@ -96,7 +98,7 @@ class RabbitMQQueues(BatchedSource):
                 chosen = [q for name, q in by_name.items() if pattern.fullmatch(str(name))]
             ready = float(sum(q.get("messages_ready") or 0 for q in chosen))
             unacked = float(sum(q.get("messages_unacknowledged") or 0 for q in chosen))
-            out[source.metric] = Reading(ready, pending=ready, in_flight=unacked)
+            out.append(Reading(ready, pending=ready, in_flight=unacked))
         return out
 
 

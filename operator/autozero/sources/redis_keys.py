@@ -93,57 +93,66 @@ class RedisKeys(BatchedSource):
         return keys
 
     @classmethod
-    def read_batch(cls, sources: Sequence[Any]) -> dict[str, Reading | SourceError]:
+    def read_batch(cls, sources: Sequence[Any]) -> list[Reading | SourceError]:
         first: RedisKeys = sources[0]
         client = POOLS.redis(first.url, first.timeout)
-        out: dict[str, Reading | SourceError] = {}
         try:
-            keys = {s.metric: s._keys(client) for s in sources}
+            keys = [s._keys(client) for s in sources]
             # Round trip 1: the type of every key whose type is not given.
-            unknown = [(s, k) for s in sources for k in keys[s.metric] if s.type == "auto"]
-            types = run_pipeline(client, [("type", (k,)) for _, k in unknown])
-            kind: dict[tuple[str, str], str] = {}
-            for (source, key), answer in zip(unknown, types, strict=True):
+            unknown = [
+                (n, key) for n, s in enumerate(sources) for key in keys[n] if s.type == "auto"
+            ]
+            types = run_pipeline(client, [("type", (key,)) for _, key in unknown])
+            kind: dict[tuple[int, str], str] = {}
+            for where, answer in zip(unknown, types, strict=True):
                 if isinstance(answer, Exception):
                     raise answer
-                kind[(source.metric, key)] = (
-                    answer.decode() if isinstance(answer, bytes) else (str(answer))
-                )
+                kind[where] = answer.decode() if isinstance(answer, bytes) else str(answer)
             # Round trip 2: every length.
-            plan: list[tuple[RedisKeys, str, str]] = []
-            for source in sources:
-                for key in keys[source.metric]:
-                    plan.append((source, key, kind.get((source.metric, key), source.type)))
-            answers = run_pipeline(client, [_length_command(s, k, t) for s, k, t in plan])
+            plan = [
+                (n, key, kind.get((n, key), source.type))
+                for n, source in enumerate(sources)
+                for key in keys[n]
+            ]
+            answers = run_pipeline(
+                client, [_length_command(sources[n], key, t) for n, key, t in plan]
+            )
         except SourceError as error:
-            return dict.fromkeys((s.metric for s in sources), error)
+            return [error] * len(sources)
         except redis.RedisError as exc:
-            return {s.metric: redis_error(s.metric, first.url, exc) for s in sources}
-        totals: dict[str, list[float]] = {s.metric: [0.0, 0.0] for s in sources}
-        has_in_flight: set[str] = set()
-        for (source, key, key_type), answer in zip(plan, answers, strict=True):
-            if source.metric in out:
+            return [redis_error(s.metric, first.url, exc) for s in sources]
+        failed: dict[int, SourceError] = {}
+        totals = [[0.0, 0.0] for _ in sources]
+        has_in_flight: set[int] = set()
+        for (n, key, key_type), answer in zip(plan, answers, strict=True):
+            source = sources[n]
+            if n in failed:
                 continue
             if isinstance(answer, Exception):
-                out[source.metric] = redis_error(source.metric, source.url, answer)
+                failed[n] = redis_error(source.metric, source.url, answer)
                 continue
             try:
                 pending, in_flight = _lengths(source, key, key_type, answer)
             except SourceError as error:
-                out[source.metric] = error
+                failed[n] = error
                 continue
-            totals[source.metric][0] += pending
+            totals[n][0] += pending
             if in_flight is not None:
-                totals[source.metric][1] += in_flight
-                has_in_flight.add(source.metric)
-        for source in sources:
-            if source.metric not in out:
-                pending, in_flight = totals[source.metric]
-                out[source.metric] = Reading(
+                totals[n][1] += in_flight
+                has_in_flight.add(n)
+        out: list[Reading | SourceError] = []
+        for n in range(len(sources)):
+            if n in failed:
+                out.append(failed[n])
+                continue
+            pending, in_flight = totals[n]
+            out.append(
+                Reading(
                     value=pending,
                     pending=pending,
-                    in_flight=in_flight if source.metric in has_in_flight else None,
+                    in_flight=in_flight if n in has_in_flight else None,
                 )
+            )
         return out
 
     def watch(self, on_work: Callable[[str], None]) -> Watch:

@@ -6,7 +6,7 @@ Adding a source is one module and one line here.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from autozero.engine.readings import Failure, Observation
@@ -39,15 +39,24 @@ def build_source(metric: MetricSpec, ctx: Context) -> BaseSource:
 
 
 def read_all(sources: Iterable[BaseSource]) -> dict[str, Observation]:
-    """Read every source, in one batch per server; failures become engine Failures."""
-    batches: dict[tuple[Any, ...], list[BaseSource]] = defaultdict(list)
-    for source in sources:
-        batches[(type(source), *source.batch_key())].append(source)
-    out: dict[str, Observation] = {}
-    for batch in batches.values():
-        for metric, result in type(batch[0]).read_batch(batch).items():
-            out[metric] = as_observation(result)
-    return out
+    """Read one policy's sources (one per metric name), in one batch per server."""
+    listed = list(sources)
+    return {s.metric: seen for s, seen in zip(listed, read_many(listed), strict=True)}
+
+
+def read_many(sources: Sequence[BaseSource]) -> list[Observation]:
+    """Read any sources, of one policy or of many, in one batch per server; one observation per
+    source, in order. Failures become engine Failures."""
+    batches: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    for index, source in enumerate(sources):
+        batches[(type(source), *source.batch_key())].append(index)
+    out: list[Observation | None] = [None] * len(sources)
+    for members in batches.values():
+        batch = [sources[i] for i in members]
+        results = type(batch[0]).read_batch(batch)
+        for index, result in zip(members, results, strict=True):
+            out[index] = as_observation(result)
+    return [seen for seen in out if seen is not None]
 
 
 def as_observation(result: Any) -> Observation:

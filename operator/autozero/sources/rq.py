@@ -54,7 +54,7 @@ class RQQueue(BatchedSource):
         return ("redis", self.url, self.timeout)
 
     @classmethod
-    def read_batch(cls, sources: Sequence[Any]) -> dict[str, Reading | SourceError]:
+    def read_batch(cls, sources: Sequence[Any]) -> list[Reading | SourceError]:
         first: RQQueue = sources[0]
         now = time.time()
         commands: list[tuple[str, tuple[Any, ...]]] = []
@@ -67,16 +67,16 @@ class RQQueue(BatchedSource):
         try:
             answers = run_pipeline(POOLS.redis(first.url, first.timeout), commands)
         except redis.RedisError as exc:
-            return {s.metric: redis_error(s.metric, first.url, exc) for s in sources}
-        out: dict[str, Reading | SourceError] = {}
+            return [redis_error(s.metric, first.url, exc) for s in sources]
+        out: list[Reading | SourceError] = []
         for n, source in enumerate(sources):
             queued, started, expired = answers[3 * n : 3 * n + 3]
             failed = next((a for a in (queued, started, expired) if isinstance(a, Exception)), None)
             if failed is not None:
-                out[source.metric] = redis_error(source.metric, source.url, failed)
+                out.append(redis_error(source.metric, source.url, failed))
                 continue
             in_flight = float(started - expired)
-            out[source.metric] = Reading(float(queued), pending=float(queued), in_flight=in_flight)
+            out.append(Reading(float(queued), pending=float(queued), in_flight=in_flight))
         return out
 
     def watch(self, on_work: Callable[[str], None]) -> Watch:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 from autozero.policy.model import Handoff
@@ -77,9 +78,56 @@ class ScaleTarget(Protocol):
         """Read the group's current state."""
         ...
 
+    def plan(self, change: Change, observed: Observed) -> tuple[Step, ...]:
+        """The writes `apply` would make (none when the group already matches). Pure."""
+        ...
+
     def apply(self, change: Change, observed: Observed) -> Applied:
         """Carry out `change` given what was just observed; write nothing if nothing differs."""
         ...
+
+
+class StepKind(StrEnum):
+    DELETE_AUTOSCALER = "delete-autoscaler"
+    RESIZE = "resize"
+    CREATE_AUTOSCALER = "create-autoscaler"
+    CONFLICT = "conflict"  # a foreign autoscaler: nothing may be written
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    kind: StepKind
+    autoscaler: str = ""  # the autoscaler deleted, or the foreign one
+    was: int = 0
+    to: int = 0
+
+
+def plan(change: Change, observed: Observed, *, handoff: bool) -> tuple[Step, ...]:
+    """The writes that bring `observed` to `change`, in their crash-safe order. Pure, so the
+    runtime knows without any I/O whether a change needs a write at all (most do not).
+
+    Without a handoff, or to sleep: the autoscaler goes first (a group it targets cannot be
+    resized), then the resize. Awake with a handoff: the size first, then the autoscaler, which
+    owns the count from then on. Planned on every evaluation, this also repairs a half-done
+    change: an awake group without its autoscaler gets one, a group at zero loses it. An
+    autoscaler autozero did not create is never touched.
+    """
+    if observed.autoscaler and not observed.owned_autoscaler:
+        if observed.replicas != change.replicas or handoff:
+            return (Step(StepKind.CONFLICT, autoscaler=observed.autoscaler),)
+        return ()
+    steps: list[Step] = []
+    if not handoff or change.replicas == 0:
+        if observed.autoscaler:
+            steps.append(Step(StepKind.DELETE_AUTOSCALER, autoscaler=observed.autoscaler))
+        if observed.replicas != change.replicas:
+            steps.append(Step(StepKind.RESIZE, was=observed.replicas, to=change.replicas))
+        return tuple(steps)
+    if observed.autoscaler is None:
+        if observed.replicas < change.replicas:
+            steps.append(Step(StepKind.RESIZE, was=observed.replicas, to=change.replicas))
+        steps.append(Step(StepKind.CREATE_AUTOSCALER))
+    return tuple(steps)
 
 
 def converge(
@@ -93,28 +141,16 @@ def converge(
     delete_autoscaler: Callable[[str], str],
     foreign: Callable[[str], str],
 ) -> Applied:
-    """The crash-safe order of steps every target follows; each callback does one write and
-    says what it did.
-
-    Without a handoff, or to sleep: the autoscaler goes first (a group it targets cannot be
-    resized), then the resize. Awake with a handoff: the size first, then the autoscaler, which
-    owns the count from then on. Run every cycle, this also repairs a half-done change: an awake
-    group without its autoscaler gets one, a group at zero loses it. An autoscaler autozero did
-    not create is never touched.
-    """
-    if observed.autoscaler and not observed.owned_autoscaler:
-        if observed.replicas != change.replicas or handoff:
-            raise TargetConflict(group, foreign(observed.autoscaler))
-        return Applied(())
-    steps: list[str] = []
-    if not handoff or change.replicas == 0:
-        if observed.autoscaler:
-            steps.append(delete_autoscaler(observed.autoscaler))
-        if observed.replicas != change.replicas:
-            steps.append(resize(observed.replicas, change.replicas))
-        return Applied(tuple(steps))
-    if observed.autoscaler is None:
-        if observed.replicas < change.replicas:
-            steps.append(resize(observed.replicas, change.replicas))
-        steps.append(create_autoscaler())
-    return Applied(tuple(steps))
+    """Carry out `plan(change, observed)`; each callback does one write and says what it did."""
+    done: list[str] = []
+    for step in plan(change, observed, handoff=handoff):
+        match step.kind:
+            case StepKind.CONFLICT:
+                raise TargetConflict(group, foreign(step.autoscaler))
+            case StepKind.DELETE_AUTOSCALER:
+                done.append(delete_autoscaler(step.autoscaler))
+            case StepKind.RESIZE:
+                done.append(resize(step.was, step.to))
+            case StepKind.CREATE_AUTOSCALER:
+                done.append(create_autoscaler())
+    return Applied(tuple(done))

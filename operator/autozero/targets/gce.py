@@ -28,10 +28,12 @@ from autozero.targets.base import (
     Applied,
     Change,
     Observed,
+    Step,
     TargetError,
     TargetForbidden,
     TargetNotFound,
     converge,
+    plan,
 )
 
 AUTOSCALER_PREFIX = "autozero-"
@@ -378,6 +380,9 @@ class GCEGroup:
                 **self._scope(),
             )
         )
+
+    def plan(self, change: Change, observed: Observed) -> tuple[Step, ...]:
+        return plan(change, observed, handoff=isinstance(change.handoff, GCEAutoscalerHandoff))
 
     def apply(self, change: Change, observed: Observed) -> Applied:
         handoff = change.handoff if isinstance(change.handoff, GCEAutoscalerHandoff) else None

@@ -26,11 +26,13 @@ from autozero.targets.base import (
     Applied,
     Change,
     Observed,
+    Step,
     TargetConflict,
     TargetError,
     TargetForbidden,
     TargetNotFound,
     converge,
+    plan,
 )
 
 HPA_PREFIX = "autozero-"
@@ -283,6 +285,9 @@ class KubernetesWorkload:
                 raise _api_error(exc, self.name, f"HorizontalPodAutoscaler {name}") from exc
         except HTTPError as exc:
             raise _api_error(exc, self.name, f"HorizontalPodAutoscaler {name}") from exc
+
+    def plan(self, change: Change, observed: Observed) -> tuple[Step, ...]:
+        return plan(change, observed, handoff=isinstance(change.handoff, HPAHandoff))
 
     def apply(self, change: Change, observed: Observed) -> Applied:
         handoff = change.handoff if isinstance(change.handoff, HPAHandoff) else None

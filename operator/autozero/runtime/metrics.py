@@ -1,4 +1,4 @@
-"""Prometheus metrics of the operator (and the standalone runner): one place, bounded labels.
+"""Prometheus metrics of the runtime, the same for the operator and `autozero run`; bounded labels.
 
 Labels are namespace, policy, group, metric and small enums (action, result, kind); never a value,
 a message or a URL, so the series count is bounded by the policies' size.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from autozero.engine.readings import Failure, Reading
-from autozero.reconcile import CycleReport
+from autozero.runtime.report import CycleReport
 
 P = ("namespace", "policy")
 
@@ -64,7 +64,7 @@ class Metrics:
         )
         self.last_evaluation = Gauge(
             "autozero_last_evaluation_timestamp_seconds",
-            "When the policy was last evaluated",
+            "When the policy was last looked at (a pass: its reads, its changes, its deadlines)",
             P,
             registry=r,
         )
@@ -98,16 +98,18 @@ class Metrics:
         return removed
 
     def record(self, namespace: str, report: CycleReport, seconds: float) -> None:
+        """One pass: its reads (when it made some) and the decisions it made."""
         labels = (namespace, report.policy)
         self.invalid.labels(*labels).set(0)
         self.duration.labels(*labels).observe(seconds)
         self.last_evaluation.labels(*labels).set(report.at.timestamp())
-        for metric, reading in report.readings.items():
-            if isinstance(reading, Reading):
-                self.metric_value.labels(*labels, metric).set(reading.value)
-            elif isinstance(reading, Failure):
-                self.source_errors.labels(*labels, metric, reading.kind).inc()
-        for group in report.groups:
+        if report.read:
+            for metric, reading in report.readings.items():
+                if isinstance(reading, Reading):
+                    self.metric_value.labels(*labels, metric).set(reading.value)
+                elif isinstance(reading, Failure):
+                    self.source_errors.labels(*labels, metric, reading.kind).inc()
+        for group in report.fresh():
             if group.decision is None:
                 continue
             decision = group.decision

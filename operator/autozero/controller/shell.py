@@ -1,0 +1,155 @@
+"""The operator's shell over the runtime: state lives in the policy's status, reports go to the
+status, Events and `/metrics`, and RBAC (SubjectAccessReview) bounds what a policy may do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from autozero.controller.access import AccessReviewer
+from autozero.controller.cluster import Cluster, EventDeduper, PolicyRef
+from autozero.controller.status import build_status, invalid_status, restore_states
+from autozero.engine.decision import Action
+from autozero.engine.readings import Failure
+from autozero.engine.state import GroupState
+from autozero.policy.model import API_GROUP, API_VERSION, KIND, Policy
+from autozero.runtime.assemble import Assembly
+from autozero.runtime.life import PolicyKey
+from autozero.runtime.report import CycleReport
+from autozero.runtime.shell import SecretResolver
+from autozero.targets.kubernetes import Owner
+from autozero.tenancy import Refusal
+
+log = logging.getLogger(__name__)
+
+
+def _packed(status: Mapping[str, Any]) -> str:
+    return json.dumps(status, sort_keys=True, separators=(",", ":"))
+
+
+def _ref(body: Mapping[str, Any]) -> PolicyRef:
+    meta = body.get("metadata") or {}
+    return PolicyRef(str(meta.get("namespace")), str(meta.get("name")), str(meta.get("uid", "")))
+
+
+@dataclass
+class OperatorShell:
+    cluster: Cluster
+    default_service_account: str | None = None  # for policies without serviceAccountName
+    recheck_seconds: float | None = 300.0
+    persists: bool = False
+    # The status last written, as compact JSON: compared before every write, and a tenth of the
+    # weight of the dicts for thousands of policies.
+    statuses: dict[PolicyKey, str] = field(default_factory=dict)
+    events: dict[PolicyKey, EventDeduper] = field(default_factory=dict)
+
+    def secrets(self, namespace: str) -> SecretResolver:
+        return lambda name, key: self.cluster.secret(namespace, name, key)
+
+    def owner(self, body: Mapping[str, Any]) -> Owner | None:
+        ref = _ref(body)
+        return Owner(f"{API_GROUP}/{API_VERSION}", KIND, ref.name, ref.uid)
+
+    def restore(self, key: PolicyKey, body: Mapping[str, Any]) -> Mapping[str, GroupState]:
+        status = self._status(key, body)
+        return restore_states(status)
+
+    def admit(self, policy: Policy, parts: Assembly) -> list[Refusal]:
+        """What the policy's ServiceAccount could not do itself (nothing when it has none)."""
+        account = policy.service_account or self.default_service_account
+        if account is None:
+            return []
+        return AccessReviewer(self.cluster.api).refusals(policy, account, parts.targets)
+
+    def report(self, key: PolicyKey, body: Mapping[str, Any], report: CycleReport) -> None:
+        ref = _ref(body)
+        previous = self._status(key, body)
+        status = build_status(
+            report,
+            report.states,
+            generation=(body.get("metadata") or {}).get("generation"),
+            paused=not report.acting,
+            previous=previous,
+        )
+        self._write(key, ref, status)
+        self._post_events(key, ref, report)
+
+    def persist(self, key: PolicyKey, states: Mapping[str, GroupState]) -> None:
+        """Nothing: the durable state (idle since, last scale) is part of the status."""
+
+    def unusable(
+        self, key: PolicyKey, body: Mapping[str, Any], errors: list[str], reason: str
+    ) -> None:
+        ref = _ref(body)
+        status = invalid_status(
+            errors,
+            generation=(body.get("metadata") or {}).get("generation"),
+            now=datetime.now(UTC),
+            previous=self._status(key, body),
+            reason=reason,
+        )
+        self._write(key, ref, status)
+        message = "; ".join(errors)
+        deduper = self.events.setdefault(key, EventDeduper())
+        if deduper.should_post("policy", reason, message):
+            self.cluster.event(ref, reason=reason, message=message, warning=True)
+
+    def forget(self, key: PolicyKey) -> None:
+        self.statuses.pop(key, None)
+        self.events.pop(key, None)
+
+    def _status(self, key: PolicyKey, body: Mapping[str, Any]) -> dict[str, Any]:
+        if key not in self.statuses:
+            self.statuses[key] = _packed(dict(body.get("status") or {}))
+        status: dict[str, Any] = json.loads(self.statuses[key])
+        return status
+
+    def _write(self, key: PolicyKey, ref: PolicyRef, status: dict[str, Any]) -> None:
+        """Patch the status subresource, only when it changed."""
+        packed = _packed(status)
+        if packed != self.statuses.get(key):
+            self.cluster.patch_status(ref, status)
+            self.statuses[key] = packed
+
+    def _post_events(self, key: PolicyKey, ref: PolicyRef, report: CycleReport) -> None:
+        deduper = self.events.setdefault(key, EventDeduper())
+        deduper.forget("policy")
+        for group in report.fresh():
+            label = f"group:{group.group}"
+            if group.error is not None:
+                if deduper.should_post(label, "TargetError", str(group.error)):
+                    self.cluster.event(
+                        ref, reason="TargetError", message=str(group.error), warning=True
+                    )
+                continue
+            decision = group.decision
+            if decision is not None and decision.action is not Action.HOLD:
+                deduper.forget(label)
+                verb = "Would" if not group.acted else ""
+                steps = "; ".join(group.applied.steps) if group.applied else ""
+                message = (
+                    f"{group.group}: {decision.current} -> {decision.target}: "
+                    f"{decision.message}" + (f" [{steps}]" if steps else "")
+                )
+                self.cluster.event(ref, reason=f"{verb}{decision.action.value}", message=message)
+        if not report.read:
+            return
+        for metric, reading in report.readings.items():
+            label = f"metric:{metric}"
+            if isinstance(reading, Failure):
+                if deduper.should_post(label, "SourceFailed", reading.kind):
+                    self.cluster.event(
+                        ref,
+                        reason="SourceFailed",
+                        message=f"{metric}: {reading.message}",
+                        warning=True,
+                    )
+            elif deduper.forget(label):
+                self.cluster.event(
+                    ref, reason="SourceRecovered", message=f"{metric} can be read again"
+                )

@@ -1,0 +1,1 @@
+"""One lifecycle for every policy, shared by the operator and `autozero run`."""

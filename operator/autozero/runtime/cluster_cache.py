@@ -1,0 +1,166 @@
+"""What autozero observes in the cluster, from watches: each Kubernetes group's count and HPA.
+
+One workload informer per (kind, namespace or cluster) a served policy names, and one HPA informer
+per namespace (`InformerSet`), shared and reference counted. A group is observed from the cache
+while both informers are synced and healthy; otherwise `lookup` says it cannot answer and the
+runtime falls back to one `/scale` GET per group, and says so (`problems`). A change to a
+watched workload or HPA calls `on_group_changed(policy, group)`, so the group is decided at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from autozero.runtime.informers import InformerKey, InformerSet
+from autozero.runtime.life import PolicyKey, PolicyLife
+from autozero.runtime.records import HPARecord, WorkloadRecord
+from autozero.targets.base import Observed, TargetError, TargetNotFound
+from autozero.targets.kubernetes import HPA_PREFIX, KubernetesWorkload
+
+#: (namespace, API group, kind, name) of a workload.
+Ident = tuple[str, str, str, str]
+
+
+def _group_of(api_version: str) -> str:
+    return api_version.rpartition("/")[0]
+
+
+def ident(workload: KubernetesWorkload) -> Ident:
+    target = workload.target
+    return (workload.namespace, _group_of(target.api_version), target.kind, target.name)
+
+
+class ClusterCache:
+    def __init__(
+        self,
+        api_client: Any,
+        *,
+        cluster_wide: bool,
+        on_group_changed: Callable[[PolicyKey, str], None],
+        informers: InformerSet | None = None,
+    ) -> None:
+        self.on_group_changed = on_group_changed
+        self.informers = informers or InformerSet(
+            api_client,
+            cluster_wide=cluster_wide,
+            on_change=self._changed,
+        )
+        self._lock = threading.Lock()
+        self._interest: dict[Ident, set[tuple[PolicyKey, str]]] = defaultdict(set)
+        self._held: dict[PolicyKey, list[KubernetesWorkload]] = {}
+
+    def attach(self, key: PolicyKey, life: PolicyLife) -> None:
+        """Start (or share) the informers the policy's Kubernetes groups need."""
+        self.detach(key)
+        held: list[KubernetesWorkload] = []
+        for name, cell in life.cells.items():
+            target = cell.target
+            if not isinstance(target, KubernetesWorkload):
+                continue
+            spec = target.target
+            self.informers.acquire_workloads(spec.api_version, spec.kind, target.namespace)
+            self.informers.acquire_hpas(target.namespace)
+            held.append(target)
+            with self._lock:
+                self._interest[ident(target)].add((key, name))
+        self._held[key] = held
+
+    def detach(self, key: PolicyKey) -> None:
+        """Release what `attach` took (the last user of an informer stops it)."""
+        for target in self._held.pop(key, []):
+            spec = target.target
+            with self._lock:
+                interested = self._interest.get(ident(target))
+                if interested is not None:
+                    interested.discard((key, target.name))
+                    if not interested:
+                        del self._interest[ident(target)]
+            self.informers.release_workloads(spec.api_version, spec.kind, target.namespace)
+            self.informers.release_hpas(target.namespace)
+
+    def lookup(self, target: Any) -> Observed | TargetError | None:
+        """The group's target as the watches know it; None when they cannot say (not a
+        workload, not synced yet, or refused), and the caller asks the API instead."""
+        if not isinstance(target, KubernetesWorkload):
+            return None
+        spec = target.target
+        workloads = self.informers.workloads(spec.api_version, spec.kind, target.namespace)
+        hpas = self.informers.hpas(target.namespace)
+        if workloads is None or hpas is None:
+            return None
+        for informer in (workloads, hpas):
+            error = informer.error
+            if not informer.synced or (error is not None and not error.transient):
+                return None
+        record = workloads.get(target.namespace, spec.name)
+        if record is None:
+            return TargetNotFound(target.name, f"{target.what} not found")
+        found = hpas.targeting(target.namespace, spec.api_version, spec.kind, spec.name)
+        return observed(target, record, found)
+
+    def problems(self, life: PolicyLife) -> list[str]:
+        """Why some of the policy's groups are observed with GETs rather than watches."""
+        out: list[str] = []
+        for cell in life.cells.values():
+            target = cell.target
+            if not isinstance(target, KubernetesWorkload):
+                continue
+            spec = target.target
+            for informer in (
+                self.informers.workloads(spec.api_version, spec.kind, target.namespace),
+                self.informers.hpas(target.namespace),
+            ):
+                error = informer.error if informer is not None else None
+                if error is not None and not error.transient:
+                    out.append(f"{cell.name}: {error} (observed with a GET per evaluation)")
+        return sorted(set(out))
+
+    def stop(self) -> None:
+        self.informers.stop()
+
+    def _changed(
+        self,
+        key: InformerKey,
+        old: WorkloadRecord | HPARecord | None,
+        new: WorkloadRecord | HPARecord | None,
+    ) -> None:
+        record = new or old
+        if isinstance(record, HPARecord):
+            seen: Ident = (
+                record.namespace,
+                record.target_group,
+                record.target_kind,
+                record.target_name,
+            )
+        elif isinstance(record, WorkloadRecord):
+            seen = (record.namespace, _group_of(key.api_version), key.kind, record.name)
+        else:
+            return
+        with self._lock:
+            interested = list(self._interest.get(seen, ()))
+        for policy, group in interested:
+            self.on_group_changed(policy, group)
+
+
+def observed(
+    workload: KubernetesWorkload, record: WorkloadRecord, hpas: list[HPARecord]
+) -> Observed:
+    """`KubernetesWorkload.observe_with`, from the cache: its count and the HPA on it (ours
+    first: a foreign HPA beside ours is still a conflict, reported once ours is gone)."""
+
+    def owned(hpa: HPARecord) -> bool:
+        if workload.owner is None:
+            return hpa.name.startswith(HPA_PREFIX)
+        return workload.owner.uid in hpa.owner_uids
+
+    ranked = sorted(hpas, key=lambda h: not owned(h))
+    hpa = ranked[0] if ranked else None
+    return Observed(
+        replicas=record.replicas or 0,
+        ready=record.status_replicas or 0,
+        autoscaler=hpa.name if hpa else None,
+        owned_autoscaler=bool(hpa and owned(hpa)),
+    )
