@@ -372,6 +372,7 @@ def _bud(name: str, ref: str, archive: Path, context: Path, dockerfile: Path, ba
             "bud",
             "--isolation=chroot",
             "--layers",
+            "--force-rm",  # a failed step's container would stay, mounted
             # The machine's trust store, for pip's downloads in RUN steps (not kept in the image):
             # Debian's pip reads it, and this machine's may hold a CA the public image lacks.
             "--volume=/etc/ssl/certs:/etc/ssl/certs:ro",
@@ -429,9 +430,17 @@ def worker_requirements(roots: tuple[str, ...] = WORKER_REQUIREMENTS) -> str:
         if name in wanted:
             continue
         wanted.add(name)
-        for spec in metadata.requires(name) or []:
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            # Not installed here (its marker excludes this Python): the worker image's `pip
+            # check` fails if it needs a package the list lacks.
+            requires = []
+        for spec in requires:
             requirement = Requirement(spec)
-            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+            # Markers other than extras are left to pip in the image: its Python is not this one
+            # (Debian's 3.11.2 needs async-timeout for redis, this interpreter may not).
+            if "extra" not in str(requirement.marker or ""):
                 todo.append(_canonical(requirement.name))
     missing = wanted - entries.keys()
     if missing:
@@ -478,10 +487,38 @@ class NodeImages:
 def build_all() -> NodeImages:
     """Build (cold) or find (warm) every image the node's tests need."""
     with _locked():
-        base = build_base()
-        return NodeImages(
-            pause=build_pause(), base=base, operator=build_operator(base), worker=build_worker(base)
-        )
+        try:
+            base = build_base()
+            return NodeImages(
+                pause=build_pause(),
+                base=base,
+                operator=build_operator(base),
+                worker=build_worker(base),
+            )
+        finally:
+            release_buildah_mounts()
+
+
+def mounts_under(directory: Path) -> list[str]:
+    """Mount points at or below `directory` (from /proc/self/mountinfo), deepest first."""
+    found = []
+    prefix = str(directory).rstrip("/")
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].replace("\\040", " ")
+        if point == prefix or point.startswith(prefix + "/"):
+            found.append(point)
+    return sorted(set(found), key=lambda p: p.count("/"), reverse=True)
+
+
+def release_buildah_mounts() -> None:
+    """Leave no mount behind: buildah's storage keeps its layer directory bind-mounted (and a
+    failed build its container's root) after the command ends."""
+    store = cache_dir() / BUILDAH_DIR
+    if not store.exists():
+        return
+    subprocess.run(buildah("rm", "--all"), capture_output=True, check=False, timeout=120)
+    for point in mounts_under(store):
+        _run("buildah", f"umount {point}", ["umount", point])
 
 
 def describe(image: Image) -> str:
