@@ -30,7 +30,10 @@ COPY --from=build /opt/autozero /opt/autozero
 ENV PATH=/opt/autozero/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
-# 65532: the conventional "nonroot" user id; the chart's securityContext uses the same.
+# 65532: the conventional "nonroot" user id; the chart's securityContext uses the same. It needs a
+# passwd entry: kopf names the operator after getpass.getuser(), which fails on an unknown uid.
+RUN echo 'autozero:x:65532:65532:autozero:/nonexistent:/usr/sbin/nologin' >> /etc/passwd \
+ && echo 'autozero:x:65532:' >> /etc/group
 USER 65532:65532
 EXPOSE 8080 8081
 ENTRYPOINT ["autozero"]

@@ -323,9 +323,7 @@ def start_node(cluster: KubeCluster, images: NodeImages, workdir: Path | None = 
         start = time.monotonic()
         for image in images.all():
             if image.name != "base":
-                node.ctr(
-                    "images", "import", f"--base-name={image.repository}", str(image.archive)
-                )
+                node.ctr("images", "import", f"--base-name={image.repository}", str(image.archive))
         imported = node.ctr("images", "list", "--quiet").split()
         missing = [i.ref for i in images.all() if i.name != "base" and i.ref not in imported]
         if missing:

@@ -15,7 +15,7 @@ def work(seconds: float, token: str) -> str:
     job = get_current_job()
     assert job is not None
     store = job.connection
-    pod = os.environ.get("HOSTNAME", "?")
+    pod = os.environ.get("POD_NAME", "?")
     store.hincrby("node-e2e:started", token, 1)
     time.sleep(seconds)
     store.hincrby("node-e2e:finished", token, 1)
