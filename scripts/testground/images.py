@@ -5,7 +5,7 @@
 - `base`: Debian's `minbase` with `python3` (debootstrap from the mirror apt uses): the local
   stand-in for the public Python image, with the Python minor version of the Dockerfile's default.
 - `autozero`: the project's own Dockerfile, built with buildah (`--isolation chroot`) on that base.
-- `worker`: an RQ worker on the same base, with the exact RQ and Redis pins of the lock file.
+- `worker`: an RQ worker (and the demo's MRQ worker) on the same base, at the lock file's pins.
 
 Each image is an OCI archive in `~/.cache/autozero/images/`, named by the hash of its inputs, so a
 warm run rebuilds nothing that has not changed. `python -m testground.images` builds what is
@@ -404,7 +404,9 @@ def build_operator(base: Image) -> Image:
 
 
 #: The worker image's packages: RQ and what it needs, at the lock file's pins and hashes.
-WORKER_REQUIREMENTS = ("rq",)
+WORKER_REQUIREMENTS = ("rq", "pymongo")
+#: The demo's MRQ worker (`make demo DEMO_ARGS=--node`) runs from the same image.
+DEMO_WORKER = SCRIPTS / "testground" / "demo_worker.py"
 
 
 def worker_requirements(roots: tuple[str, ...] = WORKER_REQUIREMENTS) -> str:
@@ -456,7 +458,8 @@ def build_worker(base: Image) -> Image:
     requirements = worker_requirements()
     files = sorted(WORKER_FILES.iterdir())
     key = hashlib.sha256(
-        f"{digest_files(files, WORKER_FILES)} {requirements} {base.ref}".encode()
+        f"{digest_files(files, WORKER_FILES)} {digest_files([DEMO_WORKER], DEMO_WORKER.parent)}"
+        f" {requirements} {base.ref}".encode()
     ).hexdigest()[:16]
     ref = f"{REGISTRY}/rq-worker:{key}"
     archive, hit = _cached("worker", key, ref)
@@ -465,7 +468,7 @@ def build_worker(base: Image) -> Image:
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="autozero-worker-") as tmp:
         context = Path(tmp)
-        for path in files:
+        for path in [*files, DEMO_WORKER]:
             shutil.copy(path, context / path.name)
         (context / "requirements.txt").write_text(requirements)
         _bud("worker", ref, archive, context, context / "Dockerfile", base)

@@ -350,6 +350,27 @@ def start_node(cluster: KubeCluster, images: NodeImages, workdir: Path | None = 
     return node
 
 
+def loopback_chart_values(node: Node, *, metrics_port: int, health_port: int) -> list[str]:
+    """`helm install` flags for the chart on this node: the chart's defaults except the image and
+    the loopback settings (hostNetwork, /healthz on 127.0.0.1, free ports of the node, the
+    apiserver through KUBERNETES_SERVICE_HOST/PORT since no kube-proxy routes its Service)."""
+    env = [
+        {"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
+        {"name": "KUBERNETES_SERVICE_PORT", "value": str(node.cluster.port)},
+    ]
+    image = node.images.operator
+    return [
+        f"--set=image.repository={image.repository}",
+        f"--set=image.tag={image.tag}",
+        "--set=image.pullPolicy=Never",
+        "--set=hostNetwork=true",
+        "--set=loopback=true",
+        f"--set=metrics.port={metrics_port}",
+        f"--set=health.port={health_port}",
+        f"--set-json=extraEnv={json.dumps(env)}",
+    ]
+
+
 def _insecure_ok_http(port: int) -> bool:
     import urllib.request
 

@@ -11,7 +11,6 @@ upgrade; the last one stops the node and checks that the host is as it was.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import time
@@ -30,7 +29,7 @@ from support.operator import http_get
 from testground.host import host_state
 from testground.images import build_all
 from testground.kube import KubeCluster, start_cluster
-from testground.node import Node, start_node
+from testground.node import Node, loopback_chart_values, start_node
 from testground.process import free_port, wait_for
 from testground.redis_server import RedisServer
 
@@ -89,21 +88,7 @@ def helm(cluster: KubeCluster, *args: str) -> str:
 
 def node_values(node: Node, ports: dict[str, int]) -> list[str]:
     """The chart's defaults except the image and the loopback settings."""
-    env = [
-        {"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
-        {"name": "KUBERNETES_SERVICE_PORT", "value": str(node.cluster.port)},
-    ]
-    image = node.images.operator
-    return [
-        f"--set=image.repository={image.repository}",
-        f"--set=image.tag={image.tag}",
-        "--set=image.pullPolicy=Never",
-        "--set=hostNetwork=true",
-        "--set=loopback=true",
-        f"--set=metrics.port={ports['metrics']}",
-        f"--set=health.port={ports['health']}",
-        f"--set-json=extraEnv={json.dumps(env)}",
-    ]
+    return loopback_chart_values(node, metrics_port=ports["metrics"], health_port=ports["health"])
 
 
 def operator_pods(api: Any) -> list[Any]:
