@@ -1,5 +1,10 @@
 """The Helm chart: lint, install and upgrade against the real apiserver, and what its
-ServiceAccount may and may not do."""
+ServiceAccount may and may not do.
+
+The suite's shared cluster has the CRD from `kubectl apply` (other tests apply it), which Helm will
+not take over: the chart is installed here with `crds.install=false`, as a user who manages the CRD
+does. tests/e2e/test_node.py installs and upgrades the CRD with the chart, on a cluster of its own.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,21 @@ import pytest
 import yaml
 from testground.kube import KubeCluster
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "autozero"
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "autozero"
 NS = "autozero-chart"
 
 
+@pytest.fixture(autouse=True)
+def crd_applied_with_kubectl(kube: KubeCluster) -> None:
+    kube.kubectl_run("apply", "-f", str(ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"))
+    kube.wait_established("scalingpolicies.autozero.dev")
+
+
 def helm(kube: KubeCluster, *args: str) -> subprocess.CompletedProcess[str]:
+    managed = ["--set=crds.install=false"] if args[0] in ("upgrade", "install") else []
     return subprocess.run(
-        [str(kube.helm), f"--kubeconfig={kube.kubeconfig}", *args],
+        [str(kube.helm), f"--kubeconfig={kube.kubeconfig}", *args, *managed],
         capture_output=True,
         text=True,
         timeout=120,
