@@ -242,10 +242,18 @@ def _prune(name: str, keep: Path) -> None:
 
 
 def kubernetes_source() -> Path:
-    """The pinned k8s.io/kubernetes module, as downloaded by scripts/build-go-tools.sh."""
+    """The pinned k8s.io/kubernetes module, as downloaded by scripts/build-go-tools.sh (or now,
+    from the Go module cache or proxy, when its note of the download is gone)."""
     version = VERSIONS["KUBERNETES_VERSION"]
     info = cache_dir() / "src" / f"kubernetes-{version}" / "download.json"
-    return Path(json.loads(info.read_text())["Dir"])
+    if info.exists():
+        return Path(json.loads(info.read_text())["Dir"])
+    out = _run(
+        "pause",
+        "go mod download",
+        ["go", "mod", "download", "-json", f"k8s.io/kubernetes@{version}"],
+    )
+    return Path(json.loads(out)["Dir"])
 
 
 def build_pause() -> Image:
