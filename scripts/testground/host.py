@@ -110,6 +110,29 @@ def processes_matching(needles: Iterable[str]) -> dict[int, str]:
     return found
 
 
+def processes_named(name: str) -> dict[int, str]:
+    """Live processes whose command name is `name`: pid -> command line."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != name:
+                continue
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        found[int(entry.name)] = cmdline.strip()
+    return found
+
+
+def remove_stale_node_cgroups() -> None:
+    """The kubepods cgroups a node that crashed left (no kubelet runs): empty, so removable."""
+    for item in sorted(node_cgroups()):
+        hierarchy, name = item.split("/", 1)
+        _rmdir_tree(CGROUP_ROOT / hierarchy / name)
+
+
 @dataclass(frozen=True)
 class HostState:
     """What a node could leave behind, at one moment."""

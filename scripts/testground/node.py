@@ -29,11 +29,17 @@ from pathlib import Path
 
 import yaml
 
-from testground.host import HostState, Leftovers, host_state
+from testground.host import (
+    HostState,
+    Leftovers,
+    host_state,
+    processes_named,
+    remove_stale_node_cgroups,
+)
 from testground.images import NodeImages
 from testground.kube import KubeCluster, _insecure_ok
 from testground.process import ManagedProcess, ServerStartError, free_port, wait_for
-from testground.tools import VERSIONS, go_tools
+from testground.tools import go_tools
 
 NODE_NAME = "autozero-node"
 CNI_BIN = Path("/usr/lib/cni")
@@ -232,6 +238,7 @@ def start_node(cluster: KubeCluster, images: NodeImages, workdir: Path | None = 
     the node is Ready. The cluster's apiserver must authorize with Node,RBAC."""
     tools = go_tools()
     kube_dir = tools.kubectl.parent
+    _one_node_at_a_time()
     workdir = workdir or Path(tempfile.mkdtemp(prefix="autozero-node-"))
     # A unix socket path has at most 107 bytes: pytest's temporary paths can be longer.
     run_dir = Path(tempfile.mkdtemp(prefix="az-node-", dir="/run"))
@@ -335,7 +342,7 @@ def start_node(cluster: KubeCluster, images: NodeImages, workdir: Path | None = 
         )
         start = time.monotonic()
         kubelet.start()
-        kubelet.wait_ready(lambda: _insecure_ok_http(healthz_port), timeout=60)
+        kubelet.wait_ready(lambda: _healthz_ok(healthz_port), timeout=60)
         wait_for(node.ready, timeout=90, interval=0.5)
         timings["kubelet (node Ready)"] = time.monotonic() - start
     except BaseException as exc:
@@ -371,7 +378,26 @@ def loopback_chart_values(node: Node, *, metrics_port: int, health_port: int) ->
     ]
 
 
-def _insecure_ok_http(port: int) -> bool:
+def _one_node_at_a_time() -> None:
+    """Two kubelets on one machine share the kubepods cgroups, and each removes the Pods' cgroups
+    it does not know: the other's Pods die. Refuse, naming the running one; a crashed node's
+    empty cgroups are removed."""
+    kubelets = processes_named("kubelet")
+    if kubelets:
+        pid, cmdline = next(iter(kubelets.items()))
+        raise ServerStartError(
+            "node",
+            f"a kubelet already runs on this machine (pid {pid}: {cmdline[:200]}); two kubelets "
+            "kill each other's Pods: stop it first",
+        )
+    try:
+        remove_stale_node_cgroups()
+    except OSError as exc:
+        raise ServerStartError("node", f"cannot remove an earlier node's cgroups: {exc}") from exc
+
+
+def _healthz_ok(port: int) -> bool:
+    """The kubelet's plain-HTTP /healthz on 127.0.0.1."""
     import urllib.request
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
@@ -382,7 +408,3 @@ def _tail(path: Path) -> str:
     from testground.process import tail
 
     return tail(path, 15)
-
-
-def kubernetes_version() -> str:
-    return VERSIONS["KUBERNETES_VERSION"]

@@ -82,7 +82,12 @@ def helm(cluster: KubeCluster, *args: str) -> str:
         timeout=300,
         check=False,
     )
-    assert result.returncode == 0, f"helm {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
+    if result.returncode != 0:
+        pods = cluster.kubectl_run("get", "pods", "-A", "-o", "wide", check=False).stdout
+        events = cluster.kubectl_run("get", "events", "-n", NS, check=False).stdout
+        raise AssertionError(
+            f"helm {' '.join(args)}:\n{result.stdout}\n{result.stderr}\n{pods}\n{events[-3000:]}"
+        )
     return result.stdout
 
 
