@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the Go-based real servers and tools from the Go module proxy, cached outside the clone:
-#   kube-apiserver, kube-controller-manager, kubectl  (k8s.io/kubernetes, pinned)
+#   kube-apiserver, kube-controller-manager, kubectl,
+#   kubelet, kube-scheduler (the test ground's node)  (k8s.io/kubernetes, pinned)
 #   etcd                                              (go.etcd.io/etcd/server/v3, pinned)
 #   helm                                              (helm.sh/helm/v3, pinned)
 #   ferretdb (MongoDB wire protocol on SQLite)        (github.com/FerretDB/FerretDB, pinned)
@@ -61,12 +62,24 @@ if ! flock -n 9; then
   flock 9
 fi
 
+# The Kubernetes binaries, "name:main file in cmd/name". One wrapper module builds them all; a cache
+# that lacks some (an older one, from before the node) builds only those.
+KUBE_COMMANDS=(
+  kube-apiserver:apiserver.go kube-controller-manager:controller-manager.go kubectl:kubectl.go
+  kubelet:kubelet.go kube-scheduler:scheduler.go
+)
+
 build_kubernetes() {
-  local out="$bin/kubernetes-$KUBERNETES_VERSION"
-  if [[ -x "$out/kube-apiserver" && -x "$out/kube-controller-manager" && -x "$out/kubectl" ]]; then
-    return
+  local out="$bin/kubernetes-$KUBERNETES_VERSION" missing=() cmd
+  for cmd in "${KUBE_COMMANDS[@]}"; do
+    [[ -x "$out/${cmd%%:*}" ]] || missing+=("${cmd%%:*}")
+  done
+  ((${#missing[@]} > 0)) || return 0
+  if ((${#missing[@]} == ${#KUBE_COMMANDS[@]})); then
+    log "kubernetes $KUBERNETES_VERSION: cold build of ${missing[*]} (10-25 min on 2 cores)"
+  else
+    log "kubernetes $KUBERNETES_VERSION: building ${missing[*]} (~1 min with a warm Go build cache)"
   fi
-  log "kubernetes $KUBERNETES_VERSION: cold build of kube-apiserver, kube-controller-manager, kubectl (10-25 min on 2 cores)"
   local mod="$src/kubernetes-$KUBERNETES_VERSION"
   rm -rf "$mod" && mkdir -p "$mod"
   go_download "k8s.io/kubernetes@$KUBERNETES_VERSION" "$mod/download.json"
@@ -88,8 +101,7 @@ build_kubernetes() {
     echo ")"
   } >"$mod/go.mod"
   # The upstream main packages, unchanged: each calls the app's New...Command().
-  local cmd
-  for cmd in kube-apiserver:apiserver.go kube-controller-manager:controller-manager.go kubectl:kubectl.go; do
+  for cmd in "${KUBE_COMMANDS[@]}"; do
     mkdir -p "$mod/${cmd%%:*}"
     cp "$kdir/cmd/${cmd%%:*}/${cmd#*:}" "$mod/${cmd%%:*}/main.go"
     chmod u+w "$mod/${cmd%%:*}/main.go"
@@ -106,10 +118,14 @@ build_kubernetes() {
     ld+=" -X '$pkg.gitVersion=$KUBERNETES_VERSION' -X '$pkg.gitMajor=1' -X '$pkg.gitMinor=$minor'"
     ld+=" -X '$pkg.gitTreeState=clean' -X '$pkg.buildDate=1970-01-01T00:00:00Z'"
   done
-  mkdir -p "$out.tmp"
+  rm -rf "$out.tmp" && mkdir -p "$out.tmp"
   with_heartbeat "kubernetes $KUBERNETES_VERSION" \
-    bash -c "cd '$mod' && go build -trimpath -ldflags \"$ld\" -o '$out.tmp/' ./kube-apiserver ./kube-controller-manager ./kubectl"
-  rm -rf "$out" && mv "$out.tmp" "$out"
+    bash -c "cd '$mod' && go build -trimpath -ldflags \"$ld\" -o '$out.tmp/' ${missing[*]/#/./}"
+  mkdir -p "$out"
+  for cmd in "${missing[@]}"; do
+    mv "$out.tmp/$cmd" "$out/$cmd"
+  done
+  rm -rf "$out.tmp"
 }
 
 build_etcd() {

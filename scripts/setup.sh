@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything a fresh machine needs before the tests or the demo: the Python environment, the Debian
-# servers, and the Go-built control plane and tools. Each step prints how long it took; a step that
+# servers and the node's packages, the Go-built control plane and tools, and the node's images. Each step prints how long it took; a step that
 # fails names itself and shows the tail of its output, so `make` never ends on a bare "Error 1".
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -31,3 +31,6 @@ step() {
 step "python venv + packages" python bash "$here/setup-python.sh"
 step "debian packages" debian bash "$here/install-debian-packages.sh"
 step "go-built servers and tools" go bash "$here/build-go-tools.sh"
+# The operator's image from the Dockerfile, the worker's, a Debian Python base and the pause image,
+# cached by the hash of their inputs (scripts/testground/images.py).
+step "node images" images env PYTHONPATH="$here" "$here/../.venv/bin/python" -m testground.images

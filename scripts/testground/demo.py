@@ -3,7 +3,9 @@
 Real parts: Redis and FerretDB (MongoDB wire) hold an MRQ raw queue and its started jobs; the GCE
 emulator runs one real worker process per instance of a managed instance group; autozero runs
 standalone (`autozero run`'s loop) against all three, or with `--cluster` as the operator against a
-real kube-apiserver, the policy applied as a ScalingPolicy. A live line per second shows the queue,
+real kube-apiserver, the policy applied as a ScalingPolicy. With `--node`, the operator and the
+workers are Pods on a real node (testground.demo_node): the chart installed with helm, the workers
+a Deployment. A live line per second shows the queue,
 the jobs in flight, the group and autozero's last decision; a summary closes the run, and the exit
 code says whether the group reached more than one worker, drained every job and went back to zero.
 """
@@ -20,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pymongo
 import redis
@@ -87,6 +89,7 @@ class Standalone:
     """autozero's standalone loop in a thread; decisions from its JSON lines."""
 
     def __init__(self, manifest: dict[str, Any], emulator: EmulatorServer) -> None:
+        self.emulator = emulator
         self.lines = Lines()
         self.stop_event = threading.Event()
         options = StandaloneOptions(gce_endpoint=emulator.api_endpoint, output="json")
@@ -98,8 +101,12 @@ class Standalone:
         )
 
     def start(self) -> None:
+        _create_group(self.emulator)
         print("[demo] autozero runs standalone (autozero run)", flush=True)
         self.thread.start()
+
+    def observe(self) -> tuple[int, int]:
+        return _observe_group(self.emulator)
 
     def decisions(self) -> list[dict[str, Any]]:
         """Every decision so far: action, before, after, message, time (ISO)."""
@@ -133,9 +140,13 @@ class Cluster:
         self.process: subprocess.Popen[bytes] | None = None
         self.log = (self.kube.workdir / "operator.log").open("wb")
 
+    def observe(self) -> tuple[int, int]:
+        return _observe_group(self.emulator)
+
     def start(self) -> None:
         from kubernetes import config
 
+        _create_group(self.emulator)
         kube = self.kube
         kube.kubectl_run("apply", "-f", str(ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"))
         kube.wait_established("scalingpolicies.autozero.dev")
@@ -158,33 +169,51 @@ class Cluster:
         )
 
     def decisions(self) -> list[dict[str, Any]]:
-        from kubernetes import client
-
-        namespace = self.manifest["metadata"]["namespace"]
-        events = client.CoreV1Api(self.api).list_namespaced_event(namespace).items
-        made = []
-        for event in sorted(events, key=lambda e: e.first_timestamp or datetime.now(UTC)):
-            if event.involved_object.kind != "ScalingPolicy" or event.reason not in ACTIONS:
-                continue
-            message = str(event.message or "")
-            before, after = _counts(message)
-            at = event.first_timestamp or datetime.now(UTC)
-            made.append(
-                {
-                    "action": event.reason,
-                    "before": before,
-                    "after": after,
-                    "message": message.split(": ", 2)[-1],
-                    "time": at.isoformat(),
-                }
-            )
-        return made
+        return decisions_from_events(self.api, self.manifest["metadata"]["namespace"])
 
     def stop(self) -> None:
         if self.process is not None:
             stop_child(self.process)
         self.log.close()
         self.kube.stop()
+
+
+def _create_group(emulator: EmulatorServer) -> None:
+    compute = compute_client(emulator.api_endpoint)
+    create_mig(compute, PROJECT, GROUP, zone=ZONE, template="global/instanceTemplates/worker")
+    print(f"[demo] managed instance group {GROUP} created at size 0", flush=True)
+
+
+def _observe_group(emulator: EmulatorServer) -> tuple[int, int]:
+    """(instances running, target size) of the demo's managed instance group."""
+    state = emulator.emulator.render_group(
+        emulator.emulator.world.groups[(PROJECT, "zones", ZONE, GROUP)]
+    )
+    return int(state["currentActions"]["none"]), int(state["targetSize"])
+
+
+def decisions_from_events(api: Any, namespace: str) -> list[dict[str, Any]]:
+    """The operator's decisions, from the policy's Events (what a user sees with kubectl)."""
+    from kubernetes import client
+
+    events = client.CoreV1Api(api).list_namespaced_event(namespace).items
+    made = []
+    for event in sorted(events, key=lambda e: e.first_timestamp or datetime.now(UTC)):
+        if event.involved_object.kind != "ScalingPolicy" or event.reason not in ACTIONS:
+            continue
+        message = str(event.message or "")
+        before, after = _counts(message)
+        at = event.first_timestamp or datetime.now(UTC)
+        made.append(
+            {
+                "action": event.reason,
+                "before": before,
+                "after": after,
+                "message": message.split(": ", 2)[-1],
+                "time": at.isoformat(),
+            }
+        )
+    return made
 
 
 ACTIONS = ("Wake", "ScaleOut", "ScaleIn", "Sleep")
@@ -222,10 +251,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job-seconds", type=float, default=0.15)
     parser.add_argument("--timeout", type=float, default=180)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-    parser.add_argument(
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
         "--cluster",
         action="store_true",
         help="run autozero as the operator against a real kube-apiserver (default: standalone)",
+    )
+    where.add_argument(
+        "--node",
+        action="store_true",
+        help="run the operator (installed with its Helm chart) and the workers (a Deployment) "
+        "as Pods on a real node, from images built here",
     )
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -251,10 +287,17 @@ def main(argv: list[str] | None = None) -> int:
     manifest = yaml.safe_load(
         POLICY.replace("REDIS_URL", redis_server.url).replace("MONGO_URL", mongo.url)
     )
-    driver: Standalone | Cluster | None = None
+    driver: Driver | None = None
     try:
-        driver = Cluster(manifest, emulator) if args.cluster else Standalone(manifest, emulator)
-        summary = _run(args, redis_server, mongo, emulator, driver)
+        if args.node:
+            from testground.demo_node import NodeDemo
+
+            driver = NodeDemo(redis_server.url, mongo.url, args.job_seconds)
+        elif args.cluster:
+            driver = Cluster(manifest, emulator)
+        else:
+            driver = Standalone(manifest, emulator)
+        summary = _run(args, redis_server, mongo, driver)
     finally:
         if driver is not None:
             driver.stop()
@@ -266,17 +309,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if summary.ok else 1
 
 
-def _run(
-    args: argparse.Namespace,
-    redis_server: RedisServer,
-    mongo: FerretDBServer,
-    emulator: EmulatorServer,
-    driver: Standalone | Cluster,
-) -> Summary:
-    compute = compute_client(emulator.api_endpoint)
-    create_mig(compute, PROJECT, GROUP, zone=ZONE, template="global/instanceTemplates/worker")
-    print(f"[demo] managed instance group {GROUP} created at size 0", flush=True)
+class Driver(Protocol):
+    """Where autozero runs, and how the demo sees the group and autozero's decisions."""
 
+    def start(self) -> None: ...
+    def observe(self) -> tuple[int, int]: ...  # (workers running, target size)
+    def decisions(self) -> list[dict[str, Any]]: ...
+    def stop(self) -> None: ...
+
+
+def _run(
+    args: argparse.Namespace, redis_server: RedisServer, mongo: FerretDBServer, driver: Driver
+) -> Summary:
     driver.start()
     store = redis.Redis.from_url(redis_server.url)
     jobs: Any = pymongo.MongoClient(mongo.url).get_default_database()["mrq_jobs"]
@@ -296,10 +340,7 @@ def _run(
         now = time.monotonic()
         depth = int(store.llen(f"mrq:q:{QUEUE}"))
         in_flight = jobs.count_documents({"status": "started"})
-        state = emulator.emulator.render_group(
-            emulator.emulator.world.groups[(PROJECT, "zones", ZONE, GROUP)]
-        )
-        running = state["currentActions"]["none"]
+        running, target = driver.observe()
         summary.peak_instances = max(summary.peak_instances, running)
         summary.instance_seconds += running * (now - last_tick)
         last_tick = now
@@ -314,16 +355,14 @@ def _run(
         elapsed = (datetime.now(UTC) - enqueued_at).total_seconds()
         print(
             f"{elapsed:5.0f}  {depth:5d}  {in_flight:9d}  "
-            f"{running:>2} running/{state['targetSize']:<2}  {decision[:90]}",
+            f"{running:>2} running/{target:<2}  {decision[:90]}",
             flush=True,
         )
         processed = int(store.get("demo:processed") or 0)
-        if processed >= args.jobs and state["targetSize"] == 0 and running == 0:
+        if processed >= args.jobs and target == 0 and running == 0:
             break
     summary.processed = int(store.get("demo:processed") or 0)
-    summary.final_size = int(
-        emulator.emulator.world.groups[(PROJECT, "zones", ZONE, GROUP)].target_size
-    )
+    summary.final_size = driver.observe()[1]
     made = _reported(driver, summary.final_size)
     for decision_made in made:
         action = decision_made["action"]
@@ -335,7 +374,7 @@ def _run(
     return summary
 
 
-def _reported(driver: Standalone | Cluster, size: int) -> list[dict[str, Any]]:
+def _reported(driver: Driver, size: int) -> list[dict[str, Any]]:
     """The decisions, once the one that brought the group to `size` is among them: it is
     reported (a JSON line, an Event) just after the resize the live view saw."""
     deadline = time.monotonic() + 15

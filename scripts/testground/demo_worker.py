@@ -32,7 +32,7 @@ def main() -> None:
     jobs: Any = pymongo.MongoClient(
         os.environ["DEMO_MONGO_URL"], serverSelectionTimeoutMS=5000
     ).get_default_database()["mrq_jobs"]
-    instance = os.environ.get("GCE_INSTANCE", "local")
+    instance = os.environ.get("GCE_INSTANCE") or os.environ.get("POD_NAME", "local")
     while not stopping:
         popped = store.blpop([f"mrq:q:{queue}"], timeout=1)
         if popped is None:

@@ -321,8 +321,22 @@ class KubeCluster:
         self.etcd.stop()
 
 
-def start_cluster(workdir: Path | None = None, *, controller_manager: bool = True) -> KubeCluster:
-    """Start etcd, kube-apiserver and (optionally) kube-controller-manager; return when ready."""
+def start_cluster(
+    workdir: Path | None = None,
+    *,
+    controller_manager: bool = True,
+    authorization_mode: str = "RBAC",
+    with_nodes: bool = False,
+) -> KubeCluster:
+    """Start etcd, kube-apiserver and (optionally) kube-controller-manager; return when ready.
+
+    `with_nodes`: for a cluster with a node (testground.node): the Node authorizer, and the node
+    lifecycle controller, which lifts the not-ready taint a kubelet registers its node with."""
+    if with_nodes:
+        authorization_mode = "Node,RBAC"
+    controllers = "*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller"
+    if not with_nodes:
+        controllers += ",-nodelifecycle"
     tools = go_tools()
     workdir = workdir or Path(tempfile.mkdtemp(prefix="autozero-kube-"))
     pki_dir = workdir / "pki"
@@ -347,7 +361,7 @@ def start_cluster(workdir: Path | None = None, *, controller_manager: bool = Tru
             f"--tls-cert-file={serving.cert}",
             f"--tls-private-key-file={serving.key}",
             f"--client-ca-file={ca.cert_path}",
-            "--authorization-mode=RBAC",
+            f"--authorization-mode={authorization_mode}",
             f"--service-account-key-file={sa_keys.cert}",
             f"--service-account-signing-key-file={sa_keys.key}",
             "--service-account-issuer=https://kubernetes.default.svc",
@@ -393,7 +407,7 @@ def start_cluster(workdir: Path | None = None, *, controller_manager: bool = Tru
                     "--leader-elect=false",
                     f"--service-account-private-key-file={sa_keys.key}",
                     f"--root-ca-file={ca.cert_path}",
-                    "--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller",
+                    f"--controllers={controllers}",
                     "--v=1",
                 ],
                 workdir=workdir / "controller-manager",

@@ -13,9 +13,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("mode", [[], ["--cluster"]], ids=["standalone", "operator"])
+@pytest.mark.parametrize(
+    "mode", [[], ["--cluster"], ["--node"]], ids=["standalone", "operator", "pods-on-a-node"]
+)
 def test_the_demo_wakes_scales_out_drains_and_sleeps(mode: list[str]) -> None:
-    """Standalone (the default), and as the operator on a real kube-apiserver (`--cluster`)."""
+    """Standalone (the default), as the operator on a real kube-apiserver (`--cluster`), and as
+    Pods on a real node, the operator installed with its chart and the workers a Deployment
+    (`--node`)."""
     result = subprocess.run(
         [sys.executable, "-m", "testground.demo", "--json", "--jobs", "150", *mode],
         cwd=ROOT,

@@ -1,5 +1,10 @@
 """The Helm chart: lint, install and upgrade against the real apiserver, and what its
-ServiceAccount may and may not do."""
+ServiceAccount may and may not do.
+
+The suite's shared cluster has the CRD from `kubectl apply` (other tests apply it), which Helm will
+not take over: the chart is installed here with `crds.install=false`, as a user who manages the CRD
+does. tests/e2e/test_node.py installs and upgrades the CRD with the chart, on a cluster of its own.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,21 @@ import pytest
 import yaml
 from testground.kube import KubeCluster
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "autozero"
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "autozero"
 NS = "autozero-chart"
 
 
+@pytest.fixture(autouse=True)
+def crd_applied_with_kubectl(kube: KubeCluster) -> None:
+    kube.kubectl_run("apply", "-f", str(ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"))
+    kube.wait_established("scalingpolicies.autozero.dev")
+
+
 def helm(kube: KubeCluster, *args: str) -> subprocess.CompletedProcess[str]:
+    managed = ["--set=crds.install=false"] if args[0] in ("upgrade", "install") else []
     return subprocess.run(
-        [str(kube.helm), f"--kubeconfig={kube.kubeconfig}", *args],
+        [str(kube.helm), f"--kubeconfig={kube.kubeconfig}", *args, *managed],
         capture_output=True,
         text=True,
         timeout=120,
@@ -31,6 +44,7 @@ def test_helm_lint(kube: KubeCluster) -> None:
 
 
 def test_install_then_upgrade_to_two_replicas_with_leader_election(kube: KubeCluster) -> None:
+    """One replica elects itself too (a rolling update's new Pod waits for the Lease); two do."""
     install = helm(
         kube, "upgrade", "--install", "az", str(CHART), "--namespace", NS, "--create-namespace"
     )
@@ -39,7 +53,7 @@ def test_install_then_upgrade_to_two_replicas_with_leader_election(kube: KubeClu
         kube.kubectl_run("get", "deployment", "az-autozero", "-n", NS, "-o", "yaml").stdout
     )
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert "--leader-elect" not in container["args"]
+    assert "--leader-elect" in container["args"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
 
@@ -229,3 +243,45 @@ def test_everything_the_chart_renders_passes_a_server_dry_run(
     assert applied.returncode == 0, applied.stderr
     kinds = {line.split("/")[0] for line in applied.stdout.splitlines()}
     assert {"deployment.apps", "clusterrole.rbac.authorization.k8s.io"} <= kinds
+
+
+def test_host_network_settings_render_a_node_local_operator(kube: KubeCluster) -> None:
+    """The test and edge settings: the Pod in the node's network, /healthz on its loopback,
+    replaced rather than rolled (the new Pod needs the ports the old one holds)."""
+    env = '[{"name":"KUBERNETES_SERVICE_HOST","value":"127.0.0.1"}]'
+    result = template(kube, "hostNetwork=true", "loopback=true", "health.port=18081")
+    assert result.returncode == 0, result.stderr
+    with_env = helm(kube, "template", "az", str(CHART), f"--set-json=extraEnv={env}")
+    assert with_env.returncode == 0, with_env.stderr
+    deployment = next(
+        d for d in yaml.safe_load_all(result.stdout) if d and d["kind"] == "Deployment"
+    )
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert (pod["hostNetwork"], pod["dnsPolicy"]) == (True, "ClusterFirstWithHostNet")
+    assert "--liveness=http://127.0.0.1:18081/healthz" in container["args"]
+    assert container["readinessProbe"]["httpGet"]["host"] == "127.0.0.1"
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert "KUBERNETES_SERVICE_HOST" in with_env.stdout
+
+
+def test_loopback_without_host_network_is_refused(kube: KubeCluster) -> None:
+    result = template(kube, "loopback=true")
+    assert result.returncode != 0
+    assert "loopback: true needs hostNetwork: true" in result.stderr
+
+
+def test_the_crd_is_a_template_kept_on_uninstall_and_can_be_left_out(kube: KubeCluster) -> None:
+    default = template(kube)
+    assert default.returncode == 0, default.stderr
+    (crd,) = [
+        d
+        for d in yaml.safe_load_all(default.stdout)
+        if d and d["kind"] == "CustomResourceDefinition"
+    ]
+    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    shipped = yaml.safe_load((ROOT / "crds" / "scalingpolicies.autozero.dev.yaml").read_text())
+    assert crd["spec"] == shipped["spec"]
+    left_out = template(kube, "crds.install=false")
+    assert "CustomResourceDefinition" not in left_out.stdout

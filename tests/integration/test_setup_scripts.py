@@ -2,8 +2,9 @@
 
 The real scripts run with a PATH on which the servers are absent and the system commands (apt-get,
 service, sudo, id, go, python) are stubs that record how they were called; policy-rc.d, the
-RabbitMQ bin dir and the cache are moved into a temporary directory through the scripts'
-environment variables, so nothing here touches the machine's packages, /usr/sbin or ~/.cache.
+RabbitMQ bin dir, the CNI plugins' dir, /usr/sbin and the cache are moved into a temporary
+directory through the scripts' environment variables, so nothing here touches the machine's
+packages, /usr/sbin or ~/.cache.
 """
 
 from __future__ import annotations
@@ -27,7 +28,19 @@ TOOLS = (
     "mktemp", "mv", "rm", "sed", "sha256sum", "sleep", "tail", "tee",
 )  # fmt: skip
 SERVERS = ("redis-server", "rabbitmq-server", "prometheus")
-STEPS = ("python venv + packages", "debian packages", "go-built servers and tools")
+# The node's packages, each found by a command (or a file) of its own.
+NODE_PACKAGES = {
+    "containerd": "containerd",
+    "runc": "runc",
+    "containernetworking-plugins": "cni/loopback",
+    "iptables": "iptables",
+    "buildah": "buildah",
+    "debootstrap": "debootstrap",
+    "gcc": "gcc",
+}
+PACKAGES = (*SERVERS, *NODE_PACKAGES, "libc6-dev")
+SERVICES = (*SERVERS, "containerd")
+STEPS = ("python venv + packages", "debian packages", "go-built servers and tools", "node images")
 # Debian container images ship this one; a machine's own policy-rc.d must survive the install.
 OWN_POLICY = "#!/bin/sh\n# the machine's own policy\nexit 101\n"
 
@@ -83,6 +96,14 @@ class Machine:
     def warm_servers(self) -> None:
         for server in SERVERS:
             self.stub(server)
+        for found_by in NODE_PACKAGES.values():
+            if found_by.startswith("cni/"):
+                plugin = Path(self.env["AUTOZERO_CNI_BIN"]) / found_by.removeprefix("cni/")
+                plugin.parent.mkdir(parents=True, exist_ok=True)
+                plugin.write_text("#!/bin/sh\n")
+                plugin.chmod(0o755)
+            else:
+                self.stub(found_by)
 
     def warm_go_tools(self) -> None:
         built = {
@@ -93,6 +114,8 @@ class Machine:
                 "kube-apiserver",
                 "kube-controller-manager",
                 "kubectl",
+                "kubelet",
+                "kube-scheduler",
             ],
         }
         for folder, binaries in built.items():
@@ -133,6 +156,8 @@ def machine(tmp_path: Path) -> Machine:
             "AUTOZERO_CACHE": str(tmp_path / "cache"),
             "AUTOZERO_POLICY_RC_D": str(tmp_path / "usr-sbin" / "policy-rc.d"),
             "AUTOZERO_RABBITMQ_BIN": str(tmp_path / "usr-lib-rabbitmq-bin"),
+            "AUTOZERO_CNI_BIN": str(tmp_path / "usr-lib-cni"),
+            "AUTOZERO_SBIN": str(tmp_path / "usr-sbin-empty"),
         },
     )
     machine.policy_rc_d.parent.mkdir()
@@ -169,11 +194,12 @@ def test_the_install_path_installs_the_missing_packages_and_exits_0(
     noninteractive = "DEBIAN_FRONTEND=noninteractive"
     assert machine.calls("apt-get") == [
         [noninteractive, "update", "-qq"],
-        [noninteractive, "install", "-y", "-qq", "--no-install-recommends", *SERVERS],
+        [noninteractive, "install", "-y", "-qq", "--no-install-recommends", *PACKAGES],
     ]
     # Whoever's policy-rc.d it is, it forbade starting services while the packages installed.
     assert (machine.records / "policy-rc.d-during-install").read_text() == "101\n"
-    assert [call[1:] for call in machine.calls("service")] == [[s, "stop"] for s in SERVERS]
+    # Only the packages with a system service are stopped.
+    assert [call[1:] for call in machine.calls("service")] == [[s, "stop"] for s in SERVICES]
     sudo_calls = [call[1:3] for call in machine.calls("sudo")]
     if user == "root":
         assert sudo_calls == []
@@ -192,7 +218,9 @@ def test_the_install_path_installs_the_missing_packages_and_exits_0(
 def test_only_the_missing_packages_are_installed_and_their_services_stopped(
     machine: Machine,
 ) -> None:
-    machine.stub("redis-server")
+    machine.warm_servers()
+    (machine.stubs / "prometheus").unlink()
+    (machine.stubs / "rabbitmq-server").unlink()
     # rabbitmq-server is in /usr/sbin, often not on PATH: the package's bin dir counts too.
     machine.rabbitmq_bin.mkdir()
     (machine.rabbitmq_bin / "rabbitmq-server").write_text("#!/bin/sh\n")
@@ -287,3 +315,21 @@ def test_a_failing_step_names_itself_and_shows_its_output_tail(
     assert re.findall(r"^\[setup\] (.+?) +\d+s$", failed.stdout, re.M) == list(STEPS[:failing])
     assert (machine.calls("apt-get") != []) == (failing == 1)
     assert (machine.calls("go") != []) == (failing == 2)
+
+
+def test_a_machine_without_the_nodes_packages_gets_exactly_those(machine: Machine) -> None:
+    machine.warm_servers()
+    for name in ("containerd", "runc", "buildah"):
+        (machine.stubs / name).unlink()
+    (Path(machine.env["AUTOZERO_CNI_BIN"]) / "loopback").unlink()
+
+    done = machine.run("install-debian-packages.sh")
+
+    assert done.returncode == 0, done.stderr
+    assert machine.calls("apt-get")[-1][5:] == [
+        "containerd",
+        "runc",
+        "containernetworking-plugins",
+        "buildah",
+    ]
+    assert [call[1:] for call in machine.calls("service")] == [["containerd", "stop"]]

@@ -59,5 +59,5 @@ def test_every_field_of_the_crd_has_a_description() -> None:
 
 
 def test_the_chart_ships_the_same_crd() -> None:
-    chart = ROOT / "charts" / "autozero" / "crds" / "scalingpolicies.autozero.dev.yaml"
-    assert chart.read_text() == crd_yaml(), "copy crds/ into charts/autozero/crds/"
+    chart = ROOT / "charts" / "autozero" / "files" / "scalingpolicies.autozero.dev.yaml"
+    assert chart.read_text() == crd_yaml(), "copy crds/ into charts/autozero/files/"
