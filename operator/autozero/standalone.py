@@ -188,6 +188,9 @@ class StandaloneShell:
     def owner(self, body: Mapping[str, Any]) -> Owner | None:  # noqa: ARG002
         return None  # no ScalingPolicy object to own an HPA: it is known by its name
 
+    def inspect(self, key: PolicyKey, manifest: Mapping[str, Any]) -> None:
+        """Nothing: the file is the policy; no CRD stands between them."""
+
     def restore(self, key: PolicyKey, body: Mapping[str, Any]) -> Mapping[str, GroupState]:  # noqa: ARG002
         return self.states
 

@@ -739,3 +739,53 @@ def test_without_watch_rights_groups_are_served_with_gets_and_the_status_says_so
             process.terminate()
             process.wait(timeout=30)
             redis.Redis.from_url(redis_server.url).delete(key)
+
+
+def test_a_policy_served_by_an_older_crd_says_which_fields_it_lost(
+    kube: KubeCluster, kube_api: Any, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """A CRD older than the operator (applied by hand, or crds.install=false) drops the fields it
+    does not know from every policy: the policy's status says which, and which of its own."""
+    current = ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"
+    older = yaml.safe_load(current.read_text())
+    spec = older["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    del spec["properties"]["dryRun"]
+    namespace = f"drift-{uuid.uuid4().hex[:6]}"
+    k8s.CoreV1Api(kube_api).create_namespace(
+        k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace))
+    )
+    deployment(kube_api, namespace)
+    secret(kube_api, namespace, redis_server.url)
+    manifest = policy(namespace, f"jobs:{namespace}")
+    manifest["spec"]["dryRun"] = True
+    kube.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump(older))
+    kube.wait_established("scalingpolicies.autozero.dev")
+    try:
+        # Without kubectl's own strict check, as a GitOps tool would send it.
+        kube.kubectl_run(
+            "apply", "--validate=false", "-f", "-", input_text=yaml.safe_dump(manifest)
+        )
+        with (tmp_path / "operator.log").open("w") as log:
+            process = start_operator(
+                log,
+                [
+                    *("--kubeconfig", str(kube.kubeconfig), "--namespace", namespace),
+                    *("--metrics-port", str(free_port())),
+                ],
+            )
+            try:
+
+                def crd_condition() -> dict[str, Any] | None:
+                    conditions = status_of(kube_api, namespace).get("conditions", [])
+                    found = [c for c in conditions if c["type"] == "CRDCurrent"]
+                    return found[0] if found and found[0]["status"] == "False" else None
+
+                outdated = wait_for(crd_condition, timeout=30)
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+    finally:
+        kube.kubectl_run("apply", "-f", str(current))
+    assert outdated["reason"] == "CRDOutdated"
+    assert "lacks spec.dryRun" in outdated["message"]
+    assert "dropped from this policy: spec.dryRun" in outdated["message"]

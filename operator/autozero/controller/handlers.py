@@ -19,6 +19,7 @@ import kopf
 
 from autozero.controller.cluster import PLURAL, Cluster
 from autozero.controller.election import ElectionConfig, start_election
+from autozero.controller.served_schema import ServedSchema
 from autozero.controller.shell import OperatorShell
 from autozero.kubeconfig import configure_default
 from autozero.policy.model import API_GROUP, API_VERSION
@@ -137,6 +138,7 @@ def run_operator(
             Cluster(api),
             default_service_account=default_service_account,
             recheck_seconds=access_recheck,
+            schema=ServedSchema(api),
         )
         runtime = Runtime(shell, config, metrics, active=election is None)
         runtime_ref["runtime"] = runtime

@@ -13,10 +13,12 @@ from typing import Any
 
 from autozero.controller.access import AccessReviewer
 from autozero.controller.cluster import Cluster, EventDeduper, PolicyRef
-from autozero.controller.status import build_status, invalid_status, restore_states
+from autozero.controller.served_schema import ServedSchema
+from autozero.controller.status import build_status, condition, invalid_status, restore_states
 from autozero.engine.decision import Action
 from autozero.engine.readings import Failure
 from autozero.engine.state import GroupState
+from autozero.policy.drift import applied_manifest, dropped_fields, outdated_crd_message
 from autozero.policy.model import API_GROUP, API_VERSION, KIND, Policy
 from autozero.runtime.assemble import Assembly
 from autozero.runtime.life import PolicyKey
@@ -46,6 +48,8 @@ class OperatorShell:
     # The status last written, as compact JSON: compared before every write, and a tenth of the
     # weight of the dicts for thousands of policies.
     statuses: dict[PolicyKey, str] = field(default_factory=dict)
+    schema: ServedSchema | None = None  # what the served CRD lacks; None: not compared
+    dropped: dict[PolicyKey, list[str]] = field(default_factory=dict)  # by an older CRD
     events: dict[PolicyKey, EventDeduper] = field(default_factory=dict)
 
     def secrets(self, namespace: str) -> SecretResolver:
@@ -54,6 +58,31 @@ class OperatorShell:
     def owner(self, body: Mapping[str, Any]) -> Owner | None:
         ref = _ref(body)
         return Owner(f"{API_GROUP}/{API_VERSION}", KIND, ref.name, ref.uid)
+
+    def inspect(self, key: PolicyKey, manifest: Mapping[str, Any]) -> None:
+        """Which fields of this policy, as `kubectl apply` sent it, an older CRD dropped."""
+        self.dropped.pop(key, None)
+        if self.schema is None or not self.schema.missing():
+            return
+        applied = applied_manifest(manifest)
+        if applied is not None:
+            found = dropped_fields({"spec": applied.get("spec")}, {"spec": manifest.get("spec")})
+            if found:
+                self.dropped[key] = found
+
+    def _crd_condition(
+        self, key: PolicyKey, now: datetime, previous: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        missing = self.schema.missing() if self.schema is not None else []
+        note = outdated_crd_message(missing, self.dropped.get(key, ()))
+        return condition(
+            "CRDCurrent",
+            note is None,
+            "CRDOutdated" if note else "Current",
+            note or "the served CRD holds every field this autozero knows",
+            now,
+            previous.get("conditions") or [],
+        )
 
     def restore(self, key: PolicyKey, body: Mapping[str, Any]) -> Mapping[str, GroupState]:
         status = self._status(key, body)
@@ -76,6 +105,7 @@ class OperatorShell:
             paused=not report.acting,
             previous=previous,
         )
+        status["conditions"].append(self._crd_condition(key, report.at, previous))
         self._write(key, ref, status)
         self._post_events(key, ref, report)
 
@@ -86,13 +116,16 @@ class OperatorShell:
         self, key: PolicyKey, body: Mapping[str, Any], errors: list[str], reason: str
     ) -> None:
         ref = _ref(body)
+        now = datetime.now(UTC)
+        previous = self._status(key, body)
         status = invalid_status(
             errors,
             generation=(body.get("metadata") or {}).get("generation"),
-            now=datetime.now(UTC),
-            previous=self._status(key, body),
+            now=now,
+            previous=previous,
             reason=reason,
         )
+        status["conditions"].append(self._crd_condition(key, now, previous))
         self._write(key, ref, status)
         message = "; ".join(errors)
         deduper = self.events.setdefault(key, EventDeduper())
@@ -101,6 +134,7 @@ class OperatorShell:
 
     def forget(self, key: PolicyKey) -> None:
         self.statuses.pop(key, None)
+        self.dropped.pop(key, None)
         self.events.pop(key, None)
 
     def _status(self, key: PolicyKey, body: Mapping[str, Any]) -> dict[str, Any]:

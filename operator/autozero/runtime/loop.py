@@ -485,8 +485,10 @@ class Runtime:
             slot.states = slot.life.states
         self._retire(key, slot)
         body = slot.body
+        manifest = slot.manifest()
+        await asyncio.to_thread(self.shell.inspect, key, manifest)
         try:
-            policy = await asyncio.to_thread(parse_policy, slot.manifest())
+            policy = await asyncio.to_thread(parse_policy, manifest)
         except PolicyInvalid as exc:  # tried again when the policy changes, not before
             await self._unusable(key, slot, [str(e) for e in exc.errors], "InvalidPolicy")
             return False

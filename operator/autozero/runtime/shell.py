@@ -42,6 +42,11 @@ class Shell(Protocol):
         """What owns the objects autozero creates for this policy (an HPA), if anything."""
         ...
 
+    def inspect(self, key: PolicyKey, manifest: Mapping[str, Any]) -> None:
+        """Look at the policy as it was stored, before it is parsed (the operator compares it
+        with what the served CRD can hold)."""
+        ...
+
     def restore(self, key: PolicyKey, body: Mapping[str, Any]) -> Mapping[str, GroupState]:
         """The engine state a restarted autozero resumes from."""
         ...
