@@ -139,6 +139,36 @@ CASES = [
         f"{G0}.activation.metric",
         "spec",
     ),
+    case(
+        # A CPU ratio never falls to 0 while the group runs: it could never sleep.
+        "activation-query-without-threshold",
+        {f"{G0}.activation.metric": "cpu"},
+        f"{G0}.activation.threshold",
+        "spec",
+    ),
+    case(
+        "activation-threshold-negative",
+        {f"{G0}.activation.threshold": -1},
+        f"{G0}.activation.threshold",
+    ),
+    case(
+        "activation-threshold-a-word",
+        {f"{G0}.activation.threshold": "five"},
+        f"{G0}.activation.threshold",
+    ),
+    # a profile's bounds lie within the group's
+    case(
+        "profile-maximum-above-the-group",
+        {f"{G1}.profiles[1].capacity.maximum": 6},
+        f"{G1}.profiles[1].capacity.maximum",
+        G1,
+    ),
+    case(
+        "profile-minimum-below-the-group",
+        {f"{G1}.profiles[1].capacity.minimum": 0},
+        f"{G1}.profiles[1].capacity.minimum",
+        G1,
+    ),
     # rules
     case("rule-undeclared-metric", {f"{RULE}.metric": "ghost"}, f"{RULE}.metric", "spec"),
     case("rule-unknown-operator", {f"{RULE}.operator": "Above"}, f"{RULE}.operator"),

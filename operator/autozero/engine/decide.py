@@ -33,6 +33,7 @@ from autozero.engine.activation import (
     Activity,
     describe_activity,
     next_idle_since,
+    pending_note,
     read_activity,
 )
 from autozero.engine.aggregate import Window, WindowCache
@@ -192,7 +193,7 @@ def decide(
                 0,
                 Reason.IDLE,
                 f"idle {format_duration(activation.idle_for)}: "
-                f"{describe_activity(activation.metric, activity)}",
+                f"{describe_activity(activation, activity)}",
             )
         soonest = idle_since + idle_for  # the sleep, unless new input comes first
 
@@ -278,7 +279,7 @@ def _asleep(
         return (
             _wake_count(capacity),
             Reason.WORK_PENDING,
-            f"work pending: {describe_activity(activation.metric, activity)}",
+            f"work pending: {describe_activity(activation, activity)}",
         )
     if capacity.minimum > 0:
         return (
@@ -294,7 +295,7 @@ def _asleep(
             Reason.SOURCE_FAILED,
             f"asleep: cannot read {activation.metric} ({activity.failed.message})",
         )
-    return 0, Reason.ASLEEP, f"asleep: {describe_activity(activation.metric, activity)}"
+    return 0, Reason.ASLEEP, f"asleep: {describe_activity(activation, activity)}"
 
 
 def _apply_rules(
@@ -388,10 +389,8 @@ def _activity_note(
         return f"{activation.metric} unreadable"
     if capacity.minimum > 0:
         return f"profile minimum {capacity.minimum} keeps the group awake"
-    if (activity.in_flight or 0) > 0:
-        return f"{activity.in_flight:g} jobs in flight"
-    if activity.work_pending:
-        return f"{activity.pending:g} jobs pending"
+    if (activity.in_flight or 0) > 0 or activity.work_pending:
+        return pending_note(activation, activity)
     if idle_since is not None:
         return (
             f"idle {format_duration_seconds(now - idle_since)} of "

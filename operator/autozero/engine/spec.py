@@ -157,10 +157,17 @@ class Profile:
 
 @dataclass(frozen=True, slots=True)
 class Activation:
-    """Wake on pending > 0 of `metric`; sleep once pending = in-flight = 0 for `idle_for`."""
+    """Wake on pending > `threshold` of `metric`; sleep once pending has stayed at or below it,
+    with nothing in flight, for `idle_for` (KEDA's activationValue, 0 by default).
+
+    `unit` says what one pending unit is ("jobs", "messages"), so sentences never call a CPU
+    ratio "jobs"; empty for a plain value such as a Prometheus query's.
+    """
 
     metric: str
     idle_for: timedelta
+    threshold: float = 0.0
+    unit: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,4 +230,14 @@ class GroupSpec:
         return keep
 
     def capacity_of(self, profile: Profile) -> Capacity:
-        return profile.capacity or self.capacity
+        """The profile's bounds within the group's: the group's capacity is a cap no profile
+        lifts (the schema refuses a profile outside it; this holds for any GroupSpec)."""
+        own = profile.capacity
+        if own is None:
+            return self.capacity
+        group = self.capacity
+        if group.minimum <= own.minimum and own.maximum <= group.maximum:
+            return own
+        return Capacity(
+            group.clamp(own.minimum), group.clamp(own.maximum), group.clamp(own.default)
+        )

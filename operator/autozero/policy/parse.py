@@ -33,6 +33,7 @@ from autozero.policy.identity import identity_errors
 from autozero.policy.model import (
     DAYS,
     SOURCE_KEYS,
+    UNITS,
     GCEAutoscalerHandoff,
     GCETarget,
     GroupPolicy,
@@ -151,8 +152,19 @@ class _Builder:
             hpa.get("behavior"),
         )
 
+    def _activation(self, activation: dict[str, Any] | None) -> Activation | None:
+        if activation is None:
+            return None
+        metric = activation["metric"]
+        source = next(m for m in self.manifest["spec"].get("metrics", []) if m["name"] == metric)
+        return Activation(
+            metric,
+            _duration(activation["idleFor"]),
+            float(activation.get("threshold", 0.0)),
+            UNITS[next(k for k in SOURCE_KEYS if k in source)],
+        )
+
     def _group(self, group: dict[str, Any], path: str, polling: timedelta) -> GroupPolicy:
-        activation = group.get("activation")
         fallback = group.get("fallback") or {}
         profiles = tuple(
             self._profile(p, f"{path}.profiles[{n}]", polling)
@@ -163,11 +175,7 @@ class _Builder:
             name=group["name"],
             capacity=self._capacity(group["capacity"]),
             profiles=profiles,
-            activation=(
-                Activation(activation["metric"], _duration(activation["idleFor"]))
-                if activation
-                else None
-            ),
+            activation=self._activation(group.get("activation")),
             failure=FailurePolicy(fallback.get("failureThreshold", 3), fallback.get("replicas")),
             handoff=handoff is not None,
         )

@@ -104,6 +104,7 @@ def _group(group: GroupPolicy) -> dict[str, Any]:
         out["activation"] = {
             "metric": spec.activation.metric,
             "idleFor": _d(spec.activation.idle_for),
+            "threshold": spec.activation.threshold,
         }
     if isinstance(group.handoff, GCEAutoscalerHandoff):
         handoff: dict[str, Any] = {

@@ -486,10 +486,18 @@ def _group() -> Schema:
                 {
                     "metric": string("A metric declared in spec.metrics.", minLength=1),
                     "idleFor": duration(
-                        "How long the group must be idle (nothing pending nor in flight) before "
-                        "it goes to zero. Checked at each poll: 0s sleeps the group at the first "
-                        "poll that finds it idle, and anything up to pollingInterval at the next "
-                        "one, with no grace for work that arrives in bursts."
+                        "How long the group must be idle (pending at or below threshold, nothing "
+                        "in flight) before it goes to zero. Checked at each poll: 0s sleeps the "
+                        "group at the first poll that finds it idle, and anything up to "
+                        "pollingInterval at the next one, with no grace for work that arrives in "
+                        "bursts."
+                    ),
+                    "threshold": number(
+                        "The group wakes only when pending work exceeds this, and counts as idle "
+                        "only while it stays at or below it (KEDA's activationValue). Unset: 0, "
+                        "any pending work wakes the group. Required when the metric is a "
+                        "Prometheus query: only a count of work falls to 0 when there is none.",
+                        minimum=0,
                     ),
                 },
                 required=["metric", "idleFor"],
@@ -596,15 +604,31 @@ def _group() -> Schema:
                 "self.fallback.replicas <= self.capacity.maximum",
                 "fallback.replicas must not exceed capacity.maximum",
             ),
+            (PROFILES_WITHIN_GROUP, "every profile's capacity must lie within the group's"),
         ],
     )
 
+
+#: The group's capacity caps every profile's: a profile narrows the bounds, never widens them.
+#: (A profile's default lies between its own minimum and maximum, so within the group's too.)
+PROFILES_WITHIN_GROUP = (
+    "!has(self.profiles) || self.profiles.all(p, !has(p.capacity) || "
+    "(p.capacity.minimum >= self.capacity.minimum && "
+    "p.capacity.maximum <= self.capacity.maximum))"
+)
 
 #: Cross-field rules of the spec. The apiserver can only report them on `spec`; `autozero
 #: validate` names the element and the value instead (validate.py explains them).
 ACTIVATION_METRICS_DECLARED = (
     "self.groups.all(g, !has(g.activation) || (has(self.metrics) && "
     "self.metrics.exists(m, m.name == g.activation.metric)))"
+)
+#: A Prometheus query may never fall to 0 (a CPU ratio, a rate): as an activation metric it
+#: needs an explicit threshold, or the group could never sleep.
+ACTIVATION_THRESHOLD_FOR_QUERIES = (
+    "self.groups.all(g, !has(g.activation) || has(g.activation.threshold) || "
+    "!has(self.metrics) || !self.metrics.exists(m, m.name == g.activation.metric && "
+    "has(m.prometheus)))"
 )
 RULE_METRICS_DECLARED = (
     "self.groups.all(g, !has(g.profiles) || g.profiles.all(p, !has(p.rules) || "
@@ -657,6 +681,11 @@ def spec_schema() -> Schema:
             (
                 RULE_METRICS_DECLARED,
                 "every rule's metric must name a metric declared in spec.metrics",
+            ),
+            (
+                ACTIVATION_THRESHOLD_FOR_QUERIES,
+                "an activation metric that is a Prometheus query needs activation.threshold, the "
+                "value at or below which the group counts as idle",
             ),
         ],
     )

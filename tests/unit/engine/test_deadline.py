@@ -199,6 +199,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
                 Activation,
                 st.just("backlog"),
                 st.sampled_from([timedelta(0), minutes(2), minutes(10)]),
+                st.sampled_from([0.0, 0.0, 2.0, 5.0]),  # the activation threshold
             )
         ),
         failure=FailurePolicy(

@@ -66,6 +66,7 @@ def specs(draw: st.DrawFn) -> GroupSpec:
                 Activation,
                 st.just("backlog"),
                 st.sampled_from([timedelta(0), timedelta(minutes=2)]),
+                st.sampled_from([0.0, 0.0, 5.0]),  # the activation threshold
             )
         ),
         failure=FailurePolicy(threshold=draw(st.integers(1, 3)), fallback_replicas=fallback),

@@ -25,6 +25,7 @@ from autozero.engine.spec import (
 )
 from autozero.policy.errors import PolicyInvalid
 from autozero.policy.model import (
+    UNITS,
     GCEAutoscalerHandoff,
     GCETarget,
     GroupPolicy,
@@ -105,14 +106,16 @@ def rules(draw: st.DrawFn, metrics: list[str]) -> Rule:
 
 
 @st.composite
-def capacities(draw: st.DrawFn, minimum_floor: int = 0) -> Capacity:
-    maximum = draw(st.integers(max(1, minimum_floor), 50))
+def capacities(draw: st.DrawFn, minimum_floor: int = 0, ceiling: int = 50) -> Capacity:
+    """Bounds with a minimum of at least `minimum_floor` and a maximum of at most `ceiling`."""
+    maximum = draw(st.integers(max(1, minimum_floor), ceiling))
     minimum = draw(st.integers(minimum_floor, maximum))
     return Capacity(minimum, maximum, draw(st.integers(minimum, maximum)))
 
 
 @st.composite
-def profiles(draw: st.DrawFn, metrics: list[str]) -> tuple[Profile, ...]:
+def profiles(draw: st.DrawFn, metrics: list[str], bounds: Capacity) -> tuple[Profile, ...]:
+    """Profiles whose capacities lie within the group's `bounds`, as the schema requires."""
     names = draw(st.lists(NAMES, unique=True, max_size=3))
     out = []
     for index, name in enumerate(names):
@@ -134,7 +137,7 @@ def profiles(draw: st.DrawFn, metrics: list[str]) -> tuple[Profile, ...]:
             Profile(
                 name,
                 tuple(draw(st.lists(rules(metrics), max_size=3))) if metrics else (),
-                draw(st.none() | capacities()),
+                draw(st.none() | capacities(bounds.minimum, bounds.maximum)),
                 recurrence,
                 fixed,
             )
@@ -143,7 +146,7 @@ def profiles(draw: st.DrawFn, metrics: list[str]) -> tuple[Profile, ...]:
 
 
 @st.composite
-def groups(draw: st.DrawFn, name: str, metrics: list[str]) -> GroupPolicy:
+def groups(draw: st.DrawFn, name: str, metrics: list[str], units: dict[str, str]) -> GroupPolicy:
     gce = draw(st.booleans())
     target = (
         GCETarget(
@@ -162,7 +165,12 @@ def groups(draw: st.DrawFn, name: str, metrics: list[str]) -> GroupPolicy:
     )
     capacity = draw(capacities(minimum_floor=0 if metrics else 1))
     activation = (
-        Activation(draw(st.sampled_from(metrics)), draw(minutes))
+        Activation(
+            metric := draw(st.sampled_from(metrics)),
+            draw(minutes),
+            draw(st.sampled_from([0.0, 0.5, 5.0])),
+            units[metric],
+        )
         if metrics and (capacity.minimum == 0 or draw(st.booleans()))
         else None
     )
@@ -181,7 +189,7 @@ def groups(draw: st.DrawFn, name: str, metrics: list[str]) -> GroupPolicy:
         GroupSpec(
             name,
             capacity,
-            draw(profiles(metrics)),
+            draw(profiles(metrics, capacity)),
             activation,
             FailurePolicy(draw(st.integers(1, 5)), fallback),
             handoff is not None,
@@ -195,13 +203,14 @@ def groups(draw: st.DrawFn, name: str, metrics: list[str]) -> GroupPolicy:
 def policies(draw: st.DrawFn) -> Policy:
     metric_names = draw(st.lists(NAMES, unique=True, max_size=3))
     metrics = tuple(MetricSpec(n, *draw(st.sampled_from(SOURCES))) for n in metric_names)
+    units = {m.name: UNITS[m.source] for m in metrics}
     group_names = draw(st.lists(NAMES, unique=True, min_size=1, max_size=3))
     return Policy(
         name=draw(NAMES),
         namespace=draw(NAMES),
         polling_interval=POLLING,
         metrics=metrics,
-        groups=tuple(draw(groups(n, metric_names)) for n in group_names),
+        groups=tuple(draw(groups(n, metric_names, units)) for n in group_names),
         paused=draw(st.booleans()),
         dry_run=draw(st.booleans()),
         service_account=draw(st.none() | NAMES),
