@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from autozero.engine.decide import decide
-from autozero.engine.decision import Action, Decision
+from autozero.engine.decision import Action, Decision, RuleVerdict
 from autozero.engine.durations import format_duration
 from autozero.engine.readings import Failure, Observation, Reading
 from autozero.engine.state import GroupState
@@ -282,16 +282,30 @@ def decision_json(decision: Decision) -> dict[str, object]:
         "pending": _finite(decision.pending),
         "inFlight": _finite(decision.in_flight),
         "failing": list(decision.failing),
-        "rules": [
-            {
-                "metric": v.metric,
-                "direction": v.direction.value,
-                "operator": v.operator.value,
-                "observed": _finite(v.observed),
-                "threshold": _finite(v.threshold),
-                "status": v.status.value,
-                "fired": v.fired,
-            }
-            for v in decision.rules
-        ],
+        "recommended": decision.recommended,
+        "rules": [rule_json(v) for v in decision.rules],
     }
+
+
+def rule_json(verdict: RuleVerdict) -> dict[str, object]:
+    """One rule's verdict: a threshold rule's direction, operator and threshold, or a target
+    rule's target (`{"averageValue": 50, "tolerance": 0.1}`) and the count it wants."""
+    out: dict[str, object] = {"metric": verdict.metric}
+    if verdict.target is not None:
+        out["target"] = {
+            verdict.target.kind.value: _finite(verdict.target.value),
+            "tolerance": verdict.target.tolerance,
+        }
+        out["wants"] = verdict.proposed
+    else:
+        out["direction"] = verdict.direction.value if verdict.direction else None
+        out["operator"] = verdict.operator.value if verdict.operator else None
+        out["threshold"] = _finite(verdict.threshold)
+    out.update(
+        {
+            "observed": _finite(verdict.observed),
+            "status": verdict.status.value,
+            "fired": verdict.fired,
+        }
+    )
+    return out

@@ -26,7 +26,10 @@ from autozero.policy.schema import (
     ACTIVATION_METRICS_DECLARED,
     ACTIVATION_THRESHOLD_FOR_QUERIES,
     PROFILES_WITHIN_GROUP,
+    RULE_HAS_A_FORM,
     RULE_METRICS_DECLARED,
+    TARGET_RULE_NOT_PER_INSTANCE,
+    TARGET_RULE_ONLY,
     URL_WITHOUT_CREDENTIALS,
     crd,
 )
@@ -224,6 +227,42 @@ def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+_THRESHOLD_RULE_FIELDS = ("operator", "threshold", "action")
+
+
+def _rule_form(rule: Any, path: str) -> Iterator[FieldError]:
+    if not isinstance(rule, dict) or "target" in rule:
+        return
+    for key in _THRESHOLD_RULE_FIELDS:
+        if key not in rule:
+            yield FieldError(
+                f"{path}.{key}",
+                "is required in a threshold rule (or write target: {averageValue: N} for a "
+                "target rule)",
+            )
+
+
+def _target_rule_only(rule: Any, path: str) -> Iterator[FieldError]:
+    if not isinstance(rule, dict) or "target" not in rule:
+        return
+    for key in _THRESHOLD_RULE_FIELDS:
+        if key in rule:
+            yield FieldError(
+                f"{path}.{key}",
+                f"has no place in a target rule, whose target sets the count (remove {key}, "
+                "or target for a threshold rule)",
+            )
+
+
+def _target_not_per_instance(rule: Any, path: str) -> Iterator[FieldError]:
+    if isinstance(rule, dict) and "target" in rule and rule.get("perInstance") is True:
+        yield FieldError(
+            f"{path}.perInstance",
+            "does not apply to a target rule: averageValue divides the value by the replica "
+            "count itself, and value is measured at the current count",
+        )
+
+
 #: Rules the apiserver can only report on the node that holds them, explained element by
 #: element: each explanation yields an error exactly when its rule fails.
 _EXPLAINED: dict[str, Callable[[Any, str], Iterator[FieldError]]] = {
@@ -231,6 +270,9 @@ _EXPLAINED: dict[str, Callable[[Any, str], Iterator[FieldError]]] = {
     RULE_METRICS_DECLARED: _rule_metrics,
     ACTIVATION_THRESHOLD_FOR_QUERIES: _activation_thresholds,
     PROFILES_WITHIN_GROUP: _profiles_within_group,
+    RULE_HAS_A_FORM: _rule_form,
+    TARGET_RULE_ONLY: _target_rule_only,
+    TARGET_RULE_NOT_PER_INSTANCE: _target_not_per_instance,
 }
 
 

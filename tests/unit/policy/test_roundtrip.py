@@ -10,18 +10,26 @@ import yaml
 from autozero.engine.spec import (
     ActionType,
     Activation,
+    Behavior,
     Capacity,
     Direction,
     FailurePolicy,
     FixedDate,
     GroupSpec,
     Operator,
+    PolicyType,
     Profile,
+    RatePolicy,
     Recurrence,
     Rule,
     ScaleAction,
+    ScalingRules,
+    SelectPolicy,
     Statistic,
+    TargetKind,
+    TargetRule,
     TimeAggregation,
+    TrackingTarget,
 )
 from autozero.policy.errors import PolicyInvalid
 from autozero.policy.model import (
@@ -84,8 +92,21 @@ minutes = st.integers(1, 10).map(lambda n: timedelta(minutes=n))
 
 
 @st.composite
-def rules(draw: st.DrawFn, metrics: list[str]) -> Rule:
+def rules(draw: st.DrawFn, metrics: list[str]) -> Rule | TargetRule:
     grain = draw(st.sampled_from([timedelta(seconds=30), timedelta(minutes=1)]))
+    if draw(st.booleans()):
+        return TargetRule(
+            metric=draw(st.sampled_from(metrics)),
+            time_grain=grain,
+            statistic=draw(st.sampled_from(list(Statistic))),
+            time_window=grain * draw(st.integers(1, 10)),
+            time_aggregation=draw(st.sampled_from(list(TimeAggregation))),
+            target=TrackingTarget(
+                draw(st.sampled_from(list(TargetKind))),
+                draw(st.floats(0.001, 1e6, allow_nan=False)),
+                draw(st.floats(0, 1, allow_nan=False)),
+            ),
+        )
     kind = draw(st.sampled_from(list(ActionType)))
     return Rule(
         metric=draw(st.sampled_from(metrics)),
@@ -103,6 +124,21 @@ def rules(draw: st.DrawFn, metrics: list[str]) -> Rule:
             draw(minutes),
         ),
     )
+
+
+@st.composite
+def scaling_rules(draw: st.DrawFn) -> ScalingRules:
+    period = st.integers(1, 1800).map(lambda n: timedelta(seconds=n))
+    policy = st.builds(RatePolicy, st.sampled_from(list(PolicyType)), st.integers(1, 500), period)
+    return ScalingRules(
+        timedelta(seconds=draw(st.integers(0, 3600))),
+        draw(st.sampled_from(list(SelectPolicy))),
+        tuple(draw(st.lists(policy, max_size=3))),
+    )
+
+
+def behaviors() -> st.SearchStrategy[Behavior]:
+    return st.builds(Behavior, st.none() | scaling_rules(), st.none() | scaling_rules())
 
 
 @st.composite
@@ -183,6 +219,7 @@ def groups(draw: st.DrawFn, name: str, metrics: list[str], units: dict[str, str]
         )
     )
     fallback = draw(st.none() | st.integers(0, capacity.maximum))
+    behavior = draw(behaviors()) if handoff is None else Behavior()
     return GroupPolicy(
         name,
         target,
@@ -193,6 +230,7 @@ def groups(draw: st.DrawFn, name: str, metrics: list[str], units: dict[str, str]
             activation,
             FailurePolicy(draw(st.integers(1, 5)), fallback),
             handoff is not None,
+            behavior,
         ),
         handoff,
         draw(st.booleans()),
