@@ -1,7 +1,8 @@
 """A ScalingPolicy's status, built from a cycle's report: what autozero saw, decided and did.
 
 Pure: the report and the previous status in, the new status out. The durable part of the engine
-state (idle-since, last scale time) lives here too, so a restarted operator resumes from it.
+state (idle-since, last scale time, recent scale events) lives here too, so a restarted operator
+resumes from it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from autozero.engine.decision import Action
+from autozero.engine.decision import Action, RuleVerdict
 from autozero.engine.readings import Failure, Reading
 from autozero.engine.state import GroupState
 from autozero.reconcile import CycleReport, GroupReport
@@ -62,19 +63,13 @@ def _group(
         "action": decision.action.value,
         "reason": decision.reason.value,
         "message": decision.message,
-        "rules": [
-            {
-                "rule": v.index,
-                "metric": v.metric,
-                "direction": v.direction.value,
-                "value": v.observed,
-                "threshold": v.threshold,
-                "status": v.status.value,
-                "fired": v.fired,
-            }
-            for v in decision.rules
-        ],
+        "rules": [_verdict(v) for v in decision.rules],
     }
+    if state is not None and state.scale_events:
+        # Durable: a restarted operator must not forget a rate policy's recent changes.
+        out["scaleEvents"] = [
+            {"time": _precise(at), "change": change} for at, change in state.scale_events
+        ]
     if decision.action is not Action.HOLD and report.acted and report.error is None:
         out["lastScale"] = {
             "time": iso(decision.at),
@@ -85,6 +80,26 @@ def _group(
     elif "lastScale" in previous:
         out["lastScale"] = previous["lastScale"]
     return out
+
+
+def _verdict(verdict: RuleVerdict) -> dict[str, Any]:
+    """A threshold rule's direction and threshold, or a target rule's target and wanted count."""
+    out: dict[str, Any] = {"rule": verdict.index, "metric": verdict.metric}
+    if verdict.target is not None:
+        out["target"] = {verdict.target.kind.value: verdict.target.value}
+        out["wants"] = verdict.proposed
+    else:
+        out["direction"] = verdict.direction.value if verdict.direction else None
+        out["threshold"] = verdict.threshold
+    return out | {"value": verdict.observed, "status": verdict.status.value, "fired": verdict.fired}
+
+
+def _precise(moment: float) -> str:
+    return datetime.fromtimestamp(moment, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse(moment: str) -> float:
+    return datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp()
 
 
 def build_status(
@@ -181,17 +196,21 @@ def invalid_status(
 
 
 def restore_states(status: Mapping[str, Any]) -> dict[str, GroupState]:
-    """Engine state a restarted operator resumes from (the sample windows start empty)."""
+    """Engine state a restarted operator resumes from: idle-since, the last scale's time and
+    the recent scale events the rate policies count. The sample windows and the rules' recent
+    recommendations start empty: until the windows refill, the rules recommend the current
+    count, so a restart can delay a scale, never hasten one (`autozero.engine.state`)."""
     states: dict[str, GroupState] = {}
     for group in status.get("groups") or []:
         idle = group.get("idleSince")
         scaled = (group.get("lastScale") or {}).get("time")
+        events = tuple(
+            (_parse(event["time"]), int(event["change"]))
+            for event in group.get("scaleEvents") or ()
+        )
         states[str(group.get("name"))] = GroupState(
-            idle_since=datetime.fromisoformat(idle.replace("Z", "+00:00")).timestamp()
-            if idle
-            else None,
-            last_scale_at=datetime.fromisoformat(scaled.replace("Z", "+00:00")).timestamp()
-            if scaled
-            else None,
+            idle_since=_parse(idle) if idle else None,
+            last_scale_at=_parse(scaled) if scaled else None,
+            scale_events=events,
         )
     return states
