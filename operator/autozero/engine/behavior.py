@@ -5,7 +5,9 @@ in the kube-controller-manager's horizontal.go):
 
 1. **Stabilization.** Every decision records the rules' recommendation. The count may go down
    only to the highest recommendation within the scale-down window, and up only to the lowest
-   within the scale-up window (the current recommendation included).
+   within the scale-up window (the current recommendation included). With no history (a fresh
+   start, a wake), the current count counts as recommended now (`maybeInitScaleDownStabilization
+   Window`): nothing scales in within the window of being first seen.
 2. **Rate policies.** Each policy allows, from the count at the start of its period (the current
    count less the changes made within the period), `value` replicas (`Pods`) or `value` percent
    (`Percent`, rounded up for a scale-up and down for a scale-down) more, or fewer; `Max` picks

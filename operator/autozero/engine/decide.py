@@ -265,10 +265,15 @@ def decide(
         # Behavior: the rules' recommendation is stabilized, then rate-limited.
         recommended = target
         windows_of_profile = spec.stabilization_of(profile)
+        past_highs = state.highs
+        if not past_highs and spec.recommendation_seconds[1] > 0:
+            # No history (a fresh start, or just woken): as the HPA does when it first sees a
+            # workload, the current count counts as recommended now.
+            past_highs = ((t, current),)
         stable = stabilize(
-            current, target, state.highs, state.lows, now=t, windows=windows_of_profile
+            current, target, past_highs, state.lows, now=t, windows=windows_of_profile
         )
-        highs, lows = remember(state.highs, state.lows, t, target, spec.recommendation_seconds)
+        highs, lows = remember(past_highs, state.lows, t, target, spec.recommendation_seconds)
         new_state = replace(new_state, highs=highs, lows=lows)
         if stable.held_by is not None:
             soonest = min(soonest, stable.until)

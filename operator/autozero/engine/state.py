@@ -4,11 +4,12 @@ The operator keeps the durable part (idle-since, last scale time, recent scale e
 policy's status and the rest in memory; the standalone runner keeps all of it in a JSON file.
 Both go through `to_json`/`from_json`, and a restored state decides exactly as the original would.
 
-Why the recommendation history need not be durable: after a restart the sample windows start
-empty, every rule has insufficient data, and the rules recommend the current count until the
-windows refill; that is what the history restarts with, so a lost history can delay a scale-in
-or a stabilized scale-out, never hasten one. A lost scale event could let a rate policy allow
-more than its rate once, so recent scale events are kept with the idle clock.
+Why the recommendation history need not be durable: a decision that finds none counts the
+current count as recommended now (as the HPA does when it first sees a workload), and after a
+restart the sample windows start empty, so the rules recommend the current count until they
+refill: a lost history can delay a scale-in or a stabilized scale-out, never hasten one. A lost
+scale event could let a rate policy allow more than its rate once, so recent scale events are
+kept with the idle clock.
 """
 
 from __future__ import annotations

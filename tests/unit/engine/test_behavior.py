@@ -241,3 +241,15 @@ def test_a_wake_and_a_sleep_forget_recommendations_and_scale_events() -> None:
         assert (after.highs, after.lows, after.scale_events) == ((), (), ())
     step = state.after_scale(at=at, was=3, now_is=7)
     assert step.scale_events == ((NOW, 4), (at.timestamp(), 4))
+
+
+def test_a_fresh_start_counts_the_current_count_as_recommended_as_the_hpa_does() -> None:
+    # The HPA seeds its recommendations with the current count when it first sees a workload,
+    # so neither a fresh start nor a restart (nor a wake) can scale in within the window.
+    spec = group([target("q", average_value=50)], activation=None, minimum=1, maximum=20)
+    decisions = simulate(spec, lambda *_: q(100), start=T0, end=T0 + minutes(6), current=8)
+    moves = [
+        (int((d.at - T0).total_seconds()), d.target) for d in decisions if d.target != d.current
+    ]
+    assert moves == [(300, 2)]
+    assert decisions[0].reason is Reason.STABILIZED
