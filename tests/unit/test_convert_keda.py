@@ -122,3 +122,14 @@ def test_no_scaled_object_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixt
     code, _, _ = convert("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", tmp_path)
     assert code == 1
     assert "no KEDA ScaledObject" in capsys.readouterr().err
+
+
+def test_the_converted_example_is_what_convert_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    assert main(["convert", "keda", "-f", str(examples / "keda" / "orders-scaledobject.yaml")]) == 0
+    out, err = capsys.readouterr()
+    assert out == (examples / "converted-from-keda.yaml").read_text(), (
+        "run: autozero convert keda -f examples/keda/orders-scaledobject.yaml "
+        "> examples/converted-from-keda.yaml"
+    )
+    assert "spec.triggers[0].metadata.excludeUnacknowledged" in err
