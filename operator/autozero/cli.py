@@ -25,6 +25,7 @@ from autozero.simulator import (
     SimulateError,
     TraceError,
     decision_json,
+    handoff_signals,
     queue_metrics,
     read_trace,
     simulate,
@@ -393,7 +394,11 @@ def run_simulate(args: argparse.Namespace, out: TextIO) -> int:
     try:
         text = Path(args.trace).read_bytes().decode()
         trace = read_trace(
-            text, args.trace, {m.name for m in policy.metrics}, queue_metrics(policy)
+            text,
+            args.trace,
+            {m.name for m in policy.metrics},
+            queue_metrics(policy),
+            handoff_signals(policy),
         )
     except TraceError as exc:
         return _fail(str(exc))
@@ -414,7 +419,9 @@ def run_simulate(args: argparse.Namespace, out: TextIO) -> int:
         groups = args.group or [g.name for g in policy.groups if not g.skip]
         metrics = sorted({m for g in groups for m in policy.group(g).engine.metrics})
         try:
-            plot_simulation(args.plot, trace, decisions, metrics, f"{policy.name}: simulation")
+            plot_simulation(
+                args.plot, trace, decisions, metrics, f"{policy.name}: simulation", policy=policy
+            )
         except PlotUnavailable as exc:
             return _fail(str(exc))
         except ValueError as exc:  # matplotlib knows no such format (the file's suffix)
@@ -436,12 +443,7 @@ def run_simulate(args: argparse.Namespace, out: TextIO) -> int:
             f"{decision.current:>3} → {decision.target:<3}  {decision.message}\n"
         )
     for summary in summaries.values():
-        latencies = ", ".join(f"{s:g}s" for s in summary.wake_latencies) or "none"
-        out.write(
-            f"\n{summary.group}: {summary.scale_events} scale events, "
-            f"{summary.replica_seconds / 3600:.2f} replica-hours, peak {summary.peak_replicas}, "
-            f"final {summary.final_replicas}, wake latency {latencies}\n"
-        )
+        out.write(f"\n{summary.text}\n")
     return 0
 
 

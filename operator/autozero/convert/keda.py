@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from autozero.convert.cron import CronUnsupported, window
 from autozero.engine.durations import format_duration
 from autozero.policy.model import API_GROUP, API_VERSION, DAYS, KIND
+from autozero.quantity import parse_quantity
 
 KEDA_API = "keda.sh/v1alpha1"
 PAUSED = "autoscaling.keda.sh/paused"
@@ -48,19 +49,6 @@ HPA_SCALE_DOWN = {
 #: The management plugin's default port: KEDA's AMQP host says nothing of it.
 MANAGEMENT_PORT = 15672
 _NAME = re.compile(r"[^a-z0-9-]+")
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
-_SCALES = {
-    None: 1.0,
-    "m": 1e-3,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "Ki": 2.0**10,
-    "Mi": 2.0**20,
-    "Gi": 2.0**30,
-    "Ti": 2.0**40,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +115,10 @@ def _bool(value: Any) -> bool:
 
 
 def _quantity(value: Any, path: str) -> float:
-    match = _QUANTITY.match(_text(value))
-    if match is None:
-        raise _Refused(path, f"{value!r} is not a Kubernetes quantity (e.g. 500m, 512Mi)")
-    return float(match.group(1)) * _SCALES[match.group(2)]
+    try:
+        return parse_quantity(value)
+    except ValueError as exc:
+        raise _Refused(path, str(exc)) from None
 
 
 def _seconds(value: int) -> str:
