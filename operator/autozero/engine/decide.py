@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from autozero.engine.activation import (
@@ -83,7 +83,15 @@ def record(
     (idle tracking, cooldowns, recommendations and scale events change only through `decide`
     and `after_scale`)."""
     windows, failures, _ = _record(spec, state, observations, now.timestamp())
-    return replace(state, windows=windows, failures=failures)
+    return GroupState(
+        windows,
+        failures,
+        state.idle_since,
+        state.last_scale_at,
+        state.highs,
+        state.lows,
+        state.scale_events,
+    )
 
 
 def _record(
@@ -171,12 +179,9 @@ def decide(
         if current > 0
         else None
     )
-    new_state = replace(
-        state,
-        windows=windows,
-        failures=failures,
-        idle_since=idle_since,
-        scale_events=_recent(state.scale_events, t - spec.rate_seconds),
+    events = _recent(state.scale_events, t - spec.rate_seconds)
+    new_state = GroupState(
+        windows, failures, idle_since, state.last_scale_at, state.highs, state.lows, events
     )
     # A failing source not yet Degraded: its next failed read may make the group Degraded.
     counting_failures = len(degraded) < len(failing)
@@ -264,34 +269,47 @@ def decide(
                     soonest = min(soonest, state.last_scale_at + cooldown)
         # Behavior: the rules' recommendation is stabilized, then rate-limited.
         recommended = target
-        windows_of_profile = spec.stabilization_of(profile)
-        past_highs = state.highs
-        if not past_highs and spec.recommendation_seconds[1] > 0:
-            # No history (a fresh start, or just woken): as the HPA does when it first sees a
-            # workload, the current count counts as recommended now.
-            past_highs = ((t, current),)
-        stable = stabilize(
-            current, target, past_highs, state.lows, now=t, windows=windows_of_profile
-        )
-        highs, lows = remember(past_highs, state.lows, t, target, spec.recommendation_seconds)
-        new_state = replace(new_state, highs=highs, lows=lows)
-        if stable.held_by is not None:
-            soonest = min(soonest, stable.until)
-            read_windows = True  # the recommendations read are refreshed by every decision
-            if stable.count != target:
-                way = "scale-in" if target < current else "scale-out"
-                message = f"{way} to {target} held at {stable.count}: {stable.message}; {message}"
-                target, reason = stable.count, Reason.STABILIZED
-        rules = spec.behavior.scale_up if target > current else spec.behavior.scale_down
-        limited = rate_limit(current, target, new_state.scale_events, rules, now=t)
-        soonest = min(soonest, limited.until)
-        if limited.limit is not None and rules is not None:
-            way, which = ("scale-out", "scaleUp") if target > current else ("scale-in", "scaleDown")
-            message = (
-                f"{way} to {target} limited to {limited.count} by behavior.{which} "
-                f"({describe_rules(rules)}); {message}"
+        keep = spec.recommendation_seconds
+        if keep[0] > 0 or keep[1] > 0:
+            past_highs = state.highs
+            if not past_highs and keep[1] > 0:
+                # No history (a fresh start, or just woken): as the HPA does when it first sees
+                # a workload, the current count counts as recommended now.
+                past_highs = ((t, current),)
+            stable = stabilize(
+                current,
+                target,
+                past_highs,
+                state.lows,
+                now=t,
+                windows=spec.stabilization_of(profile),
             )
-            target, reason = limited.count, Reason.RATE_LIMITED
+            highs, lows = remember(past_highs, state.lows, t, target, keep)
+            new_state = GroupState(
+                windows, failures, idle_since, state.last_scale_at, highs, lows, events
+            )
+            if stable.held_by is not None:
+                soonest = min(soonest, stable.until)
+                read_windows = True  # the recommendations read are refreshed by every decision
+                if stable.count != target:
+                    way = "scale-in" if target < current else "scale-out"
+                    message = (
+                        f"{way} to {target} held at {stable.count}: {stable.message}; {message}"
+                    )
+                    target, reason = stable.count, Reason.STABILIZED
+        rules = spec.behavior.scale_up if target > current else spec.behavior.scale_down
+        if rules is not None and target != current:
+            limited = rate_limit(current, target, events, rules, now=t)
+            soonest = min(soonest, limited.until)
+            if limited.limit is not None:
+                way, which = (
+                    ("scale-out", "scaleUp") if target > current else ("scale-in", "scaleDown")
+                )
+                message = (
+                    f"{way} to {target} limited to {limited.count} by behavior.{which} "
+                    f"({describe_rules(rules)}); {message}"
+                )
+                target, reason = limited.count, Reason.RATE_LIMITED
 
     # Clamp to the active profile's bounds.
     if target > ceiling:

@@ -318,9 +318,17 @@ class GroupSpec:
             p.name for p in self.profiles if any(isinstance(r, TargetRule) for r in p.rules)
         )
 
+    @cached_property
+    def _stabilization(self) -> dict[str, tuple[float, float]]:
+        return {p.name: self._stabilization_of(p) for p in (*self.profiles, self.default_profile)}
+
     def stabilization_of(self, profile: Profile) -> tuple[float, float]:
         """The (scale-up, scale-down) stabilization windows in seconds while `profile` is
         active."""
+        known = self._stabilization.get(profile.name)
+        return known if known is not None else self._stabilization_of(profile)
+
+    def _stabilization_of(self, profile: Profile) -> tuple[float, float]:
         behavior = self.behavior
         up = behavior.scale_up.stabilization_window.total_seconds() if behavior.scale_up else 0.0
         if behavior.scale_down is not None:
@@ -335,7 +343,7 @@ class GroupSpec:
     def recommendation_seconds(self) -> tuple[float, float]:
         """How long recommendations must be kept for the (scale-up, scale-down) stabilization:
         the longest window of any profile."""
-        windows = [self.stabilization_of(p) for p in (*self.profiles, self.default_profile)]
+        windows = self._stabilization.values()
         return max(w[0] for w in windows), max(w[1] for w in windows)
 
     @cached_property
