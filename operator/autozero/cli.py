@@ -1,4 +1,5 @@
-"""The `autozero` command line: simulate, validate, run (standalone), operator, completion."""
+"""The `autozero` command line: simulate, validate, convert, run (standalone), operator,
+completion."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from autozero.policy.model import Policy
 from autozero.simulator import (
     SimulateError,
     TraceError,
+    handoff_signals,
     queue_metrics,
     read_trace,
     simulate,
@@ -316,6 +318,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="how often replicas try to acquire or renew the Lease (default: %(default)s)",
     )
 
+    conv = commands.add_parser(
+        "convert",
+        help="print ScalingPolicies for other autoscalers' objects (KEDA ScaledObjects)",
+        description="Convert other autoscalers' objects to ScalingPolicies.",
+    )
+    kinds = conv.add_subparsers(dest="convert", metavar="FROM", required=True)
+    keda = kinds.add_parser(
+        "keda",
+        help="KEDA ScaledObjects and their TriggerAuthentications",
+        description="Print a ScalingPolicy for each KEDA ScaledObject in the files (with the "
+        "TriggerAuthentications found there): triggers redis (lists), rabbitmq, prometheus, "
+        "cron, and cpu or memory with --prometheus. Every field that cannot be carried, or "
+        "is carried with another meaning, is one line on stderr: FILE:LINE: OBJECT: FIELD: "
+        "why. docs/migrating-from-keda.md explains the mapping.",
+        epilog="exit status: 0 every ScaledObject converted (stderr says what differs); 1 one "
+        "could not be, a file is unreadable, or none was found; 2 usage error.",
+    )
+    keda.add_argument(
+        "-f",
+        "--filename",
+        action="append",
+        required=True,
+        metavar="FILE_OR_DIR",
+        help="a manifest, a directory (its *.yaml and *.yml files, recursively), or '-' for "
+        "stdin (repeatable)",
+    )
+    keda.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="convert cpu and memory triggers to queries on this Prometheus (cAdvisor and "
+        "kube-state-metrics series); default: such triggers are refused",
+    )
+
     comp = commands.add_parser(
         "completion",
         help="print the shell code that completes autozero's commands and options",
@@ -365,7 +400,11 @@ def run_simulate(args: argparse.Namespace, out: TextIO) -> int:
     try:
         text = Path(args.trace).read_bytes().decode()
         trace = read_trace(
-            text, args.trace, {m.name for m in policy.metrics}, queue_metrics(policy)
+            text,
+            args.trace,
+            {m.name for m in policy.metrics},
+            queue_metrics(policy),
+            handoff_signals(policy),
         )
     except TraceError as exc:
         return _fail(str(exc))
@@ -386,7 +425,9 @@ def run_simulate(args: argparse.Namespace, out: TextIO) -> int:
         groups = args.group or [g.name for g in policy.groups if not g.skip]
         metrics = sorted({m for g in groups for m in policy.group(g).engine.metrics})
         try:
-            plot_simulation(args.plot, trace, decisions, metrics, f"{policy.name}: simulation")
+            plot_simulation(
+                args.plot, trace, decisions, metrics, f"{policy.name}: simulation", policy=policy
+            )
         except PlotUnavailable as exc:
             return _fail(str(exc))
         except ValueError as exc:  # matplotlib knows no such format (the file's suffix)
@@ -408,12 +449,7 @@ def run_simulate(args: argparse.Namespace, out: TextIO) -> int:
             f"{decision.current:>3} → {decision.target:<3}  {decision.message}\n"
         )
     for summary in summaries.values():
-        latencies = ", ".join(f"{s:g}s" for s in summary.wake_latencies) or "none"
-        out.write(
-            f"\n{summary.group}: {summary.scale_events} scale events, "
-            f"{summary.replica_seconds / 3600:.2f} replica-hours, peak {summary.peak_replicas}, "
-            f"final {summary.final_replicas}, wake latency {latencies}\n"
-        )
+        out.write(f"\n{summary.text}\n")
     return 0
 
 
@@ -520,6 +556,10 @@ def _main(argv: Sequence[str] | None) -> int:
         return run_simulate(args, sys.stdout)
     if args.command == "validate":
         return run_validate(args, sys.stdout)
+    if args.command == "convert":
+        from autozero.convert.command import run as run_convert
+
+        return run_convert(args.filename, args.prometheus, sys.stdout, sys.stderr)
     if args.command == "run":
         return run_standalone(args, sys.stdout)
     if args.command == "operator":

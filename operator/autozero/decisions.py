@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
-from autozero.engine.decision import Decision
+from autozero.engine.decision import Decision, RuleVerdict
 
 
 def finite(value: float | None) -> float | None:
@@ -32,18 +32,31 @@ def decision_json(decision: Decision) -> dict[str, object]:
         "pending": finite(decision.pending),
         "inFlight": finite(decision.in_flight),
         "failing": list(decision.failing),
-        "rules": [
-            {
-                "rule": v.index,
-                "metric": v.metric,
-                "direction": v.direction.value,
-                "operator": v.operator.value,
-                "observed": finite(v.observed),
-                "threshold": finite(v.threshold),
-                "status": v.status.value,
-                "fired": v.fired,
-            }
-            for v in decision.rules
-        ],
+        "recommended": decision.recommended,
+        "rules": [rule_json(v) for v in decision.rules],
         "nextEvaluation": None if deadline is None else timestamp(deadline),
     }
+
+
+def rule_json(verdict: RuleVerdict) -> dict[str, object]:
+    """One rule's verdict: a threshold rule's direction, operator and threshold, or a target
+    rule's target (`{"averageValue": 50, "tolerance": 0.1}`) and the count it wants."""
+    out: dict[str, object] = {"rule": verdict.index, "metric": verdict.metric}
+    if verdict.target is not None:
+        out["target"] = {
+            verdict.target.kind.value: finite(verdict.target.value),
+            "tolerance": verdict.target.tolerance,
+        }
+        out["wants"] = verdict.proposed
+    else:
+        out["direction"] = verdict.direction.value if verdict.direction else None
+        out["operator"] = verdict.operator.value if verdict.operator else None
+        out["threshold"] = finite(verdict.threshold)
+    out.update(
+        {
+            "observed": finite(verdict.observed),
+            "status": verdict.status.value,
+            "fired": verdict.fired,
+        }
+    )
+    return out

@@ -2,6 +2,11 @@
 
 The trace is a CSV of `time,metric,value[,instance][,in_flight]`. Between rows a metric keeps its
 last value (sample and hold), as a real source would keep answering with the current depth.
+
+While a group is handed off, the native autoscaler owns its count: with the signal it scales on
+in the trace (`<group>.cpu` for a GCE autoscaler; one per HPA metric), the simulation follows a
+model of it (`autozero.handoff_model`), so replica-hours and the peak include those periods;
+without, the group holds its wake count and the summary says the handoff was not modelled.
 """
 
 from __future__ import annotations
@@ -12,14 +17,15 @@ import math
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from autozero.engine.decide import decide
-from autozero.engine.decision import Action, Decision
+from autozero.engine.decision import Action, Decision, Reason
 from autozero.engine.durations import format_duration
 from autozero.engine.readings import Failure, Observation, Reading
 from autozero.engine.state import GroupState
+from autozero.handoff_model import NativeModel, Unmodelled, native_model
 from autozero.policy.model import GroupPolicy, Policy
 
 #: Bounds the memory and time of one simulation (a month at a 1s step is ~2.6 million).
@@ -102,10 +108,15 @@ class Trace:
 
 
 def read_trace(
-    text: str, source: str, known_metrics: set[str], counts: set[str] | None = None
+    text: str,
+    source: str,
+    known_metrics: set[str],
+    counts: set[str] | None = None,
+    signals: set[str] | None = None,
 ) -> Trace:
-    """The rows of a CSV trace; TraceError names the line of the first bad one. Values must be
-    finite, and not negative for `counts` (queue lengths) nor for in_flight."""
+    """The rows of a CSV trace; TraceError names the line of the first bad one. Metrics are the
+    policy's (`known_metrics`) or `signals` of a native autoscaler. Values must be finite, and not
+    negative for `counts` (queue lengths) nor for in_flight."""
     reader = csv.DictReader(io.StringIO(text))
     try:
         header = reader.fieldnames or []
@@ -118,7 +129,8 @@ def read_trace(
         if extra:
             raise TraceError(source, 1, f"unknown columns {extra} (optional: instance, in_flight)")
         counted = counts or set()
-        rows = [_row(row, source, reader.line_num, known_metrics, counted) for row in reader]
+        known = (known_metrics, signals or set())
+        rows = [_row(row, source, reader.line_num, known, counted) for row in reader]
     except csv.Error as exc:  # a NUL byte, an unterminated quote, a huge field
         raise TraceError(source, reader.line_num or 1, f"not a CSV file: {exc}") from None
     if not rows:
@@ -127,7 +139,11 @@ def read_trace(
 
 
 def _row(
-    row: dict[str, str], source: str, line: int, known_metrics: set[str], counts: set[str]
+    row: dict[str, str],
+    source: str,
+    line: int,
+    known: tuple[set[str], set[str]],
+    counts: set[str],
 ) -> TraceRow:
     try:
         moment = datetime.fromisoformat(row["time"])
@@ -137,9 +153,13 @@ def _row(
         raise TraceError(source, line, f"time {row['time']!r} needs an offset (Z or +01:00)")
     moment = moment.astimezone(UTC)  # the simulation's clock, and every time it prints, in UTC
     metric = row["metric"] or ""
-    if metric not in known_metrics:
-        known = ", ".join(sorted(known_metrics)) or "none"
-        raise TraceError(source, line, f"unknown metric {metric!r} (the policy declares {known})")
+    declared, signals = known
+    if metric not in declared and metric not in signals:
+        names = ", ".join(sorted(declared)) or "none"
+        also = f"; handoff signals: {', '.join(sorted(signals))}" if signals else ""
+        raise TraceError(
+            source, line, f"unknown metric {metric!r} (the policy declares {names}{also})"
+        )
     try:
         value = float(row["value"])
         in_flight = float(row["in_flight"]) if row.get("in_flight") else None
@@ -154,6 +174,20 @@ def _row(
     if in_flight is not None and in_flight < 0:
         raise TraceError(source, line, f"in_flight {row['in_flight']} is negative")
     return TraceRow(moment, metric, value, row.get("instance") or "", in_flight)
+
+
+def handoff_signals(policy: Policy) -> set[str]:
+    """What a trace may carry beside the policy's metrics: the signals its native autoscalers
+    scale on while a group is handed off (`<group>.cpu`, ...)."""
+    names: set[str] = set()
+    for group in policy.groups:
+        try:
+            model = native_model(group)
+        except Unmodelled:
+            continue
+        if model is not None:
+            names.update(model.signals)
+    return names
 
 
 def queue_metrics(policy: Policy) -> set[str]:
@@ -171,9 +205,11 @@ class GroupSummary:
     wake_latencies: list[float] = field(default_factory=list)  # first pending job -> Wake, seconds
     peak_replicas: int = 0
     final_replicas: int = 0
+    #: With a handoff: which autoscaler, whether it was modelled, and on what (or why not).
+    handoff: dict[str, object] | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "group": self.group,
             "replicaSeconds": self.replica_seconds,
             "scaleEvents": self.scale_events,
@@ -182,6 +218,22 @@ class GroupSummary:
             "peakReplicas": self.peak_replicas,
             "finalReplicas": self.final_replicas,
         }
+        if self.handoff is not None:
+            out["handoff"] = self.handoff
+        return out
+
+    @property
+    def text(self) -> str:
+        """The summary line of `--output table`."""
+        latencies = ", ".join(f"{s:g}s" for s in self.wake_latencies) or "none"
+        line = (
+            f"{self.group}: {self.scale_events} scale events, "
+            f"{self.replica_seconds / 3600:.2f} replica-hours, peak {self.peak_replicas}, "
+            f"final {self.final_replicas}, wake latency {latencies}"
+        )
+        if self.handoff is not None:
+            line += f"; {self.handoff['summary']}"
+        return line
 
 
 @dataclass
@@ -191,6 +243,36 @@ class _Simulated:
     state: GroupState = field(default_factory=GroupState)
     pending_since: datetime | None = None
     last_check: datetime | None = None
+    model: NativeModel | None = None  # the native autoscaler, when the trace lets it be modelled
+
+
+def _handoff(group: _Simulated, trace: Trace, summary: GroupSummary) -> None:
+    """Model the group's native autoscaler if the trace carries what it scales on; say so."""
+    if group.policy.handoff is None:
+        return
+    try:
+        model = native_model(group.policy)
+    except Unmodelled as exc:
+        summary.handoff = {"modelled": False, "summary": f"handoff periods not modelled: {exc}"}
+        return
+    assert model is not None
+    missing = [s for s in model.signals if s not in trace.metrics]
+    if missing:
+        summary.handoff = {
+            "autoscaler": model.name,
+            "modelled": False,
+            "summary": f"handoff periods not modelled (the trace has no {', '.join(missing)} "
+            f"rows for the {model.name})",
+        }
+        return
+    group.model = model
+    if group.replicas > 0:
+        model.start(trace.start.timestamp(), group.replicas)
+    summary.handoff = {
+        "autoscaler": model.name,
+        "modelled": True,
+        "summary": f"handoff periods modelled ({model.name} on {', '.join(model.signals)})",
+    }
 
 
 def simulate(
@@ -223,6 +305,8 @@ def simulate(
         )
     simulated = [_Simulated(g, initial_replicas) for g in chosen]
     summaries = {g.name: GroupSummary(g.name, final_replicas=initial_replicas) for g in chosen}
+    for group in simulated:
+        _handoff(group, trace, summaries[group.policy.name])
 
     def run() -> Iterator[Decision]:
         now = trace.start
@@ -248,16 +332,42 @@ def _step(
     evaluation = decide(spec, group.state, observations, now=now, current=group.replicas)
     decision = evaluation.decision
     group.state = evaluation.state
+    native = False
+    if group.model is not None and decision.reason is Reason.HANDOFF and group.replicas > 0:
+        decision, native = _native(group.model, decision, trace, now), True
     summary.actions[decision.action.value] += 1
     if decision.target != group.replicas:
         summary.scale_events += 1
-        group.state = group.state.after_scale(at=now, was=group.replicas, now_is=decision.target)
+        if not native:  # the native autoscaler's changes start none of autozero's cooldowns
+            group.state = group.state.after_scale(
+                at=now, was=group.replicas, now_is=decision.target
+            )
         if decision.action is Action.WAKE and group.pending_since is not None:
             summary.wake_latencies.append((now - group.pending_since).total_seconds())
         if decision.target == 0 or decision.action is Action.WAKE:
             group.pending_since = None
+        if decision.action is Action.WAKE and group.model is not None:
+            group.model.start(now.timestamp(), decision.target)
         group.replicas = decision.target
     summary.replica_seconds += group.replicas * every.total_seconds()
     summary.peak_replicas = max(summary.peak_replicas, group.replicas)
     summary.final_replicas = group.replicas
     return decision
+
+
+def _native(model: NativeModel, decision: Decision, trace: Trace, now: datetime) -> Decision:
+    """The decision once the native autoscaler has had its say (a hold until its signals have
+    data)."""
+    readings: dict[str, float] = {}
+    for signal in model.signals:
+        seen = trace.observe(signal, now)
+        if not isinstance(seen, Reading):
+            return replace(decision, message=f"{model.name}: no {signal} in the trace yet")
+        readings[signal] = seen.value
+    count, why = model.step(now.timestamp(), decision.current, readings)
+    return replace(
+        decision,
+        target=count,
+        action=Action.between(decision.current, count),
+        message=f"{model.name}: {why}",
+    )

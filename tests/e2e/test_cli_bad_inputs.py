@@ -276,8 +276,12 @@ spec:
       activation: {metric: backlog, idleFor: 3s}
 """
 PROMETHEUS = "prometheus: {serverAddress: 'http://127.0.0.1:1', query: 'sum(jobs)'}"
+# A query as the activation metric needs an explicit threshold.
 PROM_GCE_POLICY = GCE_POLICY.replace(
     "rq: {urlFrom: {secretKeyRef: {name: queue, key: url}}, queue: bids}", PROMETHEUS
+).replace(
+    "activation: {metric: backlog, idleFor: 3s}",
+    "activation: {metric: backlog, threshold: 0, idleFor: 3s}",
 )
 PROM_KUBE_POLICY = PROM_GCE_POLICY.replace(
     "gce: {project: acme, zone: europe-west1-c, instanceGroupManager: bids}",

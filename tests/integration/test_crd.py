@@ -61,8 +61,9 @@ def test_printer_columns(crd: KubeCluster) -> None:
 
 def test_kubectl_explain_describes_fields(crd: KubeCluster) -> None:
     out = crd.kubectl_run("explain", "scalingpolicy.spec.groups.profiles.rules").stdout
-    assert "A threshold rule: aggregate a metric over a window" in out
+    assert "A rule: aggregate a metric over a window" in out
     assert "perInstance" in out
+    assert "target" in out
     action = crd.kubectl_run("explain", "sp.spec.groups.profiles.rules.action.cooldown").stdout
     assert "After any scale action of the group" in action
 

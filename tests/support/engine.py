@@ -11,16 +11,24 @@ from autozero.engine.readings import Observation
 from autozero.engine.spec import (
     ActionType,
     Activation,
+    Behavior,
     Capacity,
     Direction,
     FailurePolicy,
     GroupSpec,
     Operator,
+    PolicyType,
     Profile,
+    RatePolicy,
     Rule,
     ScaleAction,
+    ScalingRules,
+    SelectPolicy,
     Statistic,
+    TargetKind,
+    TargetRule,
     TimeAggregation,
+    TrackingTarget,
 )
 from autozero.engine.state import GroupState
 
@@ -59,8 +67,59 @@ def rule(
     )
 
 
+def target(
+    metric: str,
+    *,
+    average_value: float | None = None,
+    value: float | None = None,
+    tolerance: float = 0.1,
+    grain: timedelta = timedelta(seconds=15),
+    window: timedelta = timedelta(seconds=15),
+    statistic: str = "Last",
+    aggregation: str = "Last",
+) -> TargetRule:
+    """A target rule; by default it reads the newest sample (one 15 s grain), as the HPA does."""
+    kind, amount = (
+        (TargetKind.AVERAGE_VALUE, average_value)
+        if average_value is not None
+        else (TargetKind.VALUE, value)
+    )
+    assert amount is not None, "give average_value or value"
+    return TargetRule(
+        metric=metric,
+        time_grain=grain,
+        statistic=Statistic(statistic),
+        time_window=window,
+        time_aggregation=TimeAggregation(aggregation),
+        target=TrackingTarget(kind, amount, tolerance),
+    )
+
+
+def rates(
+    *policies: tuple[str, int, float],
+    window: float = 0,
+    select: str = "Max",
+) -> ScalingRules:
+    """Scaling rules: `("Pods", 4, 15)` is 4 pods per 15 s; `window` in seconds."""
+    return ScalingRules(
+        timedelta(seconds=window),
+        SelectPolicy(select),
+        tuple(
+            RatePolicy(PolicyType(kind), amount, timedelta(seconds=period))
+            for kind, amount, period in policies
+        ),
+    )
+
+
+#: The HPA's default behavior (what a KEDA ScaledObject without one gets).
+HPA_DEFAULT = Behavior(
+    scale_up=rates(("Percent", 100, 15), ("Pods", 4, 15)),
+    scale_down=rates(("Percent", 100, 15), window=300),
+)
+
+
 def group(
-    rules: Iterable[Rule] = (),
+    rules: Iterable[Rule | TargetRule] = (),
     *,
     minimum: int = 0,
     maximum: int = 10,
@@ -70,6 +129,7 @@ def group(
     profiles: Iterable[Profile] = (),
     failure: FailurePolicy | None = None,
     handoff: bool = False,
+    behavior: Behavior | None = None,
 ) -> GroupSpec:
     all_profiles = (*profiles, Profile(name="default", rules=tuple(rules)))
     return GroupSpec(
@@ -79,6 +139,7 @@ def group(
         activation=None if activation is None else Activation(activation, idle_for),
         failure=failure or FailurePolicy(),
         handoff=handoff,
+        behavior=behavior or Behavior(),
     )
 
 

@@ -139,6 +139,36 @@ CASES = [
         f"{G0}.activation.metric",
         "spec",
     ),
+    case(
+        # A CPU ratio never falls to 0 while the group runs: it could never sleep.
+        "activation-query-without-threshold",
+        {f"{G0}.activation.metric": "cpu"},
+        f"{G0}.activation.threshold",
+        "spec",
+    ),
+    case(
+        "activation-threshold-negative",
+        {f"{G0}.activation.threshold": -1},
+        f"{G0}.activation.threshold",
+    ),
+    case(
+        "activation-threshold-a-word",
+        {f"{G0}.activation.threshold": "five"},
+        f"{G0}.activation.threshold",
+    ),
+    # a profile's bounds lie within the group's
+    case(
+        "profile-maximum-above-the-group",
+        {f"{G1}.profiles[1].capacity.maximum": 6},
+        f"{G1}.profiles[1].capacity.maximum",
+        G1,
+    ),
+    case(
+        "profile-minimum-below-the-group",
+        {f"{G1}.profiles[1].capacity.minimum": 0},
+        f"{G1}.profiles[1].capacity.minimum",
+        G1,
+    ),
     # rules
     case("rule-undeclared-metric", {f"{RULE}.metric": "ghost"}, f"{RULE}.metric", "spec"),
     case("rule-unknown-operator", {f"{RULE}.operator": "Above"}, f"{RULE}.operator"),
@@ -150,7 +180,89 @@ CASES = [
     case("rule-grain-zero", {f"{RULE}.timeGrain": "0s"}, f"{RULE}.timeGrain"),
     case("rule-window-zero", {f"{RULE}.timeWindow": "0m"}, f"{RULE}.timeWindow"),
     case("rule-threshold-a-word", {f"{RULE}.threshold": "ten"}, f"{RULE}.threshold"),
-    case("rule-without-action", {f"{RULE}.action": DELETE}, f"{RULE}.action"),
+    case("rule-without-action", {f"{RULE}.action": DELETE}, f"{RULE}.action", RULE),
+    # target rules
+    case(
+        "target-and-operator",
+        {f"{RULE}.target": {"averageValue": 50}},
+        f"{RULE}.operator",
+        RULE,
+    ),
+    case(
+        "target-both-forms",
+        {RULE: {"metric": "jobs", "target": {"averageValue": 50, "value": 0.8}}},
+        f"{RULE}.target",
+    ),
+    case("target-no-form", {RULE: {"metric": "jobs", "target": {}}}, f"{RULE}.target"),
+    case(
+        "target-average-value-zero",
+        {RULE: {"metric": "jobs", "target": {"averageValue": 0}}},
+        f"{RULE}.target",
+    ),
+    case(
+        "target-tolerance-above-1",
+        {RULE: {"metric": "jobs", "target": {"value": 0.8, "tolerance": 1.5}}},
+        f"{RULE}.target.tolerance",
+    ),
+    case(
+        "target-per-instance",
+        {RULE: {"metric": "jobs", "perInstance": True, "target": {"averageValue": 50}}},
+        f"{RULE}.perInstance",
+        RULE,
+    ),
+    case(
+        "target-value-a-word",
+        {RULE: {"metric": "jobs", "target": {"averageValue": "fifty"}}},
+        f"{RULE}.target.averageValue",
+    ),
+    # behavior
+    case(
+        "behavior-unknown-select-policy",
+        {f"{G1}.behavior": {"scaleUp": {"selectPolicy": "Maximum"}}},
+        f"{G1}.behavior.scaleUp.selectPolicy",
+    ),
+    case(
+        "behavior-unknown-policy-type",
+        {
+            f"{G1}.behavior": {
+                "scaleUp": {"policies": [{"type": "Pod", "value": 4, "period": "15s"}]}
+            }
+        },
+        f"{G1}.behavior.scaleUp.policies[0].type",
+    ),
+    case(
+        "behavior-period-zero",
+        {
+            f"{G1}.behavior": {
+                "scaleUp": {"policies": [{"type": "Pods", "value": 4, "period": "0s"}]}
+            }
+        },
+        f"{G1}.behavior.scaleUp.policies[0].period",
+    ),
+    case(
+        "behavior-period-over-30m",
+        {
+            f"{G1}.behavior": {
+                "scaleDown": {"policies": [{"type": "Pods", "value": 1, "period": "1h"}]}
+            }
+        },
+        f"{G1}.behavior.scaleDown.policies[0].period",
+    ),
+    case(
+        "behavior-policy-value-zero",
+        {
+            f"{G1}.behavior": {
+                "scaleDown": {"policies": [{"type": "Percent", "value": 0, "period": "1m"}]}
+            }
+        },
+        f"{G1}.behavior.scaleDown.policies[0].value",
+    ),
+    case(
+        "behavior-stabilization-over-1h",
+        {f"{G1}.behavior": {"scaleDown": {"stabilizationWindow": "2h"}}},
+        f"{G1}.behavior.scaleDown.stabilizationWindow",
+    ),
+    case("behavior-with-a-handoff", {f"{G0}.behavior": {"scaleUp": {}}}, G0),
     case("action-unknown-direction", {f"{ACTION}.direction": "Up"}, f"{ACTION}.direction"),
     case("action-unknown-type", {f"{ACTION}.type": "Double"}, f"{ACTION}.type"),
     case("action-change-by-zero", {f"{ACTION}.value": 0}, ACTION),

@@ -68,8 +68,19 @@ def test_the_bash_code_is_valid_bash(loaded: Path) -> None:
 
 def test_bash_completes_the_commands(loaded: Path) -> None:
     assert complete(loaded, "autozero ") == sorted(
-        ["completion", "operator", "run", "simulate", "validate", "--help", "--version", "-h"]
+        [
+            "completion",
+            "convert",
+            "operator",
+            "run",
+            "simulate",
+            "validate",
+            "--help",
+            "--version",
+            "-h",
+        ]
     )
+    assert complete(loaded, "autozero convert ") == sorted(["keda", "--help", "-h"])
     assert complete(loaded, "autozero si") == ["simulate"]
 
 

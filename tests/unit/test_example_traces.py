@@ -72,3 +72,28 @@ def test_business_day_follows_office_hours_in_new_york(
     closing = by_time["2026-11-24T22:00:00Z"]  # 17:00: the profile ends, idle since 16:45
     assert (closing["action"], closing["profile"]) == ("Sleep", "default")
     assert summary["finalReplicas"] == 0
+
+
+def test_one_replica_per_50_messages_reaches_20_in_one_decision(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The newcomer's RabbitMQ case (0..20, one replica per 50 messages): a backlog of 1,000
+    wakes 20 consumers at once; the count follows the backlog down after the 5-minute scale-down
+    stabilization, and the group sleeps 10 minutes after the queue is idle."""
+    out = simulate(capsys, "rabbitmq-per-50.yaml", "traces/orders.csv", "--output", "jsonl")
+    by_time, summary = decisions(out)
+    changes = [
+        (t, d["action"], d["replicas"]["after"])  # type: ignore[index]
+        for t, d in by_time.items()
+        if d["action"] != "Hold"
+    ]
+    assert changes == [
+        ("2026-11-24T09:05:00Z", "Wake", 20),
+        ("2026-11-24T09:14:45Z", "ScaleIn", 9),  # 420 from 09:10; 20 last wanted at 09:09:45
+        ("2026-11-24T09:19:45Z", "ScaleIn", 3),
+        ("2026-11-24T09:24:45Z", "ScaleIn", 1),
+        ("2026-11-24T09:30:00Z", "Sleep", 0),
+    ]
+    held = by_time["2026-11-24T09:12:00Z"]
+    assert (held["reason"], held["recommended"]) == ("Stabilized", 9)
+    assert summary["peakReplicas"] == 20

@@ -123,7 +123,8 @@ def test_table_output_of_the_azure_example(
     [
         pytest.param(
             "time,metric,value\n2026-11-23T00:00:00Z,nope,1\n",
-            "trace.csv:2: unknown metric 'nope' (the policy declares backlog)",
+            "trace.csv:2: unknown metric 'nope' (the policy declares backlog; handoff signals: "
+            "bids.cpu)",
             id="unknown-metric",
         ),
         pytest.param(

@@ -1,7 +1,8 @@
 """A ScalingPolicy's status, built from a cycle's report: what autozero saw, decided and did.
 
 Pure: the report and the previous status in, the new status out. The durable part of the engine
-state (idle-since, last scale time) lives here too, so a restarted operator resumes from it.
+state (idle-since, last scale time, recent scale events) lives here too, so a restarted operator
+resumes from it.
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ def _group(
     out["activeProfile"] = decision.profile
     out["idleSince"] = iso(state.idle_since) if state else None
     out["lastDecision"] = decision_json(decision)
+    if state is not None and state.scale_events:
+        # Durable: a restarted operator must not forget a rate policy's recent changes.
+        out["scaleEvents"] = [
+            {"time": _precise(at), "change": change} for at, change in state.scale_events
+        ]
     if decision.action is not Action.HOLD and report.acted and report.error is None:
         out["lastScale"] = {
             "time": iso(decision.at),
@@ -69,6 +75,14 @@ def _group(
     elif "lastScale" in previous:
         out["lastScale"] = previous["lastScale"]
     return out
+
+
+def _precise(moment: float) -> str:
+    return datetime.fromtimestamp(moment, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse(moment: str) -> float:
+    return datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp()
 
 
 def build_status(
@@ -172,17 +186,21 @@ def invalid_status(
 
 
 def restore_states(status: Mapping[str, Any]) -> dict[str, GroupState]:
-    """Engine state a restarted operator resumes from (the sample windows start empty)."""
+    """Engine state a restarted operator resumes from: idle-since, the last scale's time and
+    the recent scale events the rate policies count. The sample windows and the rules' recent
+    recommendations start empty: until the windows refill, the rules recommend the current
+    count, so a restart can delay a scale, never hasten one (`autozero.engine.state`)."""
     states: dict[str, GroupState] = {}
     for group in status.get("groups") or []:
         idle = group.get("idleSince")
         scaled = (group.get("lastScale") or {}).get("time")
+        events = tuple(
+            (_parse(event["time"]), int(event["change"]))
+            for event in group.get("scaleEvents") or ()
+        )
         states[str(group.get("name"))] = GroupState(
-            idle_since=datetime.fromisoformat(idle.replace("Z", "+00:00")).timestamp()
-            if idle
-            else None,
-            last_scale_at=datetime.fromisoformat(scaled.replace("Z", "+00:00")).timestamp()
-            if scaled
-            else None,
+            idle_since=_parse(idle) if idle else None,
+            last_scale_at=_parse(scaled) if scaled else None,
+            scale_events=events,
         )
     return states

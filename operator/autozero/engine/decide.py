@@ -1,10 +1,18 @@
 """decide(): one group, one cycle. Pure: everything it knows comes in as arguments.
 
 Order of evaluation (docs/design.md §3): profile -> record samples -> activation (wake / sleep) ->
-rules (any Increase, or all Decrease) -> flapping guard -> clamp to the profile's bounds ->
-safety (a failing source never lowers the count; fallback raises a Degraded group).
+rules (threshold rules: any Increase, or all Decrease; target rules: the count each wants) ->
+flapping guard -> behavior (stabilization windows, rate policies) -> clamp to the profile's
+bounds -> safety (a failing source never lowers the count; fallback raises a Degraded group).
 The caller applies the decision (or not: paused, dry run) and, once applied, calls
-`GroupState.after_scale` so the cooldowns start from the real change.
+`GroupState.after_scale` so the cooldowns and the rate policies start from the real change.
+
+How threshold and target rules combine (docs/concepts.md has worked examples): the count goes
+up to the largest count asked by a fired Increase rule or wanted by a target rule above the
+current count (ANY); it goes down only when every Decrease rule fired and every target rule
+wants fewer (ALL), to the largest of the counts they ask (the smallest step). A sleeping group
+that wakes on pending work wakes to its wake count, or to what its target rules want if more,
+unless `behavior.scaleUp` limits the rate (then the rules take it from the wake count).
 
 Evaluate on change, not on every tick. The contract with the caller:
 
@@ -17,9 +25,11 @@ Evaluate on change, not on every tick. The contract with the caller:
 `deadline` is the earliest instant after `now` at which, with no new input, the decision (action,
 target, reason, profile, rule verdicts; not the message, which may say "idle 3m of 10m") may
 differ: the next profile boundary, the end of `idleFor`, a running cooldown's end, a sample
-crossing a grain of a window the decision read. None: never, without new input. It may be early
-(that costs one evaluation), never late. `decide` records its `observations` as a read at `now`:
-at the deadline, pass a fresh read rather than replaying the last one, or it counts twice.
+crossing a grain of a window it read, a recommendation that holds the count leaving its
+stabilization window, a scale event leaving a rate policy's period. None: never, without new
+input. It may be early (that costs one evaluation), never late. `decide` records its
+`observations` as a read at `now` (and the rules' recommendation): at the deadline, pass a fresh
+read rather than replaying the last one, or it counts twice.
 """
 
 from __future__ import annotations
@@ -33,16 +43,27 @@ from autozero.engine.activation import (
     Activity,
     describe_activity,
     next_idle_since,
+    pending_note,
     read_activity,
 )
-from autozero.engine.aggregate import Window, WindowCache
+from autozero.engine.aggregate import Aggregate, Window, WindowCache
+from autozero.engine.behavior import describe_rules, rate_limit, remember, stabilize
 from autozero.engine.decision import Action, Decision, Reason, RuleStatus, RuleVerdict
 from autozero.engine.durations import format_duration
 from autozero.engine.readings import Observation, Reading
 from autozero.engine.rules import evaluate_rule, would_flap
 from autozero.engine.schedule import active_profile, boundary_after
-from autozero.engine.spec import Capacity, Direction, GroupSpec, Profile, Statistic
+from autozero.engine.spec import (
+    Capacity,
+    Direction,
+    GroupSpec,
+    Profile,
+    Rule,
+    Statistic,
+    TargetRule,
+)
 from autozero.engine.state import GroupState
+from autozero.engine.tracking import evaluate_target
 
 _NOT_INTENSIVE = (Statistic.SUM, Statistic.COUNT)
 _MICROSECOND = timedelta(microseconds=1)
@@ -59,9 +80,18 @@ def record(
 ) -> GroupState:
     """The state after one read that needs no decision: its samples appended (those too old for
     any window dropped) and its failures counted, exactly as `decide` does; nothing else moves
-    (idle tracking and cooldowns change only through `decide` and `after_scale`)."""
+    (idle tracking, cooldowns, recommendations and scale events change only through `decide`
+    and `after_scale`)."""
     windows, failures, _ = _record(spec, state, observations, now.timestamp())
-    return GroupState(windows, failures, state.idle_since, state.last_scale_at)
+    return GroupState(
+        windows,
+        failures,
+        state.idle_since,
+        state.last_scale_at,
+        state.highs,
+        state.lows,
+        state.scale_events,
+    )
 
 
 def _record(
@@ -93,6 +123,11 @@ def _wake_count(capacity: Capacity) -> int:
     return max(1, capacity.minimum, min(capacity.default, capacity.maximum))
 
 
+def _down_voters(verdicts: tuple[RuleVerdict, ...]) -> list[RuleVerdict]:
+    """The verdicts that must all agree before a scale-in: Decrease rules and target rules."""
+    return [v for v in verdicts if v.direction is Direction.DECREASE or v.target is not None]
+
+
 def _hold_reason(verdicts: tuple[RuleVerdict, ...]) -> tuple[Reason, str]:
     """Why no rule moved the count: the most telling verdict, in this order of precedence."""
     if not verdicts:
@@ -105,14 +140,20 @@ def _hold_reason(verdicts: tuple[RuleVerdict, ...]) -> tuple[Reason, str]:
         for verdict in verdicts:
             if verdict.status is status:
                 return reason, verdict.detail
-    decreases = [v for v in verdicts if v.direction is Direction.DECREASE]
-    if any(v.fired for v in decreases):
-        unmet = next(v for v in decreases if not v.fired)
+    downs = _down_voters(verdicts)
+    if any(v.fired for v in downs):
+        unmet = next(v for v in downs if not v.fired)
+        if any(v.target is not None for v in downs):
+            return (
+                Reason.NOT_ALL_DECREASE_RULES_FIRED,
+                f"not every Decrease and target rule agrees to scale in ({unmet.detail})",
+            )
         return (
             Reason.NOT_ALL_DECREASE_RULES_FIRED,
             f"not every Decrease rule fired ({unmet.detail})",
         )
-    return Reason.NO_RULE_FIRED, "no rule fired"
+    tracking = [v.detail for v in verdicts if v.target is not None]
+    return Reason.NO_RULE_FIRED, "; ".join(tracking) or "no rule fired"
 
 
 def decide(
@@ -138,7 +179,10 @@ def decide(
         if current > 0
         else None
     )
-    new_state = GroupState(windows, failures, idle_since, state.last_scale_at)
+    events = _recent(state.scale_events, t - spec.rate_seconds)
+    new_state = GroupState(
+        windows, failures, idle_since, state.last_scale_at, state.highs, state.lows, events
+    )
     # A failing source not yet Degraded: its next failed read may make the group Degraded.
     counting_failures = len(degraded) < len(failing)
 
@@ -150,6 +194,7 @@ def decide(
         *,
         soonest: float = math.inf,
         read_windows: bool = False,
+        recommended: int | None = None,
     ) -> Evaluation:
         decision = Decision(
             group=spec.name,
@@ -170,12 +215,16 @@ def decide(
             else datetime.fromtimestamp(idle_since, now.tzinfo),
             deadline=_deadline(boundary_after(spec, now, active), soonest, now),
             every_read_matters=read_windows or counting_failures,
+            recommended=recommended,
         )
         return Evaluation(decision, new_state)
 
     fallback = spec.failure.fallback_replicas if degraded else None
     if current == 0:
-        return outcome(*_asleep(spec, capacity, activity, fallback, degraded))
+        count, why, says, seen, when, read = _asleep(
+            spec, profile, capacity, activity, fallback, degraded, windows, failing, t
+        )
+        return outcome(count, why, says, seen, soonest=when, read_windows=read)
 
     # Awake. Sleep first: it needs idleness for idle_for, a profile that allows 0, no fallback.
     activation = spec.activation
@@ -192,7 +241,7 @@ def decide(
                 0,
                 Reason.IDLE,
                 f"idle {format_duration(activation.idle_for)}: "
-                f"{describe_activity(activation.metric, activity)}",
+                f"{describe_activity(activation, activity)}",
             )
         soonest = idle_since + idle_for  # the sleep, unless new input comes first
 
@@ -201,9 +250,10 @@ def decide(
     note = _activity_note(spec, activity, idle_since, t, capacity)
 
     read_windows = False
+    recommended: int | None = None
+    verdicts: tuple[RuleVerdict, ...] = ()
     if spec.handoff:
         target, reason, message = current, Reason.HANDOFF, "a native autoscaler owns the count"
-        verdicts: tuple[RuleVerdict, ...] = ()
     else:
         windows_at_now = WindowCache(windows, t)
         verdicts, target, reason, message = _apply_rules(
@@ -213,9 +263,53 @@ def decide(
         read_windows = windows_at_now.consulted
         if state.last_scale_at is not None:
             for verdict in verdicts:
-                if verdict.status is RuleStatus.IN_COOLDOWN:
-                    cooldown = profile.rules[verdict.index].action.cooldown.total_seconds()
+                rule = profile.rules[verdict.index]
+                if verdict.status is RuleStatus.IN_COOLDOWN and isinstance(rule, Rule):
+                    cooldown = rule.action.cooldown.total_seconds()
                     soonest = min(soonest, state.last_scale_at + cooldown)
+        # Behavior: the rules' recommendation is stabilized, then rate-limited.
+        recommended = target
+        keep = spec.recommendation_seconds
+        if keep[0] > 0 or keep[1] > 0:
+            past_highs = state.highs
+            if not past_highs and keep[1] > 0:
+                # No history (a fresh start, or just woken): as the HPA does when it first sees
+                # a workload, the current count counts as recommended now.
+                past_highs = ((t, current),)
+            stable = stabilize(
+                current,
+                target,
+                past_highs,
+                state.lows,
+                now=t,
+                windows=spec.stabilization_of(profile),
+            )
+            highs, lows = remember(past_highs, state.lows, t, target, keep)
+            new_state = GroupState(
+                windows, failures, idle_since, state.last_scale_at, highs, lows, events
+            )
+            if stable.held_by is not None:
+                soonest = min(soonest, stable.until)
+                read_windows = True  # the recommendations read are refreshed by every decision
+                if stable.count != target:
+                    way = "scale-in" if target < current else "scale-out"
+                    message = (
+                        f"{way} to {target} held at {stable.count}: {stable.message}; {message}"
+                    )
+                    target, reason = stable.count, Reason.STABILIZED
+        rules = spec.behavior.scale_up if target > current else spec.behavior.scale_down
+        if rules is not None and target != current:
+            limited = rate_limit(current, target, events, rules, now=t)
+            soonest = min(soonest, limited.until)
+            if limited.limit is not None:
+                way, which = (
+                    ("scale-out", "scaleUp") if target > current else ("scale-in", "scaleDown")
+                )
+                message = (
+                    f"{way} to {target} limited to {limited.count} by behavior.{which} "
+                    f"({describe_rules(rules)}); {message}"
+                )
+                target, reason = limited.count, Reason.RATE_LIMITED
 
     # Clamp to the active profile's bounds.
     if target > ceiling:
@@ -236,7 +330,22 @@ def decide(
         )
     if target == current and note:
         message = f"{message}; {note}"
-    return outcome(target, reason, message, verdicts, soonest=soonest, read_windows=read_windows)
+    return outcome(
+        target,
+        reason,
+        message,
+        verdicts,
+        soonest=soonest,
+        read_windows=read_windows,
+        recommended=recommended,
+    )
+
+
+def _recent(events: tuple[tuple[float, int], ...], cutoff: float) -> tuple[tuple[float, int], ...]:
+    """The scale events newer than `cutoff` (those older leave every rate policy's period)."""
+    if not events or events[0][0] > cutoff:
+        return events
+    return tuple(e for e in events if e[0] > cutoff)
 
 
 def _deadline(boundary: datetime | None, soonest: float, now: datetime) -> datetime | None:
@@ -262,39 +371,104 @@ def _deadline(boundary: datetime | None, soonest: float, now: datetime) -> datet
     return at
 
 
+_Asleep = tuple[int, Reason, str, tuple[RuleVerdict, ...], float, bool]
+
+
 def _asleep(
     spec: GroupSpec,
+    profile: Profile,
     capacity: Capacity,
     activity: Activity,
     fallback: int | None,
     degraded: tuple[str, ...],
-) -> tuple[int, Reason, str]:
-    """A group at zero: fallback, pending work or a schedule minimum wakes it; else it sleeps."""
+    windows: Mapping[str, Window],
+    failing: tuple[str, ...],
+    now: float,
+) -> _Asleep:
+    """A group at zero: fallback, pending work or a schedule minimum wakes it; else it sleeps.
+    Pending work wakes it to what its target rules want when that is more than the wake count
+    (they read their windows, recorded while it slept), unless scale-up is rate-limited."""
     if fallback is not None and fallback > 0:
         target = capacity.clamp(max(1, fallback))
-        return target, Reason.FALLBACK, f"fallback to {target}: {', '.join(degraded)} failing"
+        message = f"fallback to {target}: {', '.join(degraded)} failing"
+        return target, Reason.FALLBACK, message, (), math.inf, False
     activation = spec.activation
     if activation is not None and activity.work_pending:
-        return (
-            _wake_count(capacity),
-            Reason.WORK_PENDING,
-            f"work pending: {describe_activity(activation.metric, activity)}",
+        message = f"work pending: {describe_activity(activation, activity)}"
+        count = _wake_count(capacity)
+        scale_up = spec.behavior.scale_up
+        tracking = [
+            (index, rule)
+            for index, rule in enumerate(profile.rules)
+            if isinstance(rule, TargetRule)
+        ]
+        if spec.handoff or not tracking or (scale_up is not None and scale_up.limited):
+            return count, Reason.WORK_PENDING, message, (), math.inf, False
+        windows_at_now = WindowCache(windows, now)
+        verdicts = tuple(
+            evaluate_target(
+                index,
+                rule,
+                result=_aggregate(rule, windows_at_now, failing),
+                current=0,
+            )
+            for index, rule in tracking
         )
+        soonest = windows_at_now.next_change(spec.history_seconds)
+        wanted = max((v.proposed for v in verdicts if v.fired and v.proposed), default=0)
+        if wanted > count:
+            count = min(wanted, max(count, capacity.maximum))
+            wants = "; ".join(v.detail for v in verdicts if v.fired)
+            message = f"{message}; {wants}"
+        return count, Reason.WORK_PENDING, message, verdicts, soonest, True
     if capacity.minimum > 0:
-        return (
-            capacity.minimum,
-            Reason.SCHEDULE_MINIMUM,
-            f"raised to the minimum {capacity.minimum}",
-        )
+        message = f"raised to the minimum {capacity.minimum}"
+        return capacity.minimum, Reason.SCHEDULE_MINIMUM, message, (), math.inf, False
     if activation is None:
-        return 0, Reason.ASLEEP, "asleep: the group has no activation metric"
+        message = "asleep: the group has no activation metric"
+        return 0, Reason.ASLEEP, message, (), math.inf, False
     if activity.failed is not None:
-        return (
-            0,
-            Reason.SOURCE_FAILED,
-            f"asleep: cannot read {activation.metric} ({activity.failed.message})",
-        )
-    return 0, Reason.ASLEEP, f"asleep: {describe_activity(activation.metric, activity)}"
+        message = f"asleep: cannot read {activation.metric} ({activity.failed.message})"
+        return 0, Reason.SOURCE_FAILED, message, (), math.inf, False
+    message = f"asleep: {describe_activity(activation, activity)}"
+    return 0, Reason.ASLEEP, message, (), math.inf, False
+
+
+def _aggregate(
+    rule: Rule | TargetRule, windows_at_now: WindowCache, failing: tuple[str, ...]
+) -> Aggregate | None:
+    """The rule's aggregated window, or None when its source failed this cycle."""
+    if rule.metric in failing:
+        return None
+    return windows_at_now.get(
+        rule.metric,
+        rule.time_grain.total_seconds(),
+        rule.grains,
+        rule.statistic,
+        rule.time_aggregation,
+    )
+
+
+def _verdict(
+    index: int,
+    rule: Rule | TargetRule,
+    windows_at_now: WindowCache,
+    failing: tuple[str, ...],
+    current: int,
+    last_scale_at: float | None,
+    now: float,
+) -> RuleVerdict:
+    result = _aggregate(rule, windows_at_now, failing)
+    if isinstance(rule, TargetRule):
+        return evaluate_target(index, rule, result=result, current=current)
+    return evaluate_rule(
+        index, rule, result=result, now=now, current=current, last_scale_at=last_scale_at
+    )
+
+
+def _wants(verdict: RuleVerdict, current: int) -> int:
+    """The count a fired verdict asks for (0 is a count: an ExactCount 0, a target wanting 0)."""
+    return current if verdict.proposed is None else verdict.proposed
 
 
 def _apply_rules(
@@ -308,37 +482,28 @@ def _apply_rules(
     ceiling: int,
 ) -> tuple[tuple[RuleVerdict, ...], int, Reason, str]:
     verdicts = tuple(
-        evaluate_rule(
-            index,
-            rule,
-            result=None
-            if rule.metric in failing
-            else windows_at_now.get(
-                rule.metric,
-                rule.time_grain.total_seconds(),
-                rule.grains,
-                rule.statistic,
-                rule.time_aggregation,
-            ),
-            now=now,
-            current=current,
-            last_scale_at=last_scale_at,
-        )
+        _verdict(index, rule, windows_at_now, failing, current, last_scale_at, now)
         for index, rule in enumerate(profile.rules)
     )
-    fired_up = [v for v in verdicts if v.direction is Direction.INCREASE and v.fired]
-    if fired_up:
-        wanted = max(v.proposed or current for v in fired_up)
-        message = "; ".join(v.detail for v in fired_up)
+    # Out: ANY fired Increase rule, or any target rule wanting more; the largest count wins.
+    ups = [
+        v
+        for v in verdicts
+        if v.fired and (v.direction is Direction.INCREASE or _wants(v, current) > current)
+    ]
+    if ups:
+        wanted = max(_wants(v, current) for v in ups)
+        message = "; ".join(v.detail for v in ups)
         if min(wanted, ceiling) <= current:
             return verdicts, current, Reason.AT_BOUND, f"{message}; already at maximum {ceiling}"
         return verdicts, min(wanted, ceiling), Reason.RULE_FIRED, message
 
-    decreases = [v for v in verdicts if v.direction is Direction.DECREASE]
-    if decreases and all(v.fired for v in decreases):
-        # The smallest step: the largest of the counts the Decrease rules ask for.
-        wanted = max(floor, max(v.proposed or current for v in decreases))
-        message = "; ".join(v.detail for v in decreases)
+    # In: ALL Decrease rules fired and ALL target rules want fewer; the smallest step wins.
+    downs = _down_voters(verdicts)
+    if downs and all(v.fired for v in downs):
+        # The smallest step: the largest of the counts the rules ask for.
+        wanted = max(floor, max(_wants(v, current) for v in downs))
+        message = "; ".join(v.detail for v in downs)
         if wanted >= current:
             return verdicts, current, Reason.AT_BOUND, f"{message}; already at minimum {floor}"
         if failing:
@@ -348,22 +513,20 @@ def _apply_rules(
                 Reason.SOURCE_FAILED,
                 (f"not scaling in while {', '.join(failing)} cannot be read"),
             )
+        rules = profile.rules
         intensive = {
             v.index: rule.per_instance
             or (rule.statistic not in _NOT_INTENSIVE and windows_at_now.instanced(rule.metric))
-            for rule, v in zip(profile.rules, verdicts, strict=True)
+            for rule, v in zip(rules, verdicts, strict=True)
+            if isinstance(rule, Rule) and rule.action.direction is Direction.INCREASE
         }
         # Flapping guard: try the asked count, then ever smaller steps; hold if all would flap.
-        first_flap = would_flap(
-            profile.rules, verdicts, current=current, new=wanted, intensive=intensive
-        )
+        first_flap = would_flap(rules, verdicts, current=current, new=wanted, intensive=intensive)
         if first_flap is None:
             return verdicts, wanted, Reason.ALL_DECREASE_RULES_FIRED, message
         for candidate in range(wanted + 1, current):
             if (
-                would_flap(
-                    profile.rules, verdicts, current=current, new=candidate, intensive=intensive
-                )
+                would_flap(rules, verdicts, current=current, new=candidate, intensive=intensive)
                 is None
             ):
                 return (
@@ -388,10 +551,8 @@ def _activity_note(
         return f"{activation.metric} unreadable"
     if capacity.minimum > 0:
         return f"profile minimum {capacity.minimum} keeps the group awake"
-    if (activity.in_flight or 0) > 0:
-        return f"{activity.in_flight:g} jobs in flight"
-    if activity.work_pending:
-        return f"{activity.pending:g} jobs pending"
+    if (activity.in_flight or 0) > 0 or activity.work_pending:
+        return pending_note(activation, activity)
     if idle_since is not None:
         return (
             f"idle {format_duration_seconds(now - idle_since)} of "

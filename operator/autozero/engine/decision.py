@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from autozero.engine.spec import Direction, Operator
+from autozero.engine.spec import Direction, Operator, TrackingTarget
 
 
 class Action(StrEnum):
@@ -50,6 +50,8 @@ class Reason(StrEnum):
     IN_FLIGHT = "InFlight"  # the count may not go below 1 while jobs run
     AT_BOUND = "AtBound"  # a rule fired but the count is already at the bound
     HANDOFF = "Handoff"  # a native autoscaler owns the count while awake
+    STABILIZED = "Stabilized"  # held by a recent recommendation (behavior's stabilization)
+    RATE_LIMITED = "RateLimited"  # held by behavior's rate policies
 
 
 class RuleStatus(StrEnum):
@@ -66,16 +68,22 @@ def _fmt(value: float) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RuleVerdict:
+    """One rule's verdict. A threshold rule has a direction and an operator; a target rule has
+    neither (it may move the count either way) but a `target`, whose value is `threshold`, and
+    it always says the count it wants (`proposed`) once it has data; it "fires" when that count
+    differs from the current one."""
+
     index: int  # position in the active profile's rules
     metric: str
-    direction: Direction
-    operator: Operator
-    threshold: float
+    direction: Direction | None  # None: a target rule
+    operator: Operator | None  # None: a target rule
+    threshold: float  # a threshold rule's threshold, a target rule's target value
     observed: float | None  # the aggregated value compared (after perInstance division)
     status: RuleStatus
     proposed: int | None = None  # the count this rule asks for when it fires
     grains: tuple[int, int] = (0, 0)  # (grains with data, grains needed)
     cooldown_until: datetime | None = None
+    target: TrackingTarget | None = None
 
     @property
     def fired(self) -> bool:
@@ -84,11 +92,22 @@ class RuleVerdict:
     @property
     def comparison(self) -> str:
         observed = "?" if self.observed is None else _fmt(self.observed)
-        return f"{self.metric} {observed} {self.operator.symbol} {_fmt(self.threshold)}"
+        if self.target is not None:
+            return f"{self.metric} {observed} at {self.target.kind.value} {_fmt(self.threshold)}"
+        symbol = self.operator.symbol if self.operator is not None else "?"
+        return f"{self.metric} {observed} {symbol} {_fmt(self.threshold)}"
 
     @property
     def detail(self) -> str:
         """One sentence on this verdict, built only when someone reads it (not on the hot path)."""
+        if self.target is not None and self.status in (RuleStatus.FIRED, RuleStatus.NOT_MET):
+            if self.proposed is None:
+                return f"{self.comparison}: not a number, no count"
+            if self.fired:
+                return f"{self.comparison} wants {self.proposed}"
+            return (
+                f"{self.comparison} keeps {self.proposed} (tolerance {_fmt(self.target.tolerance)})"
+            )
         match self.status:
             case RuleStatus.FIRED:
                 return f"fired: {self.comparison}"
@@ -132,3 +151,7 @@ class Decision:
     #: sample windows (a Count grows, a window fills) or a failing source is counting towards
     #: its failure threshold. False: `record` such reads; only a change or the deadline matters.
     every_read_matters: bool = False
+    #: The count the rules recommended (within the profile's bounds), before behavior
+    #: (stabilization, rate policies) and safety; None when no rule was asked (asleep, a
+    #: handoff, a sleep).
+    recommended: int | None = None

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from autozero.engine.aggregate import Aggregate
 from autozero.engine.decision import RuleStatus, RuleVerdict
-from autozero.engine.spec import ActionType, Direction, Operator, Rule, ScaleAction
+from autozero.engine.spec import ActionType, Direction, Operator, Rule, ScaleAction, TargetRule
 
 
 def proposed_count(action: ScaleAction, current: int) -> int:
@@ -85,7 +85,7 @@ class Flap:
 
 
 def would_flap(
-    rules: Sequence[Rule],
+    rules: Sequence[Rule | TargetRule],
     verdicts: Sequence[RuleVerdict],
     *,
     current: int,
@@ -99,7 +99,10 @@ def would_flap(
     statistics of per-instance samples) move with the count; a total backlog does not.
     """
     for rule, seen in zip(rules, verdicts, strict=True):
-        if rule.action.direction is not Direction.INCREASE or seen.observed is None:
+        # A target rule never flaps: at the count it wants, it wants that count again.
+        if not isinstance(rule, Rule) or rule.action.direction is not Direction.INCREASE:
+            continue
+        if seen.observed is None:
             continue
         if not intensive.get(seen.index, False):
             continue

@@ -119,6 +119,40 @@ class Rule:
         return max(1, round(self.time_window / self.time_grain))
 
 
+class TargetKind(StrEnum):
+    """The HPA's two forms of a target, as written in a policy."""
+
+    AVERAGE_VALUE = "averageValue"  # the value is a total: one replica per `value` of it
+    VALUE = "value"  # the value is a ratio at the current count (a CPU utilisation, say)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingTarget:
+    kind: TargetKind
+    value: float  # > 0
+    tolerance: float = 0.1  # |1 - ratio| within this keeps the count (the HPA's default)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetRule:
+    """A target-tracking rule (the HPA's semantics): its metric, aggregated as a threshold rule's
+    is, gives a desired count; see `autozero.engine.tracking`."""
+
+    metric: str
+    time_grain: timedelta
+    statistic: Statistic
+    time_window: timedelta
+    time_aggregation: TimeAggregation
+    target: TrackingTarget
+
+    @property
+    def grains(self) -> int:
+        return max(1, round(self.time_window / self.time_grain))
+
+
+AnyRule = Rule | TargetRule
+
+
 @dataclass(frozen=True, slots=True)
 class Recurrence:
     """Weekly start times (`days` x `hours` x `minutes`) in an IANA time zone.
@@ -145,7 +179,7 @@ class FixedDate:
 @dataclass(frozen=True, slots=True)
 class Profile:
     name: str
-    rules: tuple[Rule, ...] = ()
+    rules: tuple[AnyRule, ...] = ()
     capacity: Capacity | None = None  # None: the group's own capacity
     recurrence: Recurrence | None = None
     fixed_date: FixedDate | None = None
@@ -157,10 +191,65 @@ class Profile:
 
 @dataclass(frozen=True, slots=True)
 class Activation:
-    """Wake on pending > 0 of `metric`; sleep once pending = in-flight = 0 for `idle_for`."""
+    """Wake on pending > `threshold` of `metric`; sleep once pending has stayed at or below it,
+    with nothing in flight, for `idle_for` (KEDA's activationValue, 0 by default).
+
+    `unit` says what one pending unit is ("jobs", "messages"), so sentences never call a CPU
+    ratio "jobs"; empty for a plain value such as a Prometheus query's.
+    """
 
     metric: str
     idle_for: timedelta
+    threshold: float = 0.0
+    unit: str = ""
+
+
+class PolicyType(StrEnum):
+    PODS = "Pods"  # at most `value` replicas more (or fewer) per period
+    PERCENT = "Percent"  # at most `value` percent of the count at the period's start
+
+
+class SelectPolicy(StrEnum):
+    MAX = "Max"  # the policy that allows the largest change
+    MIN = "Min"  # the policy that allows the smallest change
+    DISABLED = "Disabled"  # no change in this direction at all
+
+
+@dataclass(frozen=True, slots=True)
+class RatePolicy:
+    type: PolicyType
+    value: int
+    period: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingRules:
+    """One direction of the HPA's `behavior`: a stabilization window and rate policies."""
+
+    stabilization_window: timedelta = timedelta(0)
+    select_policy: SelectPolicy = SelectPolicy.MAX
+    policies: tuple[RatePolicy, ...] = ()  # none: no rate limit
+
+    @property
+    def limited(self) -> bool:
+        return self.select_policy is SelectPolicy.DISABLED or bool(self.policies)
+
+
+#: The scale-down stabilization of a profile with a target rule, when `behavior.scaleDown` is
+#: not set: the HPA's default (`--horizontal-pod-autoscaler-downscale-stabilization`).
+DEFAULT_SCALE_DOWN_STABILIZATION = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Behavior:
+    """The HPA's `behavior`, applied to the count the rules recommend (never to a wake, a
+    sleep, a profile's bounds or a fallback). None in a direction: autozero's default there,
+    which is not the HPA's: scale-up is not limited, and scale-down is stabilized over
+    `DEFAULT_SCALE_DOWN_STABILIZATION` in a profile with a target rule (threshold rules have
+    their own window and cooldown, as in Azure)."""
+
+    scale_up: ScalingRules | None = None
+    scale_down: ScalingRules | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +269,7 @@ class GroupSpec:
     activation: Activation | None = None
     failure: FailurePolicy = field(default_factory=FailurePolicy)
     handoff: bool = False  # a native autoscaler owns the count while awake
+    behavior: Behavior = field(default_factory=Behavior)
 
     @cached_property
     def default_profile(self) -> Profile:
@@ -222,5 +312,60 @@ class GroupSpec:
                 keep[rule.metric] = max(keep[rule.metric], span)
         return keep
 
+    @cached_property
+    def _tracking_profiles(self) -> frozenset[str]:
+        return frozenset(
+            p.name for p in self.profiles if any(isinstance(r, TargetRule) for r in p.rules)
+        )
+
+    @cached_property
+    def _stabilization(self) -> dict[str, tuple[float, float]]:
+        return {p.name: self._stabilization_of(p) for p in (*self.profiles, self.default_profile)}
+
+    def stabilization_of(self, profile: Profile) -> tuple[float, float]:
+        """The (scale-up, scale-down) stabilization windows in seconds while `profile` is
+        active."""
+        known = self._stabilization.get(profile.name)
+        return known if known is not None else self._stabilization_of(profile)
+
+    def _stabilization_of(self, profile: Profile) -> tuple[float, float]:
+        behavior = self.behavior
+        up = behavior.scale_up.stabilization_window.total_seconds() if behavior.scale_up else 0.0
+        if behavior.scale_down is not None:
+            down = behavior.scale_down.stabilization_window.total_seconds()
+        elif profile.name in self._tracking_profiles:
+            down = DEFAULT_SCALE_DOWN_STABILIZATION.total_seconds()
+        else:
+            down = 0.0
+        return up, down
+
+    @cached_property
+    def recommendation_seconds(self) -> tuple[float, float]:
+        """How long recommendations must be kept for the (scale-up, scale-down) stabilization:
+        the longest window of any profile."""
+        windows = self._stabilization.values()
+        return max(w[0] for w in windows), max(w[1] for w in windows)
+
+    @cached_property
+    def rate_seconds(self) -> float:
+        """How long scale events must be kept: the longest rate policy's period."""
+        periods = [
+            policy.period.total_seconds()
+            for rules in (self.behavior.scale_up, self.behavior.scale_down)
+            if rules is not None
+            for policy in rules.policies
+        ]
+        return max(periods, default=0.0)
+
     def capacity_of(self, profile: Profile) -> Capacity:
-        return profile.capacity or self.capacity
+        """The profile's bounds within the group's: the group's capacity is a cap no profile
+        lifts (the schema refuses a profile outside it; this holds for any GroupSpec)."""
+        own = profile.capacity
+        if own is None:
+            return self.capacity
+        group = self.capacity
+        if group.minimum <= own.minimum and own.maximum <= group.maximum:
+            return own
+        return Capacity(
+            group.clamp(own.minimum), group.clamp(own.maximum), group.clamp(own.default)
+        )

@@ -18,6 +18,8 @@ API_GROUP = "autozero.dev"
 API_VERSION = "v1alpha1"
 KIND = "ScalingPolicy"
 SOURCE_KEYS = ("mrq", "redis", "rq", "rabbitmq", "prometheus")
+#: What one unit of each source's pending count is, for sentences; a query's value has none.
+UNITS = {"mrq": "jobs", "rq": "jobs", "redis": "items", "rabbitmq": "messages", "prometheus": ""}
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 

@@ -15,24 +15,33 @@ from autozero.engine.durations import format_duration, parse_duration
 from autozero.engine.spec import (
     ActionType,
     Activation,
+    Behavior,
     Capacity,
     Direction,
     FailurePolicy,
     FixedDate,
     GroupSpec,
     Operator,
+    PolicyType,
     Profile,
+    RatePolicy,
     Recurrence,
     Rule,
     ScaleAction,
+    ScalingRules,
+    SelectPolicy,
     Statistic,
+    TargetKind,
+    TargetRule,
     TimeAggregation,
+    TrackingTarget,
 )
 from autozero.policy.errors import FieldError, PolicyInvalid
 from autozero.policy.identity import identity_errors
 from autozero.policy.model import (
     DAYS,
     SOURCE_KEYS,
+    UNITS,
     GCEAutoscalerHandoff,
     GCETarget,
     GroupPolicy,
@@ -151,8 +160,39 @@ class _Builder:
             hpa.get("behavior"),
         )
 
+    def _activation(self, activation: dict[str, Any] | None) -> Activation | None:
+        if activation is None:
+            return None
+        metric = activation["metric"]
+        source = next(m for m in self.manifest["spec"].get("metrics", []) if m["name"] == metric)
+        return Activation(
+            metric,
+            _duration(activation["idleFor"]),
+            float(activation.get("threshold", 0.0)),
+            UNITS[next(k for k in SOURCE_KEYS if k in source)],
+        )
+
+    @staticmethod
+    def _scaling_rules(rules: dict[str, Any] | None) -> ScalingRules | None:
+        if rules is None:
+            return None
+        return ScalingRules(
+            _duration(rules["stabilizationWindow"]),
+            SelectPolicy(rules["selectPolicy"]),
+            tuple(
+                RatePolicy(PolicyType(p["type"]), p["value"], _duration(p["period"]))
+                for p in rules.get("policies", ())
+            ),
+        )
+
+    def _behavior(self, behavior: dict[str, Any] | None) -> Behavior:
+        behavior = behavior or {}
+        return Behavior(
+            self._scaling_rules(behavior.get("scaleUp")),
+            self._scaling_rules(behavior.get("scaleDown")),
+        )
+
     def _group(self, group: dict[str, Any], path: str, polling: timedelta) -> GroupPolicy:
-        activation = group.get("activation")
         fallback = group.get("fallback") or {}
         profiles = tuple(
             self._profile(p, f"{path}.profiles[{n}]", polling)
@@ -163,13 +203,10 @@ class _Builder:
             name=group["name"],
             capacity=self._capacity(group["capacity"]),
             profiles=profiles,
-            activation=(
-                Activation(activation["metric"], _duration(activation["idleFor"]))
-                if activation
-                else None
-            ),
+            activation=self._activation(group.get("activation")),
             failure=FailurePolicy(fallback.get("failureThreshold", 3), fallback.get("replicas")),
             handoff=handoff is not None,
+            behavior=self._behavior(group.get("behavior")),
         )
         return GroupPolicy(
             group["name"], self._target(group["target"]), engine, handoff, group["skip"]
@@ -226,7 +263,7 @@ class _Builder:
             self.error(f"{path}.end", "must be after start")
         return FixedDate(bounds[0], bounds[1])
 
-    def _rule(self, rule: dict[str, Any], path: str, polling: timedelta) -> Rule:
+    def _rule(self, rule: dict[str, Any], path: str, polling: timedelta) -> Rule | TargetRule:
         grain = _duration(rule["timeGrain"])
         window = _duration(rule["timeWindow"])
         if window % grain:  # the schema makes both positive
@@ -239,6 +276,17 @@ class _Builder:
                 f"{path}.timeGrain",
                 f"timeGrain {format_duration(grain)} is shorter than pollingInterval "
                 f"{format_duration(polling)}: every grain needs at least one sample",
+            )
+        if "target" in rule:
+            target = rule["target"]
+            kind = TargetKind.AVERAGE_VALUE if "averageValue" in target else TargetKind.VALUE
+            return TargetRule(
+                metric=rule["metric"],
+                time_grain=grain,
+                statistic=Statistic(rule["statistic"]),
+                time_window=window,
+                time_aggregation=TimeAggregation(rule["timeAggregation"]),
+                target=TrackingTarget(kind, float(target[kind.value]), float(target["tolerance"])),
             )
         action = rule["action"]
         return Rule(

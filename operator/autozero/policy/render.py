@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from autozero.engine.durations import format_duration
-from autozero.engine.spec import Capacity, Profile, Rule
+from autozero.engine.spec import Capacity, Profile, Rule, ScalingRules, TargetRule
 from autozero.policy.model import (
     API_GROUP,
     API_VERSION,
@@ -32,14 +32,23 @@ def _capacity(capacity: Capacity) -> dict[str, int]:
     return {"minimum": capacity.minimum, "maximum": capacity.maximum, "default": capacity.default}
 
 
-def _rule(rule: Rule) -> dict[str, Any]:
-    action = rule.action
-    return {
+def _rule(rule: Rule | TargetRule) -> dict[str, Any]:
+    aggregation = {
         "metric": rule.metric,
         "timeGrain": _d(rule.time_grain),
         "statistic": rule.statistic.value,
         "timeWindow": _d(rule.time_window),
         "timeAggregation": rule.time_aggregation.value,
+    }
+    if isinstance(rule, TargetRule):
+        target = rule.target
+        return {
+            **aggregation,
+            "target": {target.kind.value: target.value, "tolerance": target.tolerance},
+        }
+    action = rule.action
+    return {
+        **aggregation,
         "operator": rule.operator.value,
         "threshold": rule.threshold,
         "perInstance": rule.per_instance,
@@ -50,6 +59,18 @@ def _rule(rule: Rule) -> dict[str, Any]:
             "cooldown": _d(action.cooldown),
         },
     }
+
+
+def _scaling_rules(rules: ScalingRules) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "stabilizationWindow": _d(rules.stabilization_window),
+        "selectPolicy": rules.select_policy.value,
+    }
+    if rules.policies:
+        out["policies"] = [
+            {"type": p.type.value, "value": p.value, "period": _d(p.period)} for p in rules.policies
+        ]
+    return out
 
 
 def _profile(profile: Profile) -> dict[str, Any]:
@@ -104,6 +125,7 @@ def _group(group: GroupPolicy) -> dict[str, Any]:
         out["activation"] = {
             "metric": spec.activation.metric,
             "idleFor": _d(spec.activation.idle_for),
+            "threshold": spec.activation.threshold,
         }
     if isinstance(group.handoff, GCEAutoscalerHandoff):
         handoff: dict[str, Any] = {
@@ -125,6 +147,16 @@ def _group(group: GroupPolicy) -> dict[str, Any]:
         if group.handoff.behavior is not None:
             hpa["behavior"] = dict(group.handoff.behavior)
         out["handoff"] = {"hpa": hpa}
+    behavior = {
+        key: _scaling_rules(rules)
+        for key, rules in (
+            ("scaleUp", spec.behavior.scale_up),
+            ("scaleDown", spec.behavior.scale_down),
+        )
+        if rules is not None
+    }
+    if behavior:
+        out["behavior"] = behavior
     if spec.profiles:
         out["profiles"] = [_profile(p) for p in spec.profiles]
     fallback: dict[str, Any] = {"failureThreshold": spec.failure.threshold}

@@ -290,7 +290,9 @@ def _capacity(description: str) -> Schema:
 
 def _rule() -> Schema:
     return obj(
-        "A threshold rule: aggregate a metric over a window and compare it with a threshold.",
+        "A rule: aggregate a metric over a window, then compare the value with a threshold "
+        "(a threshold rule: operator, threshold, action; Azure's) or track a target with it (a "
+        "target rule: target; the HPA's).",
         {
             "metric": string("The name of a metric declared in spec.metrics.", minLength=1),
             "timeGrain": duration(
@@ -314,16 +316,18 @@ def _rule() -> Schema:
                 [a.value for a in TimeAggregation],
                 "Average",
             ),
+            "target": _target(),
             "operator": enum(
-                "How the value is compared with the threshold.", [o.value for o in Operator]
+                "How the value is compared with the threshold (threshold rules).",
+                [o.value for o in Operator],
             ),
-            "threshold": number("The value compared against."),
+            "threshold": number("The value compared against (threshold rules)."),
             "perInstance": boolean(
                 "Divide the value by the current replica count (e.g. backlog "
-                "per worker) before comparing."
+                "per worker) before comparing (threshold rules)."
             ),
             "action": obj(
-                "What to do when the rule fires.",
+                "What to do when the rule fires (threshold rules).",
                 {
                     "direction": enum(
                         "Increase rules fire on ANY; Decrease rules need ALL.",
@@ -352,13 +356,131 @@ def _rule() -> Schema:
                 ],
             ),
         },
-        required=["metric", "operator", "threshold", "action"],
+        required=["metric"],
         rules=[
             (
                 "duration(self.timeGrain) <= duration(self.timeWindow)",
                 "timeGrain must not exceed timeWindow",
-            )
+            ),
+            (RULE_HAS_A_FORM, "a rule needs either target, or operator, threshold and action"),
+            (TARGET_RULE_ONLY, "a target rule takes no operator, threshold or action"),
+            (
+                TARGET_RULE_NOT_PER_INSTANCE,
+                "perInstance does not apply to a target rule (averageValue divides by the "
+                "replica count itself)",
+            ),
         ],
+    )
+
+
+#: A rule is a threshold rule (operator, threshold, action) or a target rule (target).
+RULE_HAS_A_FORM = (
+    "has(self.target) || (has(self.operator) && has(self.threshold) && has(self.action))"
+)
+TARGET_RULE_ONLY = (
+    "!has(self.target) || !(has(self.operator) || has(self.threshold) || has(self.action))"
+)
+TARGET_RULE_NOT_PER_INSTANCE = "!has(self.target) || !self.perInstance"
+
+
+def _target() -> Schema:
+    return obj(
+        "Target tracking, the HPA's semantics (a target rule): the count is set so that the "
+        "aggregated value meets the target. Set exactly one of averageValue or value.",
+        {
+            "averageValue": number(
+                "One replica per this much of the value, taken as the group's total (a "
+                "backlog): desired = ceil(value / averageValue). KEDA's and the HPA's "
+                "AverageValue: 'one replica per 50 messages' is averageValue: 50."
+            ),
+            "value": number(
+                "The target of a value measured at the current count (a CPU ratio): desired "
+                "= ceil(current x value / target). The HPA's Value."
+            ),
+            "tolerance": number(
+                "Within this ratio of the target (|1 - value/target| <= tolerance) the count "
+                "does not change: the HPA's tolerance.",
+                minimum=0,
+                maximum=1,
+                default=0.1,
+            ),
+        },
+        rules=[
+            (exactly_one(["averageValue", "value"]), "set exactly one of averageValue or value"),
+            ("!has(self.averageValue) || self.averageValue > 0", "averageValue must be above 0"),
+            ("!has(self.value) || self.value > 0", "value must be above 0"),
+        ],
+    )
+
+
+def _scaling_rules(direction: str, stabilization: str, why: str) -> Schema:
+    return obj(
+        f"Stabilization and rate policies of a {direction}, the HPA's HPAScalingRules.",
+        {
+            "stabilizationWindow": duration(
+                f"The count goes {'down' if direction == 'scale-down' else 'up'} only as far as "
+                f"the {'highest' if direction == 'scale-down' else 'lowest'} count the rules "
+                f"recommended within this window (at most 1h). {why}",
+                stabilization,
+            )
+            | {
+                "x-kubernetes-validations": [
+                    {"rule": "duration(self) <= duration('1h')", "message": "at most 1h"}
+                ]
+            },
+            "selectPolicy": enum(
+                "Max: the policy allowing the largest change applies; Min: the smallest; "
+                f"Disabled: no {direction} by the rules at all.",
+                ["Max", "Min", "Disabled"],
+                "Max",
+            ),
+            "policies": {
+                "type": "array",
+                "description": f"Rate policies; none: the {direction} is not rate-limited.",
+                "maxItems": 10,
+                "items": obj(
+                    "At most value replicas (Pods) or value percent of the count at the "
+                    "period's start (Percent) per period.",
+                    {
+                        "type": enum("Pods or Percent.", ["Pods", "Percent"]),
+                        "value": integer("The replicas or the percentage.", minimum=1),
+                        "period": duration(
+                            "The period, at most 30m.",
+                            positive_because="a rate needs a period",
+                        )
+                        | {
+                            "x-kubernetes-validations": [
+                                {"rule": POSITIVE_DURATION, "message": "must be longer than 0s"},
+                                {
+                                    "rule": "duration(self) <= duration('30m')",
+                                    "message": "at most 30m",
+                                },
+                            ]
+                        },
+                    },
+                    required=["type", "value", "period"],
+                ),
+            },
+        },
+    )
+
+
+def _behavior() -> Schema:
+    return obj(
+        "Rate policies on the count autozero's rules recommend (the HPA's behavior; never on a "
+        "wake, a sleep, a profile's bounds or a fallback). Unset, autozero's defaults, which "
+        "are not the HPA's: scale-up is not limited (a queue wants its workers now), and "
+        "scale-down is stabilized over 5m in a profile with a target rule, as in the HPA.",
+        {
+            "scaleUp": _scaling_rules(
+                "scale-up", "0s", "0s: the count follows the rules up at once."
+            ),
+            "scaleDown": _scaling_rules(
+                "scale-down",
+                "5m",
+                "With behavior.scaleDown set, it applies to every profile, to threshold rules too.",
+            ),
+        },
     )
 
 
@@ -416,7 +538,7 @@ def _profile() -> Schema:
             ),
             "rules": {
                 "type": "array",
-                "description": "Threshold rules.",
+                "description": "Threshold and target rules (docs/concepts.md: how they combine).",
                 "maxItems": MAX_RULES,
                 "items": _rule(),
             },
@@ -486,10 +608,18 @@ def _group() -> Schema:
                 {
                     "metric": string("A metric declared in spec.metrics.", minLength=1),
                     "idleFor": duration(
-                        "How long the group must be idle (nothing pending nor in flight) before "
-                        "it goes to zero. Checked at each poll: 0s sleeps the group at the first "
-                        "poll that finds it idle, and anything up to pollingInterval at the next "
-                        "one, with no grace for work that arrives in bursts."
+                        "How long the group must be idle (pending at or below threshold, nothing "
+                        "in flight) before it goes to zero. Checked at each poll: 0s sleeps the "
+                        "group at the first poll that finds it idle, and anything up to "
+                        "pollingInterval at the next one, with no grace for work that arrives in "
+                        "bursts."
+                    ),
+                    "threshold": number(
+                        "The group wakes only when pending work exceeds this, and counts as idle "
+                        "only while it stays at or below it (KEDA's activationValue). Unset: 0, "
+                        "any pending work wakes the group. Required when the metric is a "
+                        "Prometheus query: only a count of work falls to 0 when there is none.",
+                        minimum=0,
                     ),
                 },
                 required=["metric", "idleFor"],
@@ -553,6 +683,7 @@ def _group() -> Schema:
                     )
                 ],
             ),
+            "behavior": _behavior(),
             "profiles": named_list(
                 "Profiles; the first whose schedule matches is active, else "
                 "the one without a schedule.",
@@ -596,15 +727,36 @@ def _group() -> Schema:
                 "self.fallback.replicas <= self.capacity.maximum",
                 "fallback.replicas must not exceed capacity.maximum",
             ),
+            (PROFILES_WITHIN_GROUP, "every profile's capacity must lie within the group's"),
+            (
+                "!has(self.handoff) || !has(self.behavior)",
+                "behavior applies to autozero's rules, which a handoff replaces: put it in "
+                "handoff.hpa.behavior",
+            ),
         ],
     )
 
+
+#: The group's capacity caps every profile's: a profile narrows the bounds, never widens them.
+#: (A profile's default lies between its own minimum and maximum, so within the group's too.)
+PROFILES_WITHIN_GROUP = (
+    "!has(self.profiles) || self.profiles.all(p, !has(p.capacity) || "
+    "(p.capacity.minimum >= self.capacity.minimum && "
+    "p.capacity.maximum <= self.capacity.maximum))"
+)
 
 #: Cross-field rules of the spec. The apiserver can only report them on `spec`; `autozero
 #: validate` names the element and the value instead (validate.py explains them).
 ACTIVATION_METRICS_DECLARED = (
     "self.groups.all(g, !has(g.activation) || (has(self.metrics) && "
     "self.metrics.exists(m, m.name == g.activation.metric)))"
+)
+#: A Prometheus query may never fall to 0 (a CPU ratio, a rate): as an activation metric it
+#: needs an explicit threshold, or the group could never sleep.
+ACTIVATION_THRESHOLD_FOR_QUERIES = (
+    "self.groups.all(g, !has(g.activation) || has(g.activation.threshold) || "
+    "!has(self.metrics) || !self.metrics.exists(m, m.name == g.activation.metric && "
+    "has(m.prometheus)))"
 )
 RULE_METRICS_DECLARED = (
     "self.groups.all(g, !has(g.profiles) || g.profiles.all(p, !has(p.rules) || "
@@ -657,6 +809,11 @@ def spec_schema() -> Schema:
             (
                 RULE_METRICS_DECLARED,
                 "every rule's metric must name a metric declared in spec.metrics",
+            ),
+            (
+                ACTIVATION_THRESHOLD_FOR_QUERIES,
+                "an activation metric that is a Prometheus query needs activation.threshold, the "
+                "value at or below which the group counts as idle",
             ),
         ],
     )

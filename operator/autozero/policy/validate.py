@@ -12,7 +12,7 @@ import copy
 import json
 from collections.abc import Callable, Iterator
 from functools import cache
-from typing import Any
+from typing import Any, TypeGuard
 
 import celpy
 import jsonschema
@@ -24,7 +24,12 @@ from autozero.policy.errors import FieldError
 from autozero.policy.model import NAME_PATTERN
 from autozero.policy.schema import (
     ACTIVATION_METRICS_DECLARED,
+    ACTIVATION_THRESHOLD_FOR_QUERIES,
+    PROFILES_WITHIN_GROUP,
+    RULE_HAS_A_FORM,
     RULE_METRICS_DECLARED,
+    TARGET_RULE_NOT_PER_INSTANCE,
+    TARGET_RULE_ONLY,
     URL_WITHOUT_CREDENTIALS,
     crd,
 )
@@ -168,11 +173,106 @@ def _rule_metrics(spec: Any, path: str) -> Iterator[FieldError]:
                 yield from _undeclared(rule.get("metric"), declared, where)
 
 
+def _activation_thresholds(spec: Any, path: str) -> Iterator[FieldError]:
+    metrics = spec.get("metrics") if isinstance(spec, dict) else None
+    queries = {
+        m.get("name")
+        for m in (metrics if isinstance(metrics, list) else [])
+        if isinstance(m, dict) and "prometheus" in m
+    }
+    for g, group in _dicts(spec, "groups"):
+        activation = group.get("activation")
+        if not isinstance(activation, dict) or "threshold" in activation:
+            continue
+        metric = activation.get("metric")
+        if isinstance(metric, str) and metric in queries:
+            yield FieldError(
+                f"{path}.groups[{g}].activation.threshold",
+                f"is required: activation metric {metric!r} is a Prometheus query, which may "
+                "never fall to 0 (a CPU ratio, a rate), and then the group could never sleep; "
+                "set the value at or below which the group counts as idle (0 for a count of "
+                "pending work)",
+            )
+
+
+def _profiles_within_group(group: Any, path: str) -> Iterator[FieldError]:
+    capacity = group.get("capacity") if isinstance(group, dict) else None
+    if not isinstance(capacity, dict):
+        return
+    low, high = capacity.get("minimum", 0), capacity.get("maximum")
+    if not (_is_int(low) and _is_int(high)):
+        return
+    for p, profile in _dicts(group, "profiles"):
+        own = profile.get("capacity")
+        if not isinstance(own, dict):
+            continue
+        minimum, maximum = own.get("minimum", 0), own.get("maximum")
+        where = f"{path}.profiles[{p}].capacity"
+        if _is_int(minimum) and minimum < low:
+            yield FieldError(
+                f"{where}.minimum",
+                f"{minimum} is below the group's capacity.minimum {low}: {_CAPS}",
+            )
+        if _is_int(maximum) and maximum > high:
+            yield FieldError(
+                f"{where}.maximum",
+                f"{maximum} is above the group's capacity.maximum {high}: {_CAPS}",
+            )
+
+
+_CAPS = "the group's capacity bounds every profile (widen the group's, or narrow the profile's)"
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_THRESHOLD_RULE_FIELDS = ("operator", "threshold", "action")
+
+
+def _rule_form(rule: Any, path: str) -> Iterator[FieldError]:
+    if not isinstance(rule, dict) or "target" in rule:
+        return
+    for key in _THRESHOLD_RULE_FIELDS:
+        if key not in rule:
+            yield FieldError(
+                f"{path}.{key}",
+                "is required in a threshold rule (or write target: {averageValue: N} for a "
+                "target rule)",
+            )
+
+
+def _target_rule_only(rule: Any, path: str) -> Iterator[FieldError]:
+    if not isinstance(rule, dict) or "target" not in rule:
+        return
+    for key in _THRESHOLD_RULE_FIELDS:
+        if key in rule:
+            yield FieldError(
+                f"{path}.{key}",
+                f"has no place in a target rule, whose target sets the count (remove {key}, "
+                "or target for a threshold rule)",
+            )
+
+
+def _target_not_per_instance(rule: Any, path: str) -> Iterator[FieldError]:
+    if isinstance(rule, dict) and "target" in rule and rule.get("perInstance") is True:
+        yield FieldError(
+            f"{path}.perInstance",
+            "does not apply to a target rule: averageValue divides the value by the replica "
+            "count itself, and value is measured at the current count",
+        )
+
+
 #: Rules the apiserver can only report on the node that holds them, explained element by
 #: element: each explanation yields an error exactly when its rule fails.
 _EXPLAINED: dict[str, Callable[[Any, str], Iterator[FieldError]]] = {
     ACTIVATION_METRICS_DECLARED: _activation_metrics,
     RULE_METRICS_DECLARED: _rule_metrics,
+    ACTIVATION_THRESHOLD_FOR_QUERIES: _activation_thresholds,
+    PROFILES_WITHIN_GROUP: _profiles_within_group,
+    RULE_HAS_A_FORM: _rule_form,
+    TARGET_RULE_ONLY: _target_rule_only,
+    TARGET_RULE_NOT_PER_INSTANCE: _target_not_per_instance,
 }
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
 from autozero.engine.decide import decide
 from autozero.engine.decision import Action, Decision, Reason
 from autozero.engine.readings import Failure, Observation, Reading
-from autozero.engine.spec import FailurePolicy
+from autozero.engine.spec import Capacity, FailurePolicy, GroupSpec, Profile
 from autozero.engine.state import GroupState
 from support.engine import T0, group, minutes, rule, simulate, steady
 
@@ -264,3 +265,91 @@ def test_handoff_only_decides_awake_or_asleep() -> None:
         duration=minutes(6),
     )
     assert idle.decision.action is Action.SLEEP
+
+
+# --- the activation threshold (KEDA's activationValue) ---------------------------------------
+
+
+def _thresholded(threshold: float, unit: str = "messages", **kwargs: object) -> GroupSpec:
+    spec = group(idle_for=minutes(10), **kwargs)  # type: ignore[arg-type]
+    assert spec.activation is not None
+    return replace(spec, activation=replace(spec.activation, threshold=threshold, unit=unit))
+
+
+@pytest.mark.parametrize(
+    ("threshold", "pending", "action"),
+    [
+        pytest.param(0, 1, Action.WAKE, id="default-0-any-work-wakes"),
+        pytest.param(0, 0, Action.HOLD, id="default-0-nothing-pending"),
+        pytest.param(5, 5, Action.HOLD, id="at-the-threshold-stays-asleep"),
+        pytest.param(5, 6, Action.WAKE, id="above-the-threshold-wakes"),
+        pytest.param(0.05, 0.04, Action.HOLD, id="a-ratio-below-its-threshold"),
+    ],
+)
+def test_the_activation_threshold_decides_the_wake(
+    threshold: float, pending: float, action: Action
+) -> None:
+    spec = _thresholded(threshold)
+    reads = {"backlog": Reading(pending, pending=pending, in_flight=0)}
+    decision = decide(spec, GroupState(), reads, now=T0, current=0).decision
+    assert decision.action is action
+
+
+def test_a_group_at_or_below_the_threshold_counts_as_idle_and_sleeps() -> None:
+    spec = _thresholded(5)
+    # 4 messages wait, none in flight: below the threshold is idle; after 10 minutes, sleep.
+    decisions = simulate(
+        spec,
+        lambda _now, _current: {"backlog": Reading(4, pending=4, in_flight=0)},
+        start=T0,
+        end=T0 + minutes(11),
+        current=2,
+    )
+    sleep = next(d for d in decisions if d.action is Action.SLEEP)
+    assert sleep.at == T0 + minutes(10)
+    assert sleep.message == "idle 10m: backlog pending=4, in-flight=0 (activation threshold 5)"
+
+
+def test_above_the_threshold_is_not_idle_and_the_hold_says_so_in_its_unit() -> None:
+    spec = _thresholded(5)
+    reads = {"backlog": Reading(6, pending=6, in_flight=0)}
+    decision = steady(spec, reads, current=2, duration=minutes(20)).decision
+    assert decision.action is Action.HOLD
+    assert decision.message.endswith("backlog: 6 messages pending (activation threshold 5)")
+
+
+def test_in_flight_work_keeps_a_group_awake_below_the_threshold() -> None:
+    spec = _thresholded(5)
+    reads = {"backlog": Reading(0, pending=0, in_flight=2)}
+    decision = steady(spec, reads, current=2, duration=minutes(20)).decision
+    assert decision.action is Action.HOLD
+    assert decision.message.endswith("backlog: 2 messages in flight")
+
+
+def test_a_query_without_unit_is_never_called_jobs() -> None:
+    # The newcomer's case: CPU as the activation metric, with a threshold, at 20 %.
+    spec = _thresholded(0.05, unit="")
+    reads = {"backlog": Reading(0.2)}
+    decision = steady(spec, reads, current=1, duration=minutes(20)).decision
+    assert decision.action is Action.HOLD
+    assert "jobs" not in decision.message
+    assert decision.message.endswith("backlog is 0.2, above its activation threshold 0.05")
+
+
+# --- the group's capacity caps every profile -------------------------------------------------
+
+
+def test_a_profile_cannot_lift_the_group_maximum() -> None:
+    launch = Profile("launch", capacity=Capacity(10, 60, 10))
+    spec = replace(group(maximum=30), profiles=(launch,))
+    decision = decide(spec, GroupState(), {"backlog": Reading(9)}, now=T0, current=45).decision
+    assert (decision.target, decision.reason) == (30, Reason.SCHEDULE_MAXIMUM)
+    asleep = decide(spec, GroupState(), {"backlog": Reading(0)}, now=T0, current=0).decision
+    assert asleep.target == 10  # the profile's minimum, within the group's bounds
+
+
+def test_a_profile_cannot_lower_the_group_minimum() -> None:
+    night = Profile("night", capacity=Capacity(0, 4, 1))
+    spec = replace(group(minimum=2, maximum=10), profiles=(night,))
+    decision = decide(spec, GroupState(), {"backlog": Reading(0)}, now=T0, current=0).decision
+    assert (decision.action, decision.target) == (Action.WAKE, 2)

@@ -20,18 +20,26 @@ from autozero.engine.schedule import active_profile, next_boundary
 from autozero.engine.spec import (
     ActionType,
     Activation,
+    Behavior,
     Capacity,
     Direction,
     FailurePolicy,
     FixedDate,
     GroupSpec,
     Operator,
+    PolicyType,
     Profile,
+    RatePolicy,
     Recurrence,
     Rule,
     ScaleAction,
+    ScalingRules,
+    SelectPolicy,
     Statistic,
+    TargetKind,
+    TargetRule,
     TimeAggregation,
+    TrackingTarget,
 )
 from autozero.engine.state import GroupState
 from hypothesis import given, settings
@@ -70,10 +78,23 @@ def key(decision: Decision) -> tuple[Action, int, Reason, str, tuple[RuleVerdict
 
 
 @st.composite
-def rules(draw: st.DrawFn) -> Rule:
+def rules(draw: st.DrawFn) -> Rule | TargetRule:
     grain = draw(st.sampled_from([15, 30, 60, 90]))
     # Windows that are not a whole number of grains too: grains are rounded.
     window = grain * draw(st.integers(1, 4)) + draw(st.sampled_from([0, 0, grain // 3]))
+    if draw(st.integers(0, 2)) == 0:
+        return TargetRule(
+            metric=draw(st.sampled_from(METRICS)),
+            time_grain=timedelta(seconds=grain),
+            statistic=draw(st.sampled_from(list(Statistic))),
+            time_window=timedelta(seconds=window),
+            time_aggregation=draw(st.sampled_from(list(TimeAggregation))),
+            target=TrackingTarget(
+                draw(st.sampled_from(list(TargetKind))),
+                draw(st.sampled_from([0.5, 1, 5, 10, 50])),
+                draw(st.sampled_from([0.0, 0.1, 0.3])),
+            ),
+        )
     return Rule(
         metric=draw(st.sampled_from(METRICS)),
         time_grain=timedelta(seconds=grain),
@@ -90,6 +111,43 @@ def rules(draw: st.DrawFn) -> Rule:
             cooldown=timedelta(seconds=draw(st.sampled_from([0, 30, 60, 300]))),
         ),
     )
+
+
+@st.composite
+def scaling_rules(draw: st.DrawFn) -> ScalingRules:
+    return ScalingRules(
+        timedelta(seconds=draw(st.sampled_from([0, 0, 30, 60, 300]))),
+        draw(st.sampled_from(list(SelectPolicy))),
+        tuple(
+            draw(
+                st.lists(
+                    st.builds(
+                        RatePolicy,
+                        st.sampled_from(list(PolicyType)),
+                        st.sampled_from([1, 2, 4, 50, 100]),
+                        st.sampled_from([15, 45, 60]).map(lambda s: timedelta(seconds=s)),
+                    ),
+                    max_size=2,
+                )
+            )
+        ),
+    )
+
+
+def behaviors() -> st.SearchStrategy[Behavior]:
+    return st.builds(Behavior, st.none() | scaling_rules(), st.none() | scaling_rules())
+
+
+@st.composite
+def queues(draw: st.DrawFn, now: float, *, falling: bool) -> tuple[tuple[float, int], ...]:
+    """A recommendation queue as `remember` keeps it: times rising, counts strictly falling
+    (highs) or rising (lows), all before `now` and at odd milliseconds."""
+    ages = sorted(set(draw(st.lists(st.integers(1, 400_000), max_size=4))), reverse=True)
+    counts = sorted(set(draw(st.lists(st.integers(0, 14), min_size=len(ages), max_size=8))))
+    counts = counts[: len(ages)]
+    if falling:
+        counts.reverse()
+    return tuple((now - age / 1000, count) for age, count in zip(ages, counts, strict=False))
 
 
 @st.composite
@@ -199,6 +257,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
                 Activation,
                 st.just("backlog"),
                 st.sampled_from([timedelta(0), minutes(2), minutes(10)]),
+                st.sampled_from([0.0, 0.0, 2.0, 5.0]),  # the activation threshold
             )
         ),
         failure=FailurePolicy(
@@ -206,6 +265,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
             fallback_replicas=draw(st.sampled_from([None, None, None, 0, 2, 15])),
         ),
         handoff=draw(st.sampled_from([False, False, False, True])),
+        behavior=draw(behaviors()),
     )
     t = now.timestamp()
     state = GroupState(
@@ -213,6 +273,21 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         failures={m: draw(st.sampled_from([0, 0, 0, 1, 2, 4])) for m in spec.metrics},
         idle_since=draw(st.none() | st.integers(0, 900_000).map(lambda ms: t - ms / 1000)),
         last_scale_at=draw(st.none() | st.integers(0, 400_000).map(lambda ms: t - ms / 1000)),
+        highs=draw(queues(t, falling=True)),
+        lows=draw(queues(t, falling=False)),
+        scale_events=tuple(
+            sorted(
+                draw(
+                    st.lists(
+                        st.tuples(
+                            st.integers(1, 90_000).map(lambda ms: t - ms / 1000),
+                            st.sampled_from([-4, -1, 1, 2, 5]),
+                        ),
+                        max_size=3,
+                    )
+                )
+            )
+        ),
     )
     current = draw(st.sampled_from([0, 1, 2, 3, 5, 12]))
     return Scenario(spec, state, draw(observations()), now, current)
@@ -235,7 +310,10 @@ def later_instants(now: datetime, deadline: datetime | None, fraction: float) ->
 @settings(max_examples=600, deadline=None)
 @given(scenario=scenarios(), fraction=st.floats(0, 1, exclude_max=True))
 def test_nothing_changes_before_the_deadline(scenario: Scenario, fraction: float) -> None:
-    s = scenario
+    assert_nothing_changes_before_the_deadline(scenario, fraction)
+
+
+def assert_nothing_changes_before_the_deadline(s: Scenario, fraction: float) -> None:
     first = decide(s.spec, s.state, s.observations, now=s.now, current=s.current).decision
     if first.deadline is not None:
         assert first.deadline > s.now
@@ -280,6 +358,66 @@ def test_unchanged_reads_change_nothing_when_they_do_not_matter(
     )
 
 
+@st.composite
+def behavior_scenarios(draw: st.DrawFn) -> Scenario:
+    """Target rules on hour-long windows (their samples cross no grain for an hour), so what
+    moves first is behavior's: a recommendation leaving a stabilization window, a scale event
+    leaving a rate period."""
+    now = T0 + timedelta(microseconds=draw(st.integers(0, 86_400 * 10**6)))
+    t = now.timestamp()
+    hour = timedelta(hours=1)
+    tracking = tuple(
+        TargetRule(
+            metric=metric,
+            time_grain=hour,
+            statistic=Statistic.LAST,
+            time_window=hour,
+            time_aggregation=TimeAggregation.LAST,
+            target=TrackingTarget(
+                draw(st.sampled_from(list(TargetKind))),
+                draw(st.sampled_from([1, 5, 10, 50])),
+                draw(st.sampled_from([0.0, 0.1])),
+            ),
+        )
+        for metric in draw(st.sets(st.sampled_from(METRICS), min_size=1))
+    )
+    maximum = draw(st.integers(4, 20))
+    spec = GroupSpec(
+        "g",
+        Capacity(1, maximum, 1),
+        (Profile("default", tracking),),
+        behavior=draw(behaviors()),
+    )
+    state = GroupState(
+        windows={m: Window((t - draw(st.integers(1, 5000)) / 1000,), (5.0,)) for m in METRICS},
+        highs=draw(queues(t, falling=True)),
+        lows=draw(queues(t, falling=False)),
+        scale_events=tuple(
+            sorted(
+                draw(
+                    st.lists(
+                        st.tuples(
+                            st.integers(1, 90_000).map(lambda ms: t - ms / 1000),
+                            st.sampled_from([-4, -1, 1, 2, 5]),
+                        ),
+                        max_size=3,
+                    )
+                )
+            )
+        ),
+    )
+    reads: dict[str, Observation] = {
+        m: Reading(float(draw(st.sampled_from([0, 3, 10, 40, 100, 400])))) for m in METRICS
+    }
+    return Scenario(spec, state, reads, now, draw(st.integers(1, maximum)))
+
+
+@settings(max_examples=500, deadline=None)
+@given(scenario=behavior_scenarios(), fraction=st.floats(0, 1, exclude_max=True))
+def test_behavior_holds_nothing_past_its_deadline(scenario: Scenario, fraction: float) -> None:
+    assert_nothing_changes_before_the_deadline(scenario, fraction)
+
+
 @settings(max_examples=200, deadline=None)
 @given(scenario=scenarios())
 def test_record_keeps_samples_and_failures_exactly_as_decide_does(scenario: Scenario) -> None:
@@ -315,7 +453,7 @@ def test_the_active_profile_holds_until_the_next_boundary(
     samples=st.lists(st.integers(1, 600), max_size=10),
 )
 def test_an_asleep_group_without_work_or_schedule_never_needs_asking(
-    rule_list: list[Rule], offset: int, samples: list[int]
+    rule_list: list[Rule | TargetRule], offset: int, samples: list[int]
 ) -> None:
     now = T0 + timedelta(seconds=offset)
     spec = group(rule_list)
@@ -379,6 +517,15 @@ class Case:
 def _at(now: datetime, seconds: float) -> float:
     return now.timestamp() + seconds
 
+
+_HOURLY = TargetRule(
+    "q",
+    timedelta(hours=1),
+    Statistic.LAST,
+    timedelta(hours=1),
+    TimeAggregation.LAST,
+    TrackingTarget(TargetKind.AVERAGE_VALUE, 50),
+)
 
 CASES = [
     pytest.param(
@@ -485,6 +632,59 @@ CASES = [
             ),
         ),
         id="asleep-windows-ignored",
+    ),
+    pytest.param(
+        # A 1000 backlog wants 20, but 8 was recommended 100 s ago: the lowest recommendation
+        # within the 2-minute scale-up window holds the count at 8 until it is 2 minutes old, at
+        # +20 s. (The one sample stays in its hour-long grain all the while.)
+        Case(
+            group(
+                [_HOURLY],
+                activation=None,
+                maximum=30,
+                behavior=Behavior(scale_up=ScalingRules(timedelta(minutes=2))),
+            ),
+            T0,
+            8,
+            {"q": Reading(1000)},
+            T0 + timedelta(seconds=20),
+            GroupState(lows=((_at(T0, -100), 8),)),
+        ),
+        id="scale-up-stabilization-end",
+    ),
+    pytest.param(
+        # 20 was recommended 200 s ago; now 100 wants 2: held at 20 (the highest within the
+        # default 5-minute scale-down window of a profile with a target rule) until +100 s.
+        Case(
+            group([_HOURLY], activation=None, maximum=30),
+            T0,
+            20,
+            {"q": Reading(100)},
+            T0 + timedelta(seconds=100),
+            GroupState(highs=((_at(T0, -200), 20),)),
+        ),
+        id="scale-down-stabilization-end",
+    ),
+    pytest.param(
+        # 1 -> 5 five seconds ago; 4 Pods per 15 s allows no more until that change is 15 s old.
+        Case(
+            group(
+                [_HOURLY],
+                activation=None,
+                maximum=30,
+                behavior=Behavior(
+                    scale_up=ScalingRules(
+                        policies=(RatePolicy(PolicyType.PODS, 4, timedelta(seconds=15)),)
+                    )
+                ),
+            ),
+            T0,
+            5,
+            {"q": Reading(1000)},
+            T0 + timedelta(seconds=10),
+            GroupState(scale_events=((_at(T0, -5), 4),)),
+        ),
+        id="rate-period-end",
     ),
     pytest.param(
         # A Degraded group's repeated failures are input, not time: nothing to wait for.

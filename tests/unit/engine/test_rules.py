@@ -228,3 +228,14 @@ def test_the_azure_four_rule_example(queue: float, cpu: float, action: Action, t
 def test_decisions_start_at_the_given_time() -> None:
     spec = group([rule("load", "GreaterThan", 10)], activation=None)
     assert steady(spec, {"load": Reading(1)}, current=1, duration=timedelta(0)).decision.at == T0
+
+
+def test_a_decrease_to_an_exact_count_of_zero_scales_in_to_the_floor() -> None:
+    # 0 is a count: it used to read as "no count", and the rule held "already at minimum".
+    spec = group(
+        [rule("load", "LessThan", 1, "Decrease", type="ExactCount", change=0)],
+        activation=None,
+        minimum=1,
+    )
+    decision = steady(spec, {"load": Reading(0)}, current=5).decision
+    assert (decision.action, decision.target) == (Action.SCALE_IN, 1)

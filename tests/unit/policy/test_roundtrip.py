@@ -10,21 +10,30 @@ import yaml
 from autozero.engine.spec import (
     ActionType,
     Activation,
+    Behavior,
     Capacity,
     Direction,
     FailurePolicy,
     FixedDate,
     GroupSpec,
     Operator,
+    PolicyType,
     Profile,
+    RatePolicy,
     Recurrence,
     Rule,
     ScaleAction,
+    ScalingRules,
+    SelectPolicy,
     Statistic,
+    TargetKind,
+    TargetRule,
     TimeAggregation,
+    TrackingTarget,
 )
 from autozero.policy.errors import PolicyInvalid
 from autozero.policy.model import (
+    UNITS,
     GCEAutoscalerHandoff,
     GCETarget,
     GroupPolicy,
@@ -83,8 +92,21 @@ minutes = st.integers(1, 10).map(lambda n: timedelta(minutes=n))
 
 
 @st.composite
-def rules(draw: st.DrawFn, metrics: list[str]) -> Rule:
+def rules(draw: st.DrawFn, metrics: list[str]) -> Rule | TargetRule:
     grain = draw(st.sampled_from([timedelta(seconds=30), timedelta(minutes=1)]))
+    if draw(st.booleans()):
+        return TargetRule(
+            metric=draw(st.sampled_from(metrics)),
+            time_grain=grain,
+            statistic=draw(st.sampled_from(list(Statistic))),
+            time_window=grain * draw(st.integers(1, 10)),
+            time_aggregation=draw(st.sampled_from(list(TimeAggregation))),
+            target=TrackingTarget(
+                draw(st.sampled_from(list(TargetKind))),
+                draw(st.floats(0.001, 1e6, allow_nan=False)),
+                draw(st.floats(0, 1, allow_nan=False)),
+            ),
+        )
     kind = draw(st.sampled_from(list(ActionType)))
     return Rule(
         metric=draw(st.sampled_from(metrics)),
@@ -105,14 +127,31 @@ def rules(draw: st.DrawFn, metrics: list[str]) -> Rule:
 
 
 @st.composite
-def capacities(draw: st.DrawFn, minimum_floor: int = 0) -> Capacity:
-    maximum = draw(st.integers(max(1, minimum_floor), 50))
+def scaling_rules(draw: st.DrawFn) -> ScalingRules:
+    period = st.integers(1, 1800).map(lambda n: timedelta(seconds=n))
+    policy = st.builds(RatePolicy, st.sampled_from(list(PolicyType)), st.integers(1, 500), period)
+    return ScalingRules(
+        timedelta(seconds=draw(st.integers(0, 3600))),
+        draw(st.sampled_from(list(SelectPolicy))),
+        tuple(draw(st.lists(policy, max_size=3))),
+    )
+
+
+def behaviors() -> st.SearchStrategy[Behavior]:
+    return st.builds(Behavior, st.none() | scaling_rules(), st.none() | scaling_rules())
+
+
+@st.composite
+def capacities(draw: st.DrawFn, minimum_floor: int = 0, ceiling: int = 50) -> Capacity:
+    """Bounds with a minimum of at least `minimum_floor` and a maximum of at most `ceiling`."""
+    maximum = draw(st.integers(max(1, minimum_floor), ceiling))
     minimum = draw(st.integers(minimum_floor, maximum))
     return Capacity(minimum, maximum, draw(st.integers(minimum, maximum)))
 
 
 @st.composite
-def profiles(draw: st.DrawFn, metrics: list[str]) -> tuple[Profile, ...]:
+def profiles(draw: st.DrawFn, metrics: list[str], bounds: Capacity) -> tuple[Profile, ...]:
+    """Profiles whose capacities lie within the group's `bounds`, as the schema requires."""
     names = draw(st.lists(NAMES, unique=True, max_size=3))
     out = []
     for index, name in enumerate(names):
@@ -134,7 +173,7 @@ def profiles(draw: st.DrawFn, metrics: list[str]) -> tuple[Profile, ...]:
             Profile(
                 name,
                 tuple(draw(st.lists(rules(metrics), max_size=3))) if metrics else (),
-                draw(st.none() | capacities()),
+                draw(st.none() | capacities(bounds.minimum, bounds.maximum)),
                 recurrence,
                 fixed,
             )
@@ -143,7 +182,7 @@ def profiles(draw: st.DrawFn, metrics: list[str]) -> tuple[Profile, ...]:
 
 
 @st.composite
-def groups(draw: st.DrawFn, name: str, metrics: list[str]) -> GroupPolicy:
+def groups(draw: st.DrawFn, name: str, metrics: list[str], units: dict[str, str]) -> GroupPolicy:
     gce = draw(st.booleans())
     target = (
         GCETarget(
@@ -162,7 +201,12 @@ def groups(draw: st.DrawFn, name: str, metrics: list[str]) -> GroupPolicy:
     )
     capacity = draw(capacities(minimum_floor=0 if metrics else 1))
     activation = (
-        Activation(draw(st.sampled_from(metrics)), draw(minutes))
+        Activation(
+            metric := draw(st.sampled_from(metrics)),
+            draw(minutes),
+            draw(st.sampled_from([0.0, 0.5, 5.0])),
+            units[metric],
+        )
         if metrics and (capacity.minimum == 0 or draw(st.booleans()))
         else None
     )
@@ -175,16 +219,18 @@ def groups(draw: st.DrawFn, name: str, metrics: list[str]) -> GroupPolicy:
         )
     )
     fallback = draw(st.none() | st.integers(0, capacity.maximum))
+    behavior = draw(behaviors()) if handoff is None else Behavior()
     return GroupPolicy(
         name,
         target,
         GroupSpec(
             name,
             capacity,
-            draw(profiles(metrics)),
+            draw(profiles(metrics, capacity)),
             activation,
             FailurePolicy(draw(st.integers(1, 5)), fallback),
             handoff is not None,
+            behavior,
         ),
         handoff,
         draw(st.booleans()),
@@ -195,13 +241,14 @@ def groups(draw: st.DrawFn, name: str, metrics: list[str]) -> GroupPolicy:
 def policies(draw: st.DrawFn) -> Policy:
     metric_names = draw(st.lists(NAMES, unique=True, max_size=3))
     metrics = tuple(MetricSpec(n, *draw(st.sampled_from(SOURCES))) for n in metric_names)
+    units = {m.name: UNITS[m.source] for m in metrics}
     group_names = draw(st.lists(NAMES, unique=True, min_size=1, max_size=3))
     return Policy(
         name=draw(NAMES),
         namespace=draw(NAMES),
         polling_interval=POLLING,
         metrics=metrics,
-        groups=tuple(draw(groups(n, metric_names)) for n in group_names),
+        groups=tuple(draw(groups(n, metric_names, units)) for n in group_names),
         paused=draw(st.booleans()),
         dry_run=draw(st.booleans()),
         service_account=draw(st.none() | NAMES),

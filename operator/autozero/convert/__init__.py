@@ -1,0 +1,1 @@
+"""`autozero convert`: other autoscalers' objects as ScalingPolicies (KEDA's, in `keda`)."""

@@ -1,0 +1,65 @@
+"""The status keeps what a restarted operator needs: recent scale events for the rate policies."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from autozero.controller.status import build_status, restore_states
+from autozero.engine.decide import decide
+from autozero.engine.readings import Reading
+from autozero.engine.spec import Behavior
+from autozero.engine.state import GroupState
+from autozero.runtime.report import CycleReport, GroupReport
+from support.engine import T0, group, rates, target
+
+SPEC = group(
+    [target("q", average_value=50)],
+    activation=None,
+    maximum=30,
+    minimum=1,
+    behavior=Behavior(scale_up=rates(("Pods", 4, 60))),
+)
+
+
+def _status(state: GroupState, current: int, backlog: float) -> dict[str, object]:
+    spec = SPEC
+    decision = decide(spec, state, {"q": Reading(backlog)}, now=T0, current=current).decision
+    report = CycleReport("p", T0, (GroupReport("workers", decision, acted=True),), {})
+    return build_status(report, {"workers": state}, generation=1, paused=False, previous={})
+
+
+def test_recent_scale_events_survive_a_restart_to_the_microsecond() -> None:
+    at = T0 - timedelta(seconds=20, microseconds=123)
+    state = GroupState().after_scale(at=at, was=1, now_is=5)
+    status = _status(state, 5, 1000)
+    (group_status,) = status["groups"]  # type: ignore[misc]
+    assert group_status["scaleEvents"] == [{"time": "2026-11-22T23:59:39.999877Z", "change": 4}]
+    restored = restore_states(status)["workers"]
+    assert restored.scale_events == state.scale_events
+
+
+def test_a_restored_state_limits_the_rate_as_the_original_did() -> None:
+    spec = SPEC
+    state = GroupState().after_scale(at=T0 - timedelta(seconds=20), was=1, now_is=5)
+    restored = restore_states(_status(state, 5, 1000))["workers"]
+    reads = {"q": Reading(1000)}
+    # 1 -> 5 twenty seconds ago: 4 Pods per minute allows nothing more until it is a minute old.
+    for kept in (state, restored):
+        assert decide(spec, kept, reads, now=T0, current=5).decision.target == 5
+    assert decide(spec, GroupState(), reads, now=T0, current=5).decision.target == 9
+
+
+def test_target_rules_in_the_status_say_their_target_and_the_count_they_want() -> None:
+    status = _status(GroupState(), 4, 1000)
+    (group_status,) = status["groups"]  # type: ignore[misc]
+    (rule,) = group_status["lastDecision"]["rules"]
+    assert rule == {  # the shape simulate --output jsonl and run --output json print too
+        "rule": 0,
+        "metric": "q",
+        "target": {"averageValue": 50, "tolerance": 0.1},
+        "wants": 20,
+        "observed": 1000,
+        "status": "Fired",
+        "fired": True,
+    }
+    assert "scaleEvents" not in group_status
