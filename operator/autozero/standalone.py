@@ -21,7 +21,7 @@ from autozero import exits
 from autozero.decisions import decision_json, timestamp
 from autozero.engine.state import GroupState
 from autozero.kubeconfig import api_client
-from autozero.policy.model import KubernetesTarget, Policy
+from autozero.policy.model import Policy
 from autozero.runtime.assemble import Assembly
 from autozero.runtime.life import PolicyKey
 from autozero.runtime.loop import Runtime, RuntimeConfig
@@ -35,8 +35,10 @@ from autozero.secrets import (
     SecretNotFound,
     SecretUnavailable,
 )
+from autozero.targets.gce import GCEAllowlist
 from autozero.targets.kubernetes import Owner
-from autozero.tenancy import GCEAllowlist, Refusal, refusals
+from autozero.targets.registry import kind_of
+from autozero.tenancy import Refusal, refusals
 
 log = logging.getLogger(__name__)
 
@@ -249,17 +251,16 @@ def run(
     that cannot be served (a Secret, a target's settings, the allowlist) raises PolicyUnusable.
     """
     states = _check(options)
-    refused = refusals(policy, options.gce_allow)  # before any call, a kubeconfig's included
+    config = RuntimeConfig(options.gce_allow, options.gce_endpoint)
+    refused = refusals(policy, config)  # before any call, a kubeconfig's included
     if refused:
         raise PolicyUnusable(f"{refused[0].reason}: " + "; ".join(map(str, refused)))
-    kube_api: Any = None
-    if any(isinstance(g.target, KubernetesTarget) for g in policy.groups):
-        kube_api = api_client(options.kubeconfig)
+    if any(kind_of(g.target).uses_cluster for g in policy.groups):
+        config.kube_api = api_client(options.kubeconfig)
     metrics = Metrics()
     if options.metrics_port is not None:
         serve(options.metrics_port, metrics.registry)
     problems: list[str] = []
-    config = RuntimeConfig(options.gce_allow, options.gce_endpoint, kube_api)
     shell = StandaloneShell(options, out, states, problems.append)
     runtime = Runtime(shell, config, metrics, cluster_wide=False)
     runtime.serve(body)
