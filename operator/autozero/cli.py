@@ -1,4 +1,4 @@
-"""The `autozero` command line: simulate, validate, convert, run (standalone), operator,
+"""The `autozero` command line: simulate, validate, convert, explain, run (standalone), operator,
 completion."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from autozero.completion import COMPLETION_HELP, SHELLS, complete, shell_code
 from autozero.decisions import decision_json
 from autozero.engine.decision import Action
 from autozero.engine.durations import DurationError, parse_duration
+from autozero.explain import command as explain
 from autozero.manifests import ManifestError, load_manifest
 from autozero.policy.errors import PolicyInvalid
 from autozero.policy.model import Policy
@@ -351,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
         "kube-state-metrics series); default: such triggers are refused",
     )
 
+    explain.register(commands)
+
     comp = commands.add_parser(
         "completion",
         help="print the shell code that completes autozero's commands and options",
@@ -560,6 +563,8 @@ def _main(argv: Sequence[str] | None) -> int:
         from autozero.convert.command import run as run_convert
 
         return run_convert(args.filename, args.prometheus, sys.stdout, sys.stderr)
+    if args.command == "explain":
+        return explain.run(args, sys.stdout)
     if args.command == "run":
         return run_standalone(args, sys.stdout)
     if args.command == "operator":
