@@ -136,8 +136,9 @@ def _usage(args: argparse.Namespace) -> str | None:
     return None
 
 
-def run(args: argparse.Namespace, out: TextIO, err: TextIO = sys.stderr) -> int:
-    """Explain as `args` say; returns the exit code (usage errors: 2, via SystemExit)."""
+def run(args: argparse.Namespace, out: TextIO, err: TextIO | None = None) -> int:
+    """Explain as `args` say; returns the exit code (2: a usage error)."""
+    err = err or sys.stderr
     from autozero.explain.build import explain, unexplained
 
     usage = _usage(args)
