@@ -126,6 +126,38 @@ def test_offline_text_names_the_profile_the_rules_and_the_next_deadline(
     assert "  0     orders  0         averageValue 50 ±0.1  Fired: wants 0" in out
 
 
+NIGHTLY = ROOT / "examples" / "nightly-batch.yaml"
+NIGHTLY_TRACE = ROOT / "examples" / "traces" / "nightly.csv"
+
+
+@pytest.mark.parametrize(
+    ("at", "owner", "sentence"),
+    [
+        pytest.param(
+            "2026-11-24T01:00:00Z",
+            "GCE autoscaler autozero-bids",
+            "owner: GCE autoscaler autozero-bids (1..10) while awake; autozero only puts it to "
+            "sleep",
+            id="awake",
+        ),
+        pytest.param(
+            "2026-11-24T04:00:00Z",
+            "autozero",
+            "owner: autozero while asleep; GCE autoscaler autozero-bids (1..10) takes over once "
+            "it wakes",
+            id="asleep",
+        ),
+    ],
+)
+def test_the_handoff_owner_follows_the_wake(
+    at: str, owner: str, sentence: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = explain_json(capsys, "-f", str(NIGHTLY), "--trace", str(NIGHTLY_TRACE), "--at", at)
+    bids, reports = out["groups"]
+    assert bids["handoff"] == {"owner": owner, "sentence": sentence}
+    assert reports["summary"] == "skip: true: autozero never reads nor scales it"
+
+
 def body_with(status: dict[str, Any], annotations: dict[str, str] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = yaml.safe_load(PER_50.read_text())
     if annotations:

@@ -619,7 +619,7 @@ def _handoff(g: _Group) -> dict[str, Any]:
     if isinstance(handoff, HPAHandoff) and isinstance(target, KubernetesTarget):
         native = f"HPA autozero-{target.name}"
     elif isinstance(target, GCETarget):
-        native = f"GCE autoscaler autozero-{g.policy.name}"
+        native = "GCE autoscaler " + f"autozero-{g.policy.name}"[:63].rstrip("-")
     else:
         native = "the native autoscaler"
     bounds = f"{handoff.min_replicas}..{handoff.max_replicas}"
