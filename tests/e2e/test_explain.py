@@ -322,7 +322,7 @@ def test_a_profile_switch_names_the_profile_and_its_end(
 ) -> None:
     prepare(kube_api, namespace, redis_server.url)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
-    end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=20)
+    end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=30)
     burst = {
         "name": "burst",
         "fixedDate": {
