@@ -465,7 +465,13 @@ def run_validate(args: argparse.Namespace, out: TextIO) -> int:
 def run_standalone(args: argparse.Namespace, out: TextIO) -> int:
     from autozero.kubeconfig import KubeconfigError
     from autozero.runtime.metrics import MetricsPortError
-    from autozero.standalone import PolicyUnusable, StandaloneError, StandaloneOptions, run
+    from autozero.standalone import (
+        EXPLAIN_SIGNAL,
+        PolicyUnusable,
+        StandaloneError,
+        StandaloneOptions,
+        run,
+    )
 
     loaded = _load_manifest(args.filename)
     if loaded is None:
@@ -486,10 +492,12 @@ def run_standalone(args: argparse.Namespace, out: TextIO) -> int:
     )
     # SIGTERM (systemd, a container runtime) and SIGINT end the loop after the current cycle,
     # its state saved: a clean stop, exit 0.
-    stop = threading.Event()
+    stop, explain_now = threading.Event(), threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in STOP_SIGNALS}
+    # SIGUSR1: print the explanation of every group (docs/explain.md).
+    previous[EXPLAIN_SIGNAL] = signal.signal(EXPLAIN_SIGNAL, lambda *_: explain_now.set())
     try:
-        return run(body, policy, options, out, once=args.once, stop=stop)
+        return run(body, policy, options, out, once=args.once, stop=stop, explain=explain_now)
     except PolicyUnusable as exc:
         return _fail(f"{args.filename}: {exc}")
     except (StandaloneError, KubeconfigError, MetricsPortError) as exc:

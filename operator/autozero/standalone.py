@@ -267,8 +267,11 @@ def run(
     *,
     once: bool = False,
     stop: threading.Event | None = None,
+    explain: threading.Event | None = None,
 ) -> int:
-    """Serve the policy until `stop` is set (or for one pass with `once`).
+    """Serve the policy until `stop` is set (or for one pass with `once`); print the explanation
+    of every group whenever `explain` is set (by the caller's SIGUSR1 handler: only the main
+    thread may install one, and `run` may be called from another).
 
     Returns the exit code: with `once`, CYCLE_FAILED if a group failed in the pass; a loop
     stopped by `stop` returns OK, its failures having been reported as they came. A policy
@@ -294,12 +297,8 @@ def run(
         if problems:
             raise PolicyUnusable(problems[0])
         return exits.CYCLE_FAILED if any(failed(r) for r in reports) else exits.OK
-    wanted = threading.Event()
-    previous = signal.signal(EXPLAIN_SIGNAL, lambda *_: wanted.set())
-    try:
-        asyncio.run(_serve(runtime, stop or threading.Event(), problems, wanted, shell))
-    finally:
-        signal.signal(EXPLAIN_SIGNAL, previous)
+    wanted = explain or threading.Event()
+    asyncio.run(_serve(runtime, stop or threading.Event(), problems, wanted, shell))
     if problems:
         raise PolicyUnusable(problems[0])
     return exits.OK
