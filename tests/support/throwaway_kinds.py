@@ -176,6 +176,7 @@ TARGET = TargetKind(
         parse=lambda settings: MemoryHandoff(settings["ceiling"]),
         render=lambda handoff: {"ceiling": handoff.ceiling},
         model=CeilingModel,
+        named=lambda target: f"memory-{target.name}",
         examples=({"ceiling": 3},),
     ),
     examples=({"name": "w", "zone": "a"},),

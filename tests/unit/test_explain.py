@@ -135,16 +135,16 @@ NIGHTLY_TRACE = ROOT / "examples" / "traces" / "nightly.csv"
     [
         pytest.param(
             "2026-11-24T01:00:00Z",
-            "GCE autoscaler autozero-bids",
-            "owner: GCE autoscaler autozero-bids (1..10) while awake; autozero only puts it to "
-            "sleep",
+            "GCE autoscaler autozero-bids-workers",
+            "owner: GCE autoscaler autozero-bids-workers (1..10) while awake; autozero only puts "
+            "it to sleep",
             id="awake",
         ),
         pytest.param(
             "2026-11-24T04:00:00Z",
             "autozero",
-            "owner: autozero while asleep; GCE autoscaler autozero-bids (1..10) takes over once "
-            "it wakes",
+            "owner: autozero while asleep; GCE autoscaler autozero-bids-workers (1..10) takes over "
+            "once it wakes",
             id="asleep",
         ),
     ],

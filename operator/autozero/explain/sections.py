@@ -25,7 +25,8 @@ from autozero.engine.spec import (
     TargetRule,
 )
 from autozero.explain.evidence import GroupEvidence, parse_time
-from autozero.policy.model import DAYS, GCETarget, GroupPolicy, HPAHandoff, KubernetesTarget
+from autozero.policy.model import DAYS, GroupPolicy
+from autozero.targets.registry import handoff_of
 
 #: What each decision reason means, in a user's words (the codes are `engine.decision.Reason`).
 MEANINGS = {
@@ -486,13 +487,8 @@ def handoff(g: GroupView) -> dict[str, Any]:
     handoff = g.policy.handoff
     if handoff is None:
         return {"owner": "autozero", "sentence": "owner: autozero's rules set the count"}
-    target = g.policy.target
-    if isinstance(handoff, HPAHandoff) and isinstance(target, KubernetesTarget):
-        native = f"HPA autozero-{target.name}"
-    elif isinstance(target, GCETarget):
-        native = "GCE autoscaler " + f"autozero-{g.policy.name}"[:63].rstrip("-")
-    else:
-        native = "the native autoscaler"
+    kind = handoff_of(g.policy.target)
+    native = f"{kind.autoscaler} {kind.named(g.policy.target)}"
     bounds = f"{handoff.min_replicas}..{handoff.max_replicas}"
     if g.count > 0:
         return {

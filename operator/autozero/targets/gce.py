@@ -555,6 +555,7 @@ KIND = TargetKind(
         parse=_parse_handoff,
         render=_render_handoff,
         model=_model,
+        named=lambda target: autoscaler_name(target.instance_group_manager),
         examples=({"maxReplicas": 5, "coolDownPeriod": "3m", "cpuUtilizationTarget": 0.8},),
     ),
     examples=(

@@ -98,6 +98,8 @@ class HandoffKind:
     - `schema()`, `parse(settings)`, `render(handoff)`: its settings' CRD fragment, the typed
       handoff from the (defaulted) settings, and back;
     - `model(handoff, group)`: what `autozero simulate` predicts it does (`handoff_model`);
+    - `named(target)`: the name of the object autozero creates for a group's target (what
+      `autozero explain` and the user look for);
     - `examples`: valid settings, which the round-trip test uses.
     """
 
@@ -107,6 +109,7 @@ class HandoffKind:
     parse: Callable[[Mapping[str, Any]], Any]
     render: Callable[[Any], dict[str, Any]]
     model: Callable[[Any, str], Any]
+    named: Callable[[Any], str]
     examples: tuple[Mapping[str, Any], ...]
 
 

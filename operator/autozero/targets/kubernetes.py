@@ -533,6 +533,7 @@ KIND = TargetKind(
         parse=_parse_handoff,
         render=_render_handoff,
         model=_model,
+        named=lambda target: hpa_name(target.name),
         examples=({"maxReplicas": 5, "metrics": [{"type": "Resource"}]},),
     ),
     uses_cluster=True,
