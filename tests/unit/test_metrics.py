@@ -22,10 +22,11 @@ def documented() -> dict[str, tuple[str, tuple[str, ...]]]:
 def test_every_metric_is_documented_with_its_type_and_labels() -> None:
     metrics = Metrics()
     served = {}
-    for collector in metrics.registry._collector_to_names:  # every collector registered
+    for collector in metrics.families:
         for family in collector.describe():
             name = family.name + ("_total" if family.type == "counter" else "")
-            served[name] = (family.type, tuple(collector._labelnames))  # type: ignore[attr-defined]
+            served[name] = (family.type, collector.labelnames)
+    assert set(metrics.registry._collector_to_names) == set(metrics.families)  # all registered
     assert served == documented()
 
 

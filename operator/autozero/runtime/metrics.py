@@ -6,10 +6,11 @@ a message or a URL, so the series count is bounded by the policies' size.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, start_http_server
 
 from autozero.engine.readings import Failure, Reading
 from autozero.runtime.report import CycleReport
+from autozero.runtime.series import Family
 
 P = ("namespace", "policy")
 
@@ -32,50 +33,50 @@ def serve(port: int, registry: CollectorRegistry) -> None:
 
 
 class Metrics:
+    """The runtime's families, registered in one registry (`series.Family`: compact series)."""
+
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
-        self.replicas = Gauge(
+        self.replicas = Family(
             "autozero_group_replicas",
             "Replicas of a group (current, desired)",
             [*P, "group", "kind"],
-            registry=r,
+            "gauge",
         )
-        self.decisions = Counter(
-            "autozero_decisions_total", "Decisions by action", [*P, "group", "action"], registry=r
+        self.decisions = Family(
+            "autozero_decisions_total", "Decisions by action", [*P, "group", "action"], "counter"
         )
-        self.scale_actions = Counter(
+        self.scale_actions = Family(
             "autozero_scale_actions_total",
             "Scale actions carried out, by result",
             [*P, "group", "result"],
-            registry=r,
+            "counter",
         )
-        self.metric_value = Gauge(
-            "autozero_metric_value", "Last value read of a metric", [*P, "metric"], registry=r
+        self.metric_value = Family(
+            "autozero_metric_value", "Last value read of a metric", [*P, "metric"], "gauge"
         )
-        self.source_errors = Counter(
+        self.source_errors = Family(
             "autozero_source_errors_total",
             "Failed reads by kind",
             [*P, "metric", "kind"],
-            registry=r,
+            "counter",
         )
-        self.duration = Histogram(
-            "autozero_reconcile_duration_seconds", "Time one cycle of a policy took", P, registry=r
+        self.duration = Family(
+            "autozero_reconcile_duration_seconds",
+            "Time one cycle of a policy took",
+            P,
+            "histogram",
         )
-        self.last_evaluation = Gauge(
+        self.last_evaluation = Family(
             "autozero_last_evaluation_timestamp_seconds",
             "When the policy was last looked at (a pass: its reads, its changes, its deadlines)",
             P,
-            registry=r,
+            "gauge",
         )
-        self.invalid = Gauge(
-            "autozero_policy_invalid", "1 while a policy cannot be used", P, registry=r
+        self.invalid = Family(
+            "autozero_policy_invalid", "1 while a policy cannot be used", P, "gauge"
         )
-
-    def forget(self, namespace: str, policy: str) -> int:
-        """Drop every series of a policy (it was deleted): no stale gauges. Returns how many."""
-        removed = 0
-        for collector in (
+        self.families = (
             self.replicas,
             self.decisions,
             self.scale_actions,
@@ -84,18 +85,13 @@ class Metrics:
             self.duration,
             self.last_evaluation,
             self.invalid,
-        ):
-            names = collector._labelnames
-            seen: set[tuple[str, ...]] = set()
-            for family in collector.collect():
-                for sample in family.samples:
-                    values = tuple(sample.labels.get(n, "") for n in names)
-                    if values[:2] == (namespace, policy) and values not in seen:
-                        seen.add(values)
-            for values in seen:
-                collector.remove(*values)
-                removed += 1
-        return removed
+        )
+        for family in self.families:
+            self.registry.register(family)
+
+    def forget(self, namespace: str, policy: str) -> int:
+        """Drop every series of a policy (it was deleted): no stale gauges. Returns how many."""
+        return sum(family.forget((namespace, policy)) for family in self.families)
 
     def record(self, namespace: str, report: CycleReport, seconds: float) -> None:
         """One pass: its reads (when it made some) and the decisions it made."""
