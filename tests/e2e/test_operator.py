@@ -22,6 +22,7 @@ from testground.kube import (
     apply_worker_crd,
     create_secret,
     create_worker_deployment,
+    create_worker_deployments,
     create_worker_object,
     worker_object_replicas,
 )
@@ -789,3 +790,42 @@ def test_a_policy_served_by_an_older_crd_says_which_fields_it_lost(
     assert outdated["reason"] == "CRDOutdated"
     assert "lacks spec.dryRun" in outdated["message"]
     assert "dropped from this policy: spec.dryRun" in outdated["message"]
+
+
+def test_many_policies_at_once_need_no_connection_beyond_the_pool(
+    kube: KubeCluster, kube_api: Any, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Every executor thread may call the apiserver at once (status, Events, access reviews):
+    a pool smaller than the threads discards connections and logs a warning for each."""
+    kube.kubectl_run("apply", "-f", str(ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"))
+    kube.wait_established("scalingpolicies.autozero.dev")
+    namespace = f"pool-{uuid.uuid4().hex[:6]}"
+    k8s.CoreV1Api(kube_api).create_namespace(
+        k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace))
+    )
+    secret(kube_api, namespace, redis_server.url)
+    names = [f"w{n}" for n in range(60)]
+    create_worker_deployments(kube_api, namespace, names)
+    manifests = []
+    for name in names:
+        manifest = policy(namespace, f"jobs:{namespace}:{name}", name=name)
+        manifest["spec"]["groups"][0]["target"]["kubernetes"]["name"] = name
+        manifests.append(manifest)
+    log_path = tmp_path / "operator.log"
+    with log_path.open("w") as log:
+        process = start_operator(
+            log, ["--kubeconfig", str(kube.kubeconfig), "--namespace", namespace]
+        )
+        try:
+            kube.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump_all(manifests))
+            wait_for(
+                lambda: all(status_of(kube_api, namespace, name).get("groups") for name in names),
+                timeout=120,
+                interval=1,
+            )
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    served = log_path.read_text()
+    assert "Traceback" not in served
+    assert "Connection pool is full" not in served

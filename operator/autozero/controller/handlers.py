@@ -100,7 +100,11 @@ def run_operator(
     configure_default(kubeconfig)
     if liveness is not None:
         check_liveness(liveness)
-    api = client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    # Each executor thread may be in an apiserver call at once (status, Events, access reviews):
+    # a smaller pool (the client's default: 5 per CPU) discards connections, with a warning each.
+    configuration.connection_pool_maxsize = max(threads, configuration.connection_pool_maxsize)
+    api = client.ApiClient(configuration=configuration)
     config.kube_api = api
     metrics = Metrics()
     if metrics_port is not None:
