@@ -15,9 +15,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
-from autozero.runtime.metrics import Metrics  # noqa: E402
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram  # noqa: E402
-from prometheus_client import generate_latest  # noqa: E402
+from autozero.runtime.metrics import Metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 PER_POLICY = 10
 
