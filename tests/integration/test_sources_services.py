@@ -282,7 +282,8 @@ class TestPrometheusAuthAndTLS:
     """A Prometheus that demands basic auth over TLS (its own web config), with a test CA."""
 
     @pytest.fixture(scope="class")
-    def secured(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    @classmethod
+    def secured(cls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
         import bcrypt
         from testground.pki import CertificateAuthority
 
