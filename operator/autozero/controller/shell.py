@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
 from autozero.controller.access import AccessReviewer
 from autozero.controller.cluster import Cluster, EventDeduper, PolicyRef
 from autozero.controller.served_schema import ServedSchema
@@ -21,13 +24,16 @@ from autozero.engine.state import GroupState
 from autozero.policy.drift import applied_manifest, dropped_fields, outdated_crd_message
 from autozero.policy.model import API_GROUP, API_VERSION, KIND, Policy
 from autozero.runtime.assemble import Assembly
+from autozero.runtime.errors import request_failure
 from autozero.runtime.life import PolicyKey
 from autozero.runtime.report import CycleReport
-from autozero.runtime.shell import SecretResolver
+from autozero.runtime.shell import ReportFailed, SecretResolver
 from autozero.targets.kubernetes import Owner
 from autozero.tenancy import Refusal
 
 log = logging.getLogger(__name__)
+#: What a request to the apiserver raises when it fails: its answer, or no answer.
+REQUEST_ERRORS = (ApiException, HTTPError, OSError)
 
 
 def _packed(status: Mapping[str, Any]) -> str:
@@ -106,8 +112,18 @@ class OperatorShell:
             previous=previous,
         )
         status["conditions"].append(self._crd_condition(key, report.at, previous))
-        self._write(key, ref, status)
-        self._post_events(key, ref, report)
+        try:
+            self._write(key, ref, status)
+        except REQUEST_ERRORS as exc:
+            raise ReportFailed(
+                f"status not written: {request_failure(exc)}", written=False
+            ) from None
+        try:
+            self._post_events(key, ref, report)
+        except REQUEST_ERRORS as exc:
+            raise ReportFailed(
+                f"an Event not posted: {request_failure(exc)}", written=True
+            ) from None
 
     def persist(self, key: PolicyKey, states: Mapping[str, GroupState]) -> None:
         """Nothing: the durable state (idle since, last scale) is part of the status."""
@@ -126,11 +142,22 @@ class OperatorShell:
             reason=reason,
         )
         status["conditions"].append(self._crd_condition(key, now, previous))
-        self._write(key, ref, status)
         message = "; ".join(errors)
+        try:
+            self._write(key, ref, status)
+        except REQUEST_ERRORS as exc:
+            raise ReportFailed(
+                f"status not written: {request_failure(exc)}", written=False
+            ) from None
         deduper = self.events.setdefault(key, EventDeduper())
         if deduper.should_post("policy", reason, message):
-            self.cluster.event(ref, reason=reason, message=message, warning=True)
+            try:
+                self.cluster.event(ref, reason=reason, message=message, warning=True)
+            except REQUEST_ERRORS as exc:
+                deduper.forget("policy")  # posted again next time
+                raise ReportFailed(
+                    f"an Event not posted: {request_failure(exc)}", written=True
+                ) from None
 
     def forget(self, key: PolicyKey) -> None:
         self.statuses.pop(key, None)

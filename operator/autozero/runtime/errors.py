@@ -63,6 +63,14 @@ def from_exception(what: str, exc: Exception) -> InformerError:
     return InformerError(what, f"HTTP {status} {reason}", status=status)
 
 
+def request_failure(exc: Exception) -> str:
+    """One line for a failed apiserver request: its HTTP status and the apiserver's sentence, or
+    the connection error."""
+    if isinstance(exc, HTTPError | OSError):
+        return f"{type(exc).__name__}: {exc}"
+    return f"HTTP {int(getattr(exc, 'status', 0) or 0)} {_message(exc)}"
+
+
 def _message(exc: Exception) -> str:
     """The apiserver's own sentence (a Status body's `message`) when there is one: it says which
     user may not do what, where."""

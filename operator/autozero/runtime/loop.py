@@ -36,7 +36,7 @@ from autozero.runtime.cluster_cache import ClusterCache
 from autozero.runtime.life import Pass, PolicyKey, PolicyLife, Write
 from autozero.runtime.metrics import Metrics
 from autozero.runtime.report import CycleReport
-from autozero.runtime.shell import AccessUnknown, Shell
+from autozero.runtime.shell import AccessUnknown, ReportFailed, Shell
 from autozero.runtime.timers import TimerKind, Timers
 from autozero.sources.base import PushSource, SourceError, Watch
 from autozero.sources.registry import read_many
@@ -51,6 +51,9 @@ POLL_SLICE = 50  # policies passed in a row before other work gets the loop
 
 
 _META_KEYS = ("name", "namespace", "uid", "generation", "annotations")
+#: Passes kept while the shell cannot record them (the oldest are dropped, with their history).
+UNREPORTED_KEPT = 16
+REPORT_RETRY_MAX = 30.0  # seconds between two tries to record a pass, at most
 
 
 @dataclass
@@ -72,6 +75,8 @@ class _Slot:
     fresh: dict[str, Observation] | None = None
     force: set[str] = field(default_factory=set)
     retry_after: float = 30.0
+    unreported: list[CycleReport] = field(default_factory=list)  # passes the shell did not take
+    report_delay: float = 0.0  # the next retry's delay while reports fail
 
     @classmethod
     def of(cls, body: Mapping[str, Any]) -> _Slot:
@@ -131,6 +136,7 @@ class Runtime:
             )
         self.active = active  # False for a follower: it knows every policy and acts on none
         self.clock = clock
+        self.report_retry = 2.0  # seconds before a pass the shell could not record is tried again
         self.slots: dict[PolicyKey, _Slot] = {}
         self.timers: Timers[PolicyKey] = Timers()
         self._kick = asyncio.Event()
@@ -279,6 +285,10 @@ class Runtime:
                 self._request(key, read=True)
             case TimerKind.RECHECK:
                 self._spawn(self._recheck(key))
+            case TimerKind.REPORT if slot.task is None:
+                slot.task = self._spawn(self._drain(key, slot))
+            case TimerKind.REPORT:  # a pass is running: ask again once it is done
+                self._schedule(key, TimerKind.REPORT, 1.0)
             case _:
                 pass
 
@@ -317,6 +327,8 @@ class Runtime:
         """Run the policy's passes, one at a time, until nothing more is wanted (beginning with
         the rest of a pass already planned, if given)."""
         try:
+            if slot.unreported:
+                await self._report(key, slot)
             if planned is not None:
                 try:
                     await self._complete(key, slot, *planned)
@@ -441,10 +453,31 @@ class Runtime:
             results = dict(outcomes)
         report = self._finish(key, life, done, results, started)
         if report.evaluated:
-            await asyncio.to_thread(self.shell.report, key, slot.body, report)
+            await self._report(key, slot, report)
         if self.shell.persists and (done.read or report.evaluated):
             await asyncio.to_thread(self.shell.persist, key, life.states)
         return report
+
+    async def _report(self, key: PolicyKey, slot: _Slot, report: CycleReport | None = None) -> None:
+        """Record passes through the shell, oldest first. One it could not record (the status
+        was not written) is kept and recorded again, with backoff, before any later one: a
+        status never skips a pass's decisions."""
+        if report is not None:
+            slot.unreported.append(report)
+            del slot.unreported[:-UNREPORTED_KEPT]
+        while slot.unreported:
+            try:
+                await asyncio.to_thread(self.shell.report, key, slot.body, slot.unreported[0])
+            except ReportFailed as exc:
+                if not exc.written:
+                    delay = slot.report_delay or self.report_retry
+                    log.warning("%s/%s: %s; recorded again in %g s", *key, exc, delay)
+                    self._schedule(key, TimerKind.REPORT, delay)
+                    slot.report_delay = min(REPORT_RETRY_MAX, delay * 2)
+                    return
+                log.warning("%s/%s: %s", *key, exc)  # the status is written; an Event is lost
+            slot.unreported.pop(0)
+        slot.report_delay = 0.0
 
     def _finish(
         self,
@@ -589,4 +622,7 @@ class Runtime:
 
     async def _unusable(self, key: PolicyKey, slot: _Slot, errors: list[str], reason: str) -> None:
         self.metrics.invalid.labels(*key).set(1)
-        await asyncio.to_thread(self.shell.unusable, key, slot.body, errors, reason)
+        try:
+            await asyncio.to_thread(self.shell.unusable, key, slot.body, errors, reason)
+        except ReportFailed as exc:  # said again when the policy is next built
+            log.warning("%s/%s: %s: %s", *key, reason, exc)

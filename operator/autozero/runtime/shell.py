@@ -25,6 +25,18 @@ class AccessUnknown(Exception):
     the policy is not served meanwhile, and is asked about again soon."""
 
 
+class ReportFailed(Exception):
+    """The shell could not record a pass (the apiserver did not take the status, or an Event).
+
+    The pass's decisions and writes stand. `written`: whether the status itself was written (only
+    the Events were lost, which are not sent again); if not, the runtime reports it again, with
+    backoff, until it is."""
+
+    def __init__(self, message: str, *, written: bool) -> None:
+        super().__init__(message)
+        self.written = written
+
+
 class Shell(Protocol):
     """A shell's blocking methods run in worker threads; none is called for two passes of one
     policy at once."""
@@ -56,7 +68,8 @@ class Shell(Protocol):
         ...
 
     def report(self, key: PolicyKey, body: Mapping[str, Any], report: CycleReport) -> None:
-        """A pass decided some groups: say so (status and Events, or lines on stdout)."""
+        """A pass decided some groups: say so (status and Events, or lines on stdout).
+        ReportFailed when they could not be recorded."""
         ...
 
     def persist(self, key: PolicyKey, states: Mapping[str, GroupState]) -> None:

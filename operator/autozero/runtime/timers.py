@@ -20,6 +20,7 @@ class TimerKind(StrEnum):
     DEADLINE = "deadline"  # a group's decision may change with time alone
     BUILD = "build"  # (re)build an unusable or changed policy
     RECHECK = "recheck"  # ask again whether the policy may still act
+    REPORT = "report"  # record again a pass the shell could not record
 
 
 class Timers(Generic[K]):
