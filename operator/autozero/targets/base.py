@@ -55,7 +55,8 @@ class Observed:
     owned_autoscaler: bool = False  # ... and autozero created it
     suspended: int = 0  # the standby pool beside `replicas`: suspended VMs (target)...
     stopped: int = 0  # ... and stopped ones
-    standby_delay: int | None = None  # how long a new VM runs before it may join the pool (s)
+    # How long a new VM runs before it may join the pool (s); None: the kind has no pools.
+    standby_delay: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
