@@ -699,6 +699,7 @@ KIND = TargetKind(
     render=_render,
     assemble=_assemble,
     refusals=_refusals,
+    standby=lambda target: target.standby,
     handoff=HandoffKind(
         key="gceAutoscaler",
         autoscaler="GCE autoscaler",
