@@ -312,7 +312,8 @@ class World:
         current = max(1, len(group.members(RUNNING)))
         target = (policy.get("cpuUtilization") or {}).get("utilizationTarget", 0.6)
         # Rounded first: 3 VMs at exactly the target (0.8 / 0.8) is 3, not ceil(3.0000000000000004).
-        wanted = math.ceil(round(current * group.cpu_utilization / target, 9)) if target else current
+        ratio = round(current * group.cpu_utilization / target, 9) if target else current
+        wanted = math.ceil(ratio)
         wanted = max(policy.get("minNumReplicas", 0), min(policy["maxNumReplicas"], wanted))
         if mode in ("ONLY_SCALE_OUT", "ONLY_UP"):
             wanted = max(wanted, group.target_size)
