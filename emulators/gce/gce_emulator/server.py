@@ -428,37 +428,31 @@ class Emulator:
         if not isinstance(size, int) or size < 0:
             raise invalid(f"Invalid value for field 'resource.targetSize': '{size}'.")
         scope = request.scope
-        probe = Group(scope, str(name), 0, "", "", 0, 0.0)
-        pools = self.world.change_group(
-            probe, {k: v for k, v in body.items() if k != "targetSize"}, replace=False
-        )
         key = (scope.project, scope.kind, scope.location, name)
         link = self.world.link(scope, "instanceGroupManagers", name)
         if key in self.world.groups or ("igm", *key) in self.reserved:
             raise already_exists(f"{scope.path}/instanceGroupManagers/{name}")
         group_id = self.world.next_id()
+        group = Group(
+            scope=scope,
+            name=name,
+            id=group_id,
+            base_instance_name=body.get("baseInstanceName") or name,
+            instance_template=body["instanceTemplate"],
+            target_size=size,
+            created=0.0,
+        )
+        # The pools, the standby policy and the template: validated now as a patch would be.
+        settle = self.world.change_group(
+            group, {k: v for k, v in body.items() if k != "targetSize"}, replace=False
+        )
         self.reserved.add(("igm", *key))
 
         def effect() -> None:
             self.reserved.discard(("igm", *key))
-            self.world.groups[key] = Group(
-                scope=scope,
-                name=name,
-                id=group_id,
-                base_instance_name=body.get("baseInstanceName") or name,
-                instance_template=self.world.template_link(scope.project, body["instanceTemplate"]),
-                target_size=size,
-                created=time.time(),
-            )
-            pools()
-            group = self.world.groups[key]
-            group.target_suspended_size = probe.target_suspended_size
-            group.target_stopped_size = probe.target_stopped_size
-            group.standby_mode, group.initial_delay_sec = (
-                probe.standby_mode,
-                probe.initial_delay_sec,
-            )
-            group.fingerprint = 0
+            settle()
+            group.created, group.fingerprint = time.time(), 0
+            self.world.groups[key] = group
 
         op = self.world.start_operation(
             scope, "insert", link, group_id, effect, request.arg("requestId")

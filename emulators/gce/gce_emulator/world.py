@@ -67,6 +67,7 @@ class Scope:
 RUNNING, SUSPENDED, STOPPED = "RUNNING", "SUSPENDED", "STOPPED"  # an instance's role
 SETTLED = {RUNNING: "RUNNING", SUSPENDED: "SUSPENDED", STOPPED: "TERMINATED"}  # role -> status
 POOL_MODES = ("MANUAL", "SCALE_OUT_POOL")
+PAST = {"suspend": "suspended", "stop": "stopped", "resume": "resumed", "start": "started"}
 
 
 @dataclass
@@ -469,7 +470,7 @@ class World:
             if found.role != source or found.status != status or found.action == "DELETING":
                 raise invalid(
                     f"Invalid value for field 'instances': '{url}'. Instance '{name}' cannot "
-                    f"be {'stopped' if verb == 'stop' else verb + 'ed'}: its status is "
+                    f"be {PAST[verb]}: its status is "
                     f"{found.status} and its current action {found.action}; only "
                     f"{status} instances can be."
                 )

@@ -143,14 +143,14 @@ def test_stop_then_start_moves_instances_between_the_targets(
 
 
 @pytest.mark.parametrize(
-    ("method", "wanted"),
+    ("method", "wanted", "past"),
     [
-        pytest.param("resumeInstances", "SUSPENDED", id="resume-a-running-one"),
-        pytest.param("startInstances", "TERMINATED", id="start-a-running-one"),
+        pytest.param("resumeInstances", "SUSPENDED", "resumed", id="resume-a-running-one"),
+        pytest.param("startInstances", "TERMINATED", "started", id="start-a-running-one"),
     ],
 )
 def test_moving_an_instance_in_the_wrong_status_is_a_400(
-    compute: Any, method: str, wanted: str
+    compute: Any, method: str, wanted: str, past: str
 ) -> None:
     make_group(compute, "bids", 1)
     group = Group(compute, "bids", False)
@@ -160,6 +160,7 @@ def test_moving_an_instance_in_the_wrong_status_is_a_400(
     assert status == 400
     assert error["errors"][0]["reason"] == "invalid"
     assert f"only {wanted} instances" in error["message"]
+    assert f"cannot be {past}:" in error["message"]
     assert group.get()["targetSize"] == 1  # nothing changed
 
 

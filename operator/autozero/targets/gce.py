@@ -344,7 +344,8 @@ class GCEGroup:
     def configure_pool(self, step: Step) -> str:
         """The pool's initial delay, and its size when it is larger than the policy's."""
         standby = self.target.standby
-        assert standby is not None  # planned only with a pool
+        if standby is None:  # plan() makes this step only for a group with a pool
+            raise TargetError(self.name, "no standby pool to configure")
         mine, other = (
             ("targetStoppedSize", "targetSuspendedSize")
             if standby.stopped
