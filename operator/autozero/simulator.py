@@ -7,6 +7,10 @@ While a group is handed off, the native autoscaler owns its count: with the sign
 in the trace (`<group>.cpu` for a GCE autoscaler; one per HPA metric), the simulation follows a
 model of it (`autozero.handoff_model`), so replica-hours and the peak include those periods;
 without, the group holds its wake count and the summary says the handoff was not modelled.
+
+A group with a standby pool (`target.gce.standby`) keeps up to its size of the VMs at each Sleep
+and takes them back first at the next scale-out; the pool's VM-hours are counted apart from the
+running replica-hours (a suspended or stopped VM is billed for storage only).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from autozero.engine.state import GroupState
 from autozero.handoff_model import NativeModel, Unmodelled, native_model
 from autozero.policy.model import GroupPolicy, Policy
 from autozero.sources.registry import SOURCES
+from autozero.targets.base import Standby
+from autozero.targets.registry import kind_of
 
 #: Bounds the memory and time of one simulation (a month at a 1s step is ~2.6 million).
 MAX_EVALUATIONS = 2_000_000
@@ -208,6 +214,9 @@ class GroupSummary:
     final_replicas: int = 0
     #: With a handoff: which autoscaler, whether it was modelled, and on what (or why not).
     handoff: dict[str, object] | None = None
+    pool: str | None = None  # "suspended" or "stopped": the group has a standby pool
+    pool_seconds: float = 0.0  # VM-seconds in the pool, apart from replica_seconds
+    warm_starts: int = 0  # VMs a scale-out took from the pool instead of creating them
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -221,6 +230,12 @@ class GroupSummary:
         }
         if self.handoff is not None:
             out["handoff"] = self.handoff
+        if self.pool is not None:
+            out["pool"] = {
+                "kind": self.pool,
+                "vmSeconds": self.pool_seconds,
+                "warmStarts": self.warm_starts,
+            }
         return out
 
     @property
@@ -232,6 +247,11 @@ class GroupSummary:
             f"{self.replica_seconds / 3600:.2f} replica-hours, peak {self.peak_replicas}, "
             f"final {self.final_replicas}, wake latency {latencies}"
         )
+        if self.pool is not None:
+            line += (
+                f"; {self.pool_seconds / 3600:.2f} {self.pool} pool VM-hours, "
+                f"{self.warm_starts} VMs taken from the pool"
+            )
         if self.handoff is not None:
             line += f"; {self.handoff['summary']}"
         return line
@@ -245,6 +265,8 @@ class _Simulated:
     pending_since: datetime | None = None
     last_check: datetime | None = None
     model: NativeModel | None = None  # the native autoscaler, when the trace lets it be modelled
+    standby: Standby | None = None
+    pool: int = 0  # VMs in the standby pool
 
 
 def _handoff(group: _Simulated, trace: Trace, summary: GroupSummary) -> None:
@@ -304,8 +326,13 @@ def simulate(
             f"{format_duration(trace.end - trace.start)}, every {format_duration(every)}) is "
             f"more than {MAX_EVALUATIONS:,}: pass a larger --step or a shorter trace"
         )
-    simulated = [_Simulated(g, initial_replicas) for g in chosen]
+    simulated = [
+        _Simulated(g, initial_replicas, standby=kind_of(g.target).standby(g.target)) for g in chosen
+    ]
     summaries = {g.name: GroupSummary(g.name, final_replicas=initial_replicas) for g in chosen}
+    for group in simulated:
+        if group.standby is not None:
+            summaries[group.policy.name].pool = "stopped" if group.standby.stopped else "suspended"
     for group in simulated:
         _handoff(group, trace, summaries[group.policy.name])
 
@@ -349,11 +376,28 @@ def _step(
             group.pending_since = None
         if decision.action is Action.WAKE and group.model is not None:
             group.model.start(now.timestamp(), decision.target)
+        _pool(group, decision.target, summary)
         group.replicas = decision.target
     summary.replica_seconds += group.replicas * every.total_seconds()
+    summary.pool_seconds += group.pool * every.total_seconds()
     summary.peak_replicas = max(summary.peak_replicas, group.replicas)
     summary.final_replicas = group.replicas
     return decision
+
+
+def _pool(group: _Simulated, to: int, summary: GroupSummary) -> None:
+    """What the target does with its pool (`targets.base.plan`): Sleep fills it from the
+    running VMs, a scale-out empties it first."""
+    standby = group.standby
+    if standby is None:
+        return
+    group.pool = min(group.pool, standby.size)
+    if to == 0:
+        group.pool += min(group.replicas, standby.size - group.pool)
+    elif to > group.replicas:
+        taken = min(group.pool, to - group.replicas)
+        group.pool -= taken
+        summary.warm_starts += taken
 
 
 def _native(model: NativeModel, decision: Decision, trace: Trace, now: datetime) -> Decision:

@@ -8,6 +8,11 @@ workers are Pods on a real node (testground.demo_node): the chart installed with
 a Deployment. A live line per second shows the queue,
 the jobs in flight, the group and autozero's last decision; a summary closes the run, and the exit
 code says whether the group reached more than one worker, drained every job and went back to zero.
+
+With `--warm`, the group has a standby pool (`target.gce.standby`): the queue fills twice; the
+first wake is cold (instances boot and run their startup script), the Sleep suspends the workers
+into the pool, and the second wake resumes them. The summary compares wake-to-first-job of the
+two under the emulator's stated timings (WARM_TIMINGS: assumptions, not measurements of GCE).
 """
 
 from __future__ import annotations
@@ -68,6 +73,17 @@ spec:
                timeGrain: 1s, timeWindow: 2s,
                action: {direction: Decrease, value: 1, cooldown: 2s}}
 """
+
+
+#: The emulator's timings for `--warm`, stated assumptions: Google publishes none. A cold instance
+#: boots, then its worker runs a startup script once; a resumed one goes on where it was.
+WARM_TIMINGS = {
+    "instanceBootSeconds": 2.0,
+    "workerStartupSeconds": 3.0,
+    "instanceResumeSeconds": 0.5,
+    "instanceSuspendSeconds": 0.5,
+}
+STANDBY = "standby: {mode: Suspend, size: 2, initialDelay: 0s}"
 
 
 class Lines(io.TextIOBase):
@@ -239,6 +255,7 @@ class Summary:
     final_size: int = -1
     actions: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    warm: dict[str, Any] | None = None  # --warm: cold against warm wake, and their API calls
 
     @property
     def ok(self) -> bool:
@@ -251,6 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job-seconds", type=float, default=0.15)
     parser.add_argument("--timeout", type=float, default=180)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument(
+        "--warm",
+        action="store_true",
+        help="a standby pool of suspended workers: wake twice, cold then warm, and compare",
+    )
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--cluster",
@@ -269,11 +291,14 @@ def main(argv: list[str] | None = None) -> int:
     redis_server, mongo = RedisServer(), FerretDBServer()
     redis_server.start()
     mongo.start()
+    warm = WARM_TIMINGS if args.warm else {}
     emulator = EmulatorServer(
         settings=Settings(
             operation_seconds=0.3,
-            instance_boot_seconds=1.0,
+            instance_boot_seconds=warm.get("instanceBootSeconds", 1.0),
             instance_stop_seconds=0.5,
+            instance_resume_seconds=warm.get("instanceResumeSeconds", 0.3),
+            instance_suspend_seconds=warm.get("instanceSuspendSeconds", 0.3),
             instance_command=[sys.executable, "-m", "testground.demo_worker"],
             instance_env={
                 "PYTHONPATH": str(SCRIPTS),
@@ -281,12 +306,16 @@ def main(argv: list[str] | None = None) -> int:
                 "DEMO_JOB_SECONDS": str(args.job_seconds),
                 "DEMO_REDIS_URL": redis_server.url,
                 "DEMO_MONGO_URL": mongo.url,
+                "DEMO_STARTUP_SECONDS": str(warm.get("workerStartupSeconds", 0)),
             },
         )
     ).start()
-    manifest = yaml.safe_load(
-        POLICY.replace("REDIS_URL", redis_server.url).replace("MONGO_URL", mongo.url)
-    )
+    policy = POLICY.replace("REDIS_URL", redis_server.url).replace("MONGO_URL", mongo.url)
+    if args.warm:
+        policy = policy.replace(
+            "instanceGroupManager: workers}", f"instanceGroupManager: workers, {STANDBY}}}"
+        )
+    manifest = yaml.safe_load(policy)
     driver: Driver | None = None
     try:
         if args.node:
@@ -297,7 +326,11 @@ def main(argv: list[str] | None = None) -> int:
             driver = Cluster(manifest, emulator)
         else:
             driver = Standalone(manifest, emulator)
-        summary = _run(args, redis_server, mongo, driver)
+        summary = (
+            _run_warm(args, redis_server, mongo, driver, emulator)
+            if args.warm
+            else _run(args, redis_server, mongo, driver)
+        )
     finally:
         if driver is not None:
             driver.stop()
@@ -374,6 +407,81 @@ def _run(
     return summary
 
 
+@dataclass
+class Round:
+    """One fill of the queue in `--warm`: from the enqueue to the first job a worker started."""
+
+    name: str
+    wake_to_first_job: float | None = None
+    workers: set[str] = field(default_factory=set)  # instance:pid of the workers that ran jobs
+    calls: dict[str, int] = field(default_factory=dict)  # Compute API calls, enqueue -> asleep
+
+
+def _run_warm(
+    args: argparse.Namespace,
+    redis_server: RedisServer,
+    mongo: FerretDBServer,
+    driver: Driver,
+    emulator: EmulatorServer,
+) -> Summary:
+    """Two fills of the queue: a cold wake, a Sleep into the pool, a warm wake from it."""
+    driver.start()
+    store = redis.Redis.from_url(redis_server.url)
+    jobs: Any = pymongo.MongoClient(mongo.url).get_default_database()["mrq_jobs"]
+    summary = Summary(enqueued=2 * args.jobs)
+    deadline = time.monotonic() + args.timeout
+    rounds = [Round("cold"), Round("warm")]
+    time.sleep(2)
+    for n, round_ in enumerate(rounds):
+        emulator.control("requests", method="DELETE")
+        print(f"[demo] {round_.name} wake: enqueuing {args.jobs} jobs", flush=True)
+        enqueued = time.time()
+        store.rpush(f"mrq:q:{QUEUE}", *[f"{round_.name}-{k}" for k in range(args.jobs)])
+        done = (n + 1) * args.jobs
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            running, target = driver.observe()
+            summary.peak_instances = max(summary.peak_instances, running)
+            processed = int(store.get("demo:processed") or 0)
+            if processed >= done and target == 0 and running == 0 and _pool_settled(emulator):
+                break
+        mine = list(jobs.find({"params": {"$regex": f"^b?'?{round_.name}-"}}))
+        if mine:
+            round_.wake_to_first_job = round(min(j["startedAt"] for j in mine) - enqueued, 2)
+        round_.workers = {f"{j['worker']}:{j['pid']}" for j in mine}
+        for entry in emulator.control("requests", method="GET")["requests"]:
+            api = str(entry["api"])
+            round_.calls[api] = round_.calls.get(api, 0) + 1
+        print(
+            f"[demo] {round_.name}: first job {round_.wake_to_first_job}s after the enqueue; "
+            f"{len(round_.workers)} workers; asleep, pool {_pool(emulator)} suspended",
+            flush=True,
+        )
+    summary.processed = int(store.get("demo:processed") or 0)
+    summary.final_size = driver.observe()[1]
+    for made in _reported(driver, summary.final_size):
+        summary.actions[made["action"]] = summary.actions.get(made["action"], 0) + 1
+    summary.warm = {
+        "timings": WARM_TIMINGS,
+        "wakeToFirstJobSeconds": {r.name: r.wake_to_first_job for r in rounds},
+        "resumedWorkers": sorted(rounds[1].workers & rounds[0].workers),
+        "apiCalls": {r.name: r.calls for r in rounds},
+    }
+    summary.wake_latency_seconds = rounds[0].wake_to_first_job
+    return summary
+
+
+def _pool(emulator: EmulatorServer) -> int:
+    group = emulator.emulator.world.groups[(PROJECT, "zones", ZONE, GROUP)]
+    return sum(1 for i in group.instances if i.status == "SUSPENDED")
+
+
+def _pool_settled(emulator: EmulatorServer) -> bool:
+    world = emulator.emulator.world
+    with world.lock:
+        return world.is_stable(world.groups[(PROJECT, "zones", ZONE, GROUP)])
+
+
 def _reported(driver: Driver, size: int) -> list[dict[str, Any]]:
     """The decisions, once the one that brought the group to `size` is among them: it is
     reported (a JSON line, an Event) just after the resize the live view saw."""
@@ -398,6 +506,8 @@ def _print_summary(summary: Summary, as_json: bool) -> None:
         "actions": summary.actions,
         "seconds": round(summary.seconds, 1),
     }
+    if summary.warm is not None:
+        data["warm"] = summary.warm
     if as_json:
         print(json.dumps(data))
         return
@@ -408,6 +518,7 @@ def _print_summary(summary: Summary, as_json: bool) -> None:
         "[demo] "
         + (
             "OK: the group woke, scaled out, drained every job and went back to 0"
+            + (" (twice: cold, then warm from its pool)" if summary.warm else "")
             if summary.ok
             else "FAILED: see the summary above"
         )

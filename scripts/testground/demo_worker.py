@@ -3,7 +3,8 @@
 It follows MRQ's layout for raw queues (mrq/redishelpers.py, mrq/job.py): it pops a job from the
 Redis list `mrq:q:<queue>`, records it in MongoDB's `mrq_jobs` with `status: "started"` while it
 works (so autozero sees it in flight), then marks it `success`. On SIGTERM (the instance is being
-deleted) it finishes the job in hand and exits.
+deleted) it finishes the job in hand and exits. DEMO_STARTUP_SECONDS stands for a startup
+script (caches, downloads) it runs once per process: a resumed instance does not run it again.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def main() -> None:
         os.environ["DEMO_MONGO_URL"], serverSelectionTimeoutMS=5000
     ).get_default_database()["mrq_jobs"]
     instance = os.environ.get("GCE_INSTANCE") or os.environ.get("POD_NAME", "local")
+    time.sleep(float(os.environ.get("DEMO_STARTUP_SECONDS", "0")))
     while not stopping:
         popped = store.blpop([f"mrq:q:{queue}"], timeout=1)
         if popped is None:
@@ -45,6 +47,8 @@ def main() -> None:
                 "status": "started",
                 "params": str(popped[1]),
                 "worker": instance,
+                "pid": os.getpid(),
+                "startedAt": time.time(),
             }
         )
         time.sleep(seconds)

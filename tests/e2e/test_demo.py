@@ -38,3 +38,29 @@ def test_the_demo_wakes_scales_out_drains_and_sleeps(mode: list[str]) -> None:
     assert summary["actions"]["Wake"] == 1
     assert summary["actions"]["Sleep"] == 1
     assert summary["wakeLatencySeconds"] < 5
+
+
+def test_the_warm_demo_wakes_the_second_time_from_suspended_workers() -> None:
+    """`make demo DEMO_ARGS=--warm`: a cold wake, a Sleep into the standby pool, a wake that
+    resumes the same worker processes (not new ones), both rounds drained."""
+    result = subprocess.run(
+        [sys.executable, "-m", "testground.demo", "--json", "--jobs", "100", "--warm"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "scripts")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["processed"] == summary["enqueued"] == 200  # no job lost
+    assert summary["finalSize"] == 0
+    assert summary["actions"]["Wake"] == summary["actions"]["Sleep"] == 2
+    warm = summary["warm"]
+    assert warm["resumedWorkers"]  # the same instance and process ran jobs in both rounds
+    calls = warm["apiCalls"]
+    assert "instanceGroupManagers.resumeInstances" not in calls["cold"]
+    assert calls["warm"]["instanceGroupManagers.resumeInstances"] >= 1
+    assert calls["cold"]["instanceGroupManagers.suspendInstances"] == 1  # the Sleep
+    assert set(warm["wakeToFirstJobSeconds"]) == {"cold", "warm"}

@@ -109,6 +109,21 @@ CASES = [
         f"{G0}.target",
     ),
     case("target-empty", {f"{G0}.target": {}}, f"{G0}.target"),
+    case(
+        "gce-standby-delay-over-an-hour",
+        {f"{G0}.target.gce.standby": {"size": 2, "initialDelay": "61m"}},
+        f"{G0}.target.gce.standby.initialDelay",
+    ),
+    case(
+        "gce-standby-unknown-mode",
+        {f"{G0}.target.gce.standby": {"size": 2, "mode": "Hibernate"}},
+        f"{G0}.target.gce.standby.mode",
+    ),
+    case(
+        "gce-standby-without-size",
+        {f"{G0}.target.gce.standby": {"mode": "Stop"}},
+        f"{G0}.target.gce.standby.size",
+    ),
     case("gce-zone-and-region", {f"{G0}.target.gce.region": "europe-west1"}, f"{G0}.target.gce"),
     case(
         "gce-without-group-name",

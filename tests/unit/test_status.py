@@ -75,3 +75,36 @@ def test_the_rules_recent_recommendations_are_in_the_status_for_explain() -> Non
         "lows": [{"time": "2026-11-22T23:59:00Z", "replicas": 9}],
     }
     assert restore_states(_status(state, 9, 100))["workers"].highs == ()
+
+
+def test_a_standby_pool_is_in_the_status_and_the_metrics_beside_the_running_count() -> None:
+    from autozero.runtime.metrics import Metrics
+    from autozero.targets.base import Observed
+    from prometheus_client import generate_latest
+
+    decision = decide(SPEC, GroupState(), {"q": Reading(0)}, now=T0, current=0).decision
+    pooled = Observed(0, suspended=3, standby_delay=0)
+    report = CycleReport(
+        "p", T0, (GroupReport("workers", decision, pooled, acted=True),), {}, frozenset({"workers"})
+    )
+    status = build_status(report, {}, generation=1, paused=False, previous={})
+    (group_status,) = status["groups"]  # type: ignore[misc]
+    assert group_status["replicas"]["suspended"] == 3
+    assert group_status["replicas"]["stopped"] == 0
+    metrics = Metrics()
+    metrics.record("ns", report, 0.1)
+    text = generate_latest(metrics.registry).decode()
+    assert 'group="workers",kind="suspended",namespace="ns",policy="p"} 3.0' in text
+    # A kind without pools (standby_delay None) has no such series, nor a status field.
+    bare = CycleReport(
+        "p",
+        T0,
+        (GroupReport("workers", decision, Observed(0), acted=True),),
+        {},
+        frozenset({"workers"}),
+    )
+    (plain,) = build_status(bare, {}, generation=1, paused=False, previous={})["groups"]  # type: ignore[misc]
+    assert "suspended" not in plain["replicas"]
+    other = Metrics()
+    other.record("ns", bare, 0.1)
+    assert 'kind="suspended"' not in generate_latest(other.registry).decode()

@@ -17,6 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--operation-seconds", type=float, default=0.5)
     parser.add_argument("--instance-boot-seconds", type=float, default=1.0)
+    parser.add_argument("--instance-resume-seconds", type=float, default=0.3)
+    parser.add_argument("--instance-start-seconds", type=float, default=0.6)
+    parser.add_argument("--instance-suspend-seconds", type=float, default=0.3)
     parser.add_argument("--requests-per-minute", type=int, default=None)
     parser.add_argument(
         "--instance-command",
@@ -27,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(
         operation_seconds=args.operation_seconds,
         instance_boot_seconds=args.instance_boot_seconds,
+        instance_resume_seconds=args.instance_resume_seconds,
+        instance_start_seconds=args.instance_start_seconds,
+        instance_suspend_seconds=args.instance_suspend_seconds,
         requests_per_minute=args.requests_per_minute,
         instance_command=json.loads(args.instance_command) if args.instance_command else None,
     )

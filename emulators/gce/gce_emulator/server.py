@@ -113,6 +113,15 @@ class Emulator:
         self.add("GET", igm + one, self.get_group, "instanceGroupManagers.get")
         self.add("DELETE", igm + one, self.delete_group, "instanceGroupManagers.delete")
         self.add("POST", igm + one + "/resize", self.resize_group, "instanceGroupManagers.resize")
+        self.add("PATCH", igm + one, self.patch_group, "instanceGroupManagers.patch")
+        self.add("PUT", igm + one, self.update_group, "instanceGroupManagers.update")
+        for verb in ("suspend", "resume", "stop", "start"):
+            self.add(
+                "POST",
+                igm + one + f"/{verb}Instances",
+                self._mover(verb),
+                f"instanceGroupManagers.{verb}Instances",
+            )
         self.add(
             "POST",
             igm + one + "/listManagedInstances",
@@ -218,9 +227,9 @@ class Emulator:
         world = self.world
         counts = dict.fromkeys(ACTIONS, 0)
         for instance in group.instances:
-            counts[
-                {"CREATING": "creating", "NONE": "none", "DELETING": "deleting"}[instance.action]
-            ] += 1
+            if instance.action == "NONE" and instance.status != "RUNNING":
+                continue  # `none` counts running instances only; the pool is in the targets
+            counts[instance.action.lower()] += 1
         status: dict[str, Any] = {
             "isStable": world.is_stable(group),
             "versionTarget": {"isReached": True},
@@ -233,13 +242,19 @@ class Emulator:
             "creationTimestamp": rfc3339(group.created),
             "name": group.name,
             **self._scope_fields(group.scope),
-            "instanceTemplate": group.instance_template,
+            "instanceTemplate": world.template_link(group.scope.project, group.instance_template),
             "instanceGroup": world.link(group.scope, "instanceGroups", group.name),
             "baseInstanceName": group.base_instance_name,
             "fingerprint": base64.b64encode(str(group.fingerprint).encode()).decode(),
             "currentActions": counts,
             "status": status,
             "targetSize": group.target_size,
+            "targetSuspendedSize": group.target_suspended_size,
+            "targetStoppedSize": group.target_stopped_size,
+            "standbyPolicy": {
+                "mode": group.standby_mode,
+                "initialDelaySec": group.initial_delay_sec,
+            },
             "selfLink": world.link(group.scope, "instanceGroupManagers", group.name),
         }
 
@@ -336,7 +351,7 @@ class Emulator:
             "kind": kind,
             "id": request.path,
             "items": page,
-            "selfLink": self.world.base_url[:-1] + request.path[12:],
+            "selfLink": self.world.base_url + request.path[len("/compute/v1/") :],
         }
         if not page:
             del body["items"]
@@ -418,19 +433,26 @@ class Emulator:
         if key in self.world.groups or ("igm", *key) in self.reserved:
             raise already_exists(f"{scope.path}/instanceGroupManagers/{name}")
         group_id = self.world.next_id()
+        group = Group(
+            scope=scope,
+            name=name,
+            id=group_id,
+            base_instance_name=body.get("baseInstanceName") or name,
+            instance_template=body["instanceTemplate"],
+            target_size=size,
+            created=0.0,
+        )
+        # The pools, the standby policy and the template: validated now as a patch would be.
+        settle = self.world.change_group(
+            group, {k: v for k, v in body.items() if k != "targetSize"}, replace=False
+        )
         self.reserved.add(("igm", *key))
 
         def effect() -> None:
             self.reserved.discard(("igm", *key))
-            self.world.groups[key] = Group(
-                scope=scope,
-                name=name,
-                id=group_id,
-                base_instance_name=body.get("baseInstanceName") or name,
-                instance_template=body["instanceTemplate"],
-                target_size=size,
-                created=time.time(),
-            )
+            settle()
+            group.created, group.fingerprint = time.time(), 0
+            self.world.groups[key] = group
 
         op = self.world.start_operation(
             scope, "insert", link, group_id, effect, request.arg("requestId")
@@ -473,6 +495,46 @@ class Emulator:
         )
         return 200, self.render_operation(op)
 
+    def _group_operation(
+        self, request: Request, group: Group, kind: str, effect: Callable[[], None]
+    ) -> tuple[int, Any]:
+        op = self.world.start_operation(
+            request.scope,
+            kind,
+            self.world.link(group.scope, "instanceGroupManagers", group.name),
+            group.id,
+            effect,
+            request.arg("requestId"),
+        )
+        return 200, self.render_operation(op)
+
+    def patch_group(self, request: Request) -> tuple[int, Any]:
+        group = self.world.group(request.scope, request.params["name"])
+        body = request.body if isinstance(request.body, dict) else {}
+        effect = self.world.change_group(group, body, replace=False)
+        return self._group_operation(request, group, "patch", effect)
+
+    def update_group(self, request: Request) -> tuple[int, Any]:
+        group = self.world.group(request.scope, request.params["name"])
+        body = request.body if isinstance(request.body, dict) else {}
+        effect = self.world.change_group(group, body, replace=True)
+        return self._group_operation(request, group, "update", effect)
+
+    def _mover(self, verb: str) -> Handler:
+        def handler(request: Request) -> tuple[int, Any]:
+            group = self.world.group(request.scope, request.params["name"])
+            body = request.body if isinstance(request.body, dict) else {}
+            urls = body.get("instances") or []
+            if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+                raise invalid(f"Invalid value for field 'instances': '{urls}'.")
+            force = bool(body.get("forceSuspend") or body.get("forceStop"))
+            effect = self.world.move_instances(group, urls, verb, force=force)
+            return self._group_operation(
+                request, group, f"compute.instanceGroupManagers.{verb}Instances", effect
+            )
+
+        return handler
+
     def list_instances(self, request: Request) -> tuple[int, Any]:
         group = self.world.group(request.scope, request.params["name"])
         rows = [
@@ -487,6 +549,7 @@ class Emulator:
             }
             for i in group.instances
         ]
+        rows = self._filter(request, ((row["name"], row) for row in rows))
         page, token = self._page(request, rows)
         body: dict[str, Any] = {"managedInstances": page} if page else {}
         if token:
@@ -661,6 +724,13 @@ class Emulator:
                 scope = Scope(body["project"], body.get("kind", "zones"), body["location"])
                 world.group(scope, body["group"]).cpu_utilization = float(body["utilization"])
                 return 200, {}
+            if path == "/_emulator/delete-instance" and method == "POST":
+                scope = Scope(body["project"], body.get("kind", "zones"), body["location"])
+                try:
+                    world.delete_underneath(world.group(scope, body["group"]), body["instance"])
+                except ApiError as error:
+                    return error.code, error.body()
+                return 200, {}
             if path == "/_emulator/reset" and method == "POST":
                 world.reset()
                 self.log.clear()
@@ -676,6 +746,8 @@ class Emulator:
                                 {
                                     "name": i.name,
                                     "action": i.action,
+                                    "status": i.status,
+                                    "role": i.role,
                                     "pid": i.process.pid if i.process else None,
                                 }
                                 for i in g.instances

@@ -57,6 +57,10 @@ def _group(
     if decision is None:
         return out | {k: previous[k] for k in ("replicas", "lastScale") if k in previous}
     out["replicas"] = {"current": decision.current, "desired": decision.target}
+    seen = report.observed
+    if seen is not None and (seen.suspended or seen.stopped):
+        # The standby pool beside the running count (GCE suspended or stopped VMs).
+        out["replicas"] |= {"suspended": seen.suspended, "stopped": seen.stopped}
     out["activeProfile"] = decision.profile
     out["idleSince"] = iso(state.idle_since) if state else None
     out["lastDecision"] = decision_json(decision)

@@ -39,7 +39,7 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         self.replicas = Family(
             "autozero_group_replicas",
-            "Replicas of a group (current, desired)",
+            "Replicas of a group (current, desired; suspended, stopped: its standby pool)",
             [*P, "group", "kind"],
             "gauge",
         )
@@ -111,6 +111,10 @@ class Metrics:
             decision = group.decision
             self.replicas.labels(*labels, group.group, "current").set(decision.current)
             self.replicas.labels(*labels, group.group, "desired").set(decision.target)
+            seen = group.observed
+            if seen is not None and seen.standby_delay is not None:  # a kind with pools
+                self.replicas.labels(*labels, group.group, "suspended").set(seen.suspended)
+                self.replicas.labels(*labels, group.group, "stopped").set(seen.stopped)
             self.decisions.labels(*labels, group.group, decision.action.value).inc()
             if group.acted and decision.target != decision.current:
                 result = "error" if group.error else "ok"

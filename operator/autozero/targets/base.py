@@ -5,6 +5,11 @@ A target never decides: the engine does. A target reports what it sees (`Observe
 `Change` safely: with a handoff, the native autoscaler exists exactly while the group is awake, and
 the order of steps is such that a crash between two of them is repaired by the next cycle
 (`converge`), never leaving an autoscaler fighting a group at zero.
+
+A standby pool (GCE suspended or stopped VMs, `Standby`) is planned the same way: Sleep moves
+up to its size of the running VMs into the pool and deletes the rest; a scale-out resumes or
+starts pool VMs and creates only the rest. Each of those is two writes, and each is planned from
+what is observed, so a crash between them is finished by the next cycle.
 """
 
 from __future__ import annotations
@@ -48,6 +53,27 @@ class Observed:
     stable: bool = True  # no instance creating or deleting
     autoscaler: str | None = None  # the native autoscaler targeting the group, if any
     owned_autoscaler: bool = False  # ... and autozero created it
+    suspended: int = 0  # the standby pool beside `replicas`: suspended VMs (target)...
+    stopped: int = 0  # ... and stopped ones
+    # How long a new VM runs before it may join the pool (s); None: the kind has no pools.
+    standby_delay: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Standby:
+    """A group's standby pool: up to `size` of its VMs kept suspended (or `stopped`) at Sleep,
+    and resumed (started) first at the next scale-out."""
+
+    size: int
+    stopped: bool = False  # stopped VMs (disk kept) instead of suspended ones (memory kept)
+    initial_delay: int = 0  # seconds a new VM runs before it may be suspended or stopped
+
+    def held(self, observed: Observed) -> int:
+        return observed.stopped if self.stopped else observed.suspended
+
+    def other(self, observed: Observed) -> int:
+        """The pool of the other kind (left by an earlier mode): emptied."""
+        return observed.suspended if self.stopped else observed.stopped
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +117,9 @@ class StepKind(StrEnum):
     RESIZE = "resize"
     CREATE_AUTOSCALER = "create-autoscaler"
     CONFLICT = "conflict"  # a foreign autoscaler: nothing may be written
+    SET_POOL = "set-pool"  # the pool's settings (initial delay) and a shrunk size
+    TO_POOL = "to-pool"  # suspend or stop `was - to` running VMs
+    FROM_POOL = "from-pool"  # resume or start `to - was` pool VMs
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +130,9 @@ class Step:
     to: int = 0
 
 
-def plan(change: Change, observed: Observed, *, handoff: bool) -> tuple[Step, ...]:
+def plan(
+    change: Change, observed: Observed, *, handoff: bool, standby: Standby | None = None
+) -> tuple[Step, ...]:
     """The writes that bring `observed` to `change`, in their crash-safe order. Pure, so the
     runtime knows without any I/O whether a change needs a write at all (most do not).
 
@@ -110,23 +141,60 @@ def plan(change: Change, observed: Observed, *, handoff: bool) -> tuple[Step, ..
     owns the count from then on. Planned on every evaluation, this also repairs a half-done
     change: an awake group without its autoscaler gets one, a group at zero loses it. An
     autoscaler autozero did not create is never touched.
+
+    With a standby pool, a resize to 0 is preceded by moving running VMs into the pool (up to
+    its size), and a resize up by taking VMs out of it; the pool's settings come first.
     """
     if observed.autoscaler and not observed.owned_autoscaler:
         if observed.replicas != change.replicas or handoff:
             return (Step(StepKind.CONFLICT, autoscaler=observed.autoscaler),)
         return ()
     steps: list[Step] = []
+    if standby is not None:
+        held = standby.held(observed)
+        if (
+            held > standby.size
+            or standby.other(observed)
+            or observed.standby_delay != standby.initial_delay
+        ):
+            steps.append(Step(StepKind.SET_POOL, was=held, to=min(held, standby.size)))
     if not handoff or change.replicas == 0:
         if observed.autoscaler:
             steps.append(Step(StepKind.DELETE_AUTOSCALER, autoscaler=observed.autoscaler))
-        if observed.replicas != change.replicas:
-            steps.append(Step(StepKind.RESIZE, was=observed.replicas, to=change.replicas))
+        steps += _sizes(observed, change.replicas, standby)
         return tuple(steps)
     if observed.autoscaler is None:
         if observed.replicas < change.replicas:
-            steps.append(Step(StepKind.RESIZE, was=observed.replicas, to=change.replicas))
+            steps += _sizes(observed, change.replicas, standby)
         steps.append(Step(StepKind.CREATE_AUTOSCALER))
     return tuple(steps)
+
+
+def _sizes(observed: Observed, to: int, standby: Standby | None) -> list[Step]:
+    """Resize from `observed.replicas` to `to`, through the pool when there is one."""
+    was = observed.replicas
+    steps: list[Step] = []
+    if standby is not None:
+        held = min(standby.held(observed), standby.size)
+        if to == 0 and (room := min(was, standby.size - held)) > 0:
+            steps.append(Step(StepKind.TO_POOL, was=was, to=was - room))
+            was -= room
+        elif to > was and (taken := min(held, to - was)) > 0:
+            steps.append(Step(StepKind.FROM_POOL, was=was, to=was + taken))
+            was += taken
+    if was != to:
+        steps.append(Step(StepKind.RESIZE, was=was, to=to))
+    return steps
+
+
+@dataclass(frozen=True, slots=True)
+class PoolWrites:
+    """A standby pool's writes. Moving VMs says what it did and how many it moved: fewer than
+    planned when the pool has fewer ready (one lost, or still being suspended)."""
+
+    configure: Callable[[Step], str]  # SET_POOL
+    to_pool: Callable[[int, int], tuple[str, int]]  # (running was, running to)
+    from_pool: Callable[[int, int], tuple[str, int]]
 
 
 def converge(
@@ -139,17 +207,38 @@ def converge(
     create_autoscaler: Callable[[], str],
     delete_autoscaler: Callable[[str], str],
     foreign: Callable[[str], str],
+    standby: Standby | None = None,
+    pool: PoolWrites | None = None,
 ) -> Applied:
-    """Carry out `plan(change, observed)`; each callback does one write and says what it did."""
+    """Carry out `plan(change, observed)`; each callback does one write and says what it did.
+
+    A pool that gave fewer VMs than planned is made up by the resize that follows (added when
+    the plan had none: a wake the pool was to cover alone)."""
     done: list[str] = []
-    for step in plan(change, observed, handoff=handoff):
+    steps = plan(change, observed, handoff=handoff, standby=standby)
+    running = observed.replicas
+    for n, step in enumerate(steps):
         match step.kind:
             case StepKind.CONFLICT:
                 raise TargetConflict(group, foreign(step.autoscaler))
             case StepKind.DELETE_AUTOSCALER:
                 done.append(delete_autoscaler(step.autoscaler))
             case StepKind.RESIZE:
-                done.append(resize(step.was, step.to))
+                done.append(resize(running, step.to))
+                running = step.to
             case StepKind.CREATE_AUTOSCALER:
                 done.append(create_autoscaler())
+            case StepKind.SET_POOL | StepKind.TO_POOL | StepKind.FROM_POOL if pool is None:
+                raise TargetError(group, f"a {step.kind} step with no pool writes")
+            case StepKind.SET_POOL:
+                done.append(pool.configure(step))
+            case StepKind.TO_POOL | StepKind.FROM_POOL:
+                move = pool.to_pool if step.kind is StepKind.TO_POOL else pool.from_pool
+                said, moved = move(step.was, step.to)
+                done.append(said)
+                running += moved if step.kind is StepKind.FROM_POOL else -moved
+                later = steps[n + 1 :]
+                if running != step.to and not any(s.kind is StepKind.RESIZE for s in later):
+                    done.append(resize(running, step.to))
+                    running = step.to
     return Applied(tuple(done))

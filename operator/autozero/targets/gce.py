@@ -12,6 +12,12 @@ configuration or be mistaken for the user's own, and a new one is made from the 
 the next wake. The autoscaler exists exactly while the group is awake; `apply` restores that after
 a crash between two steps (an awake group without one gets one, a group at 0 loses it).
 
+Standby pool (`standby`, docs/gce.md): Sleep suspends (or stops) up to `size` of the running VMs
+instead of deleting them, and a wake resumes (starts) pool VMs before it creates any. The group's
+standbyPolicy keeps its mode (autozero's own writes move VMs explicitly, so MANUAL is enough) and
+gets the policy's initialDelaySec. The pool's counts are the group's targetSuspendedSize and
+targetStoppedSize, observed in the same list call as everything else.
+
 Tenancy: the operator's identity reaches every project it was granted, so each namespace may
 target only the projects an administrator allowed it (`GCEAllowlist`, deny by default).
 """
@@ -29,14 +35,25 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from autozero.engine.durations import format_duration, parse_duration
-from autozero.policy.fields import Schema, duration, integer, number, obj, secret_ref, string
+from autozero.policy.fields import (
+    Schema,
+    duration,
+    enum,
+    integer,
+    number,
+    obj,
+    secret_ref,
+    string,
+)
 from autozero.policy.model import Policy, SecretKeyRef
 from autozero.secrets import SecretUnavailable
 from autozero.targets.base import (
     Applied,
     Change,
     Observed,
+    PoolWrites,
     ScaleTarget,
+    Standby,
     Step,
     TargetConfigError,
     TargetError,
@@ -70,6 +87,7 @@ class GCETarget:
     zone: str | None = None
     region: str | None = None
     credentials: SecretKeyRef | None = None  # a service-account key; else the operator's own
+    standby: Standby | None = None  # a pool of suspended or stopped VMs kept at Sleep
 
     @property
     def location(self) -> str:
@@ -165,6 +183,9 @@ def _observed(item: Mapping[str, Any]) -> Observed:
         stable=bool(status.get("isStable", True)),
         autoscaler=name,
         owned_autoscaler=bool(name and name.startswith(AUTOSCALER_PREFIX)),
+        suspended=int(item.get("targetSuspendedSize", 0)),
+        stopped=int(item.get("targetStoppedSize", 0)),
+        standby_delay=int((item.get("standbyPolicy") or {}).get("initialDelaySec", 0)),
     )
 
 
@@ -319,8 +340,87 @@ class GCEGroup:
             )
         )
 
+    # -- the standby pool ------------------------------------------------------------------
+    def configure_pool(self, step: Step) -> str:
+        """The pool's initial delay, and its size when it is larger than the policy's."""
+        standby = self.target.standby
+        if standby is None:  # plan() makes this step only for a group with a pool
+            raise TargetError(self.name, "no standby pool to configure")
+        mine, other = (
+            ("targetStoppedSize", "targetSuspendedSize")
+            if standby.stopped
+            else ("targetSuspendedSize", "targetStoppedSize")
+        )
+        body = {
+            "standbyPolicy": {"initialDelaySec": standby.initial_delay},
+            mine: step.to,
+            other: 0,
+        }
+        self._run(
+            self._managers().patch(
+                project=self.target.project,
+                instanceGroupManager=self.target.instance_group_manager,
+                body=body,
+                requestId=str(uuid.uuid4()),
+                **self._scope(),
+            )
+        )
+        pool = "stopped" if standby.stopped else "suspended"
+        return f"set pool: initial delay {standby.initial_delay}s, {pool} {step.was} -> {step.to}"
+
+    def managed_instances(self) -> list[dict[str, Any]]:
+        managers = self._managers()
+        request = managers.listManagedInstances(
+            project=self.target.project,
+            instanceGroupManager=self.target.instance_group_manager,
+            **self._scope(),
+        )
+        rows: list[dict[str, Any]] = []
+        while request is not None:
+            page = self.compute.call(request, self.name, self.where)
+            rows += page.get("managedInstances", [])
+            request = managers.listManagedInstances_next(request, page)
+        return rows
+
+    def _move(self, verb: str, status: str, count: int) -> int:
+        """`verb`Instances on up to `count` VMs in `status` with nothing under way; how many."""
+        chosen = [
+            row["instance"]
+            for row in self.managed_instances()
+            if row.get("instanceStatus") == status and row.get("currentAction") == "NONE"
+        ][:count]
+        if chosen:
+            self._run(
+                getattr(self._managers(), f"{verb}Instances")(
+                    project=self.target.project,
+                    instanceGroupManager=self.target.instance_group_manager,
+                    body={"instances": chosen},
+                    requestId=str(uuid.uuid4()),
+                    **self._scope(),
+                )
+            )
+        return len(chosen)
+
+    def to_pool(self, was: int, to: int) -> tuple[str, int]:
+        standby = self.target.standby
+        verb = "stop" if standby is not None and standby.stopped else "suspend"
+        moved = self._move(verb, "RUNNING", was - to)
+        return f"{verb} {moved} of {was - to} VMs (running {was} -> {was - moved})", moved
+
+    def from_pool(self, was: int, to: int) -> tuple[str, int]:
+        standby = self.target.standby
+        stopped = standby is not None and standby.stopped
+        verb, status = ("start", "TERMINATED") if stopped else ("resume", "SUSPENDED")
+        moved = self._move(verb, status, to - was)
+        return f"{verb} {moved} of {to - was} VMs (running {was} -> {was + moved})", moved
+
     def plan(self, change: Change, observed: Observed) -> tuple[Step, ...]:
-        return plan(change, observed, handoff=isinstance(change.handoff, GCEAutoscalerHandoff))
+        return plan(
+            change,
+            observed,
+            handoff=isinstance(change.handoff, GCEAutoscalerHandoff),
+            standby=self.target.standby,
+        )
 
     def apply(self, change: Change, observed: Observed) -> Applied:
         handoff = change.handoff if isinstance(change.handoff, GCEAutoscalerHandoff) else None
@@ -348,6 +448,8 @@ class GCEGroup:
             create_autoscaler=lambda: self.create_autoscaler(handoff) if handoff else "",
             delete_autoscaler=delete,
             foreign=foreign,
+            standby=self.target.standby,
+            pool=PoolWrites(self.configure_pool, self.to_pool, self.from_pool),
         )
 
 
@@ -366,6 +468,7 @@ def _schema() -> Schema:
                 "a service-account key (JSON) to call Compute Engine with "
                 "instead of the operator's own identity"
             ),
+            "standby": _standby_schema(),
         },
         required=["project", "instanceGroupManager"],
         rules=[
@@ -377,6 +480,48 @@ def _schema() -> Schema:
     )
 
 
+def _standby_schema() -> Schema:
+    return obj(
+        "A standby pool: at Sleep, up to `size` of the running VMs are suspended (memory kept) "
+        "or stopped (disk kept) instead of deleted, and a wake resumes or starts them before it "
+        "creates any (docs/gce.md). Without it, Sleep deletes every VM.",
+        {
+            "mode": enum(
+                "Suspend (billed for memory and disk storage) or Stop (disk only; boots again).",
+                ["Suspend", "Stop"],
+                default="Suspend",
+            ),
+            "size": integer("The most VMs kept in the pool (0 empties it).", minimum=0),
+            "initialDelay": {
+                **duration(
+                    "How long a new VM runs before it may be suspended or stopped (its "
+                    "startup script's time), at most 1h: the group's "
+                    "standbyPolicy.initialDelaySec.",
+                    "0s",
+                ),
+                "x-kubernetes-validations": [
+                    {
+                        "rule": "duration(self) <= duration('3600s')",
+                        "message": "must be at most 1h (Compute Engine's limit)",
+                    }
+                ],
+            },
+        },
+        required=["size"],
+    )
+
+
+def _parse_standby(standby: Mapping[str, Any] | None) -> Standby | None:
+    if standby is None:
+        return None
+    delay = parse_duration(standby.get("initialDelay", "0s"))
+    return Standby(
+        size=int(standby["size"]),
+        stopped=standby.get("mode", "Suspend") == "Stop",
+        initial_delay=int(delay.total_seconds()),
+    )
+
+
 def _parse(gce: Mapping[str, Any]) -> GCETarget:
     ref = (gce.get("credentials") or {}).get("secretKeyRef")
     return GCETarget(
@@ -385,6 +530,7 @@ def _parse(gce: Mapping[str, Any]) -> GCETarget:
         gce.get("zone"),
         gce.get("region"),
         SecretKeyRef(ref["name"], ref["key"]) if ref else None,
+        _parse_standby(gce.get("standby")),
     )
 
 
@@ -398,6 +544,12 @@ def _render(target: GCETarget) -> dict[str, Any]:
     if target.credentials is not None:
         ref = target.credentials
         gce["credentials"] = {"secretKeyRef": {"name": ref.name, "key": ref.key}}
+    if target.standby is not None:
+        gce["standby"] = {
+            "mode": "Stop" if target.standby.stopped else "Suspend",
+            "size": target.standby.size,
+            "initialDelay": format_duration(timedelta(seconds=target.standby.initial_delay)),
+        }
     return gce
 
 
@@ -548,6 +700,7 @@ KIND = TargetKind(
     render=_render,
     assemble=_assemble,
     refusals=_refusals,
+    standby=lambda target: target.standby,
     handoff=HandoffKind(
         key="gceAutoscaler",
         autoscaler="GCE autoscaler",
@@ -565,6 +718,12 @@ KIND = TargetKind(
             "region": "europe-west1",
             "instanceGroupManager": "mig",
             "credentials": {"secretKeyRef": {"name": "gce-key", "key": "key.json"}},
+        },
+        {
+            "project": "proj",
+            "zone": "europe-west1-c",
+            "instanceGroupManager": "mig",
+            "standby": {"mode": "Suspend", "size": 3, "initialDelay": "2m"},
         },
     ),
 )

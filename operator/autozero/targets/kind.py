@@ -17,7 +17,7 @@ from typing import Any
 
 from autozero.policy.fields import Schema
 from autozero.policy.model import Policy
-from autozero.targets.base import Observed, ScaleTarget, TargetError
+from autozero.targets.base import Observed, ScaleTarget, Standby, TargetError
 
 SecretResolver = Callable[[str, str], str]
 #: Observe some of a kind's groups of one policy, in as few calls as the API allows.
@@ -117,6 +117,10 @@ def _no_refusals(policy: Policy, group: str, spec: Any, config: Any) -> list[Ref
     return []
 
 
+def _no_standby(spec: Any) -> Standby | None:  # noqa: ARG001
+    return None
+
+
 def _no_access_checks(target: Any, handoff: Any) -> Iterable[AccessCheck]:  # noqa: ARG001
     return ()
 
@@ -139,6 +143,8 @@ class TargetKind:
       (SubjectAccessReview) for the policy's ServiceAccount before acting; none when the
       apiserver's RBAC does not govern the target;
     - `handoff`: the native autoscaler it may hand off to, if any;
+    - `standby(spec)`: the group's standby pool of its own VMs (GCE), if it has one (what
+      `autozero simulate` counts apart);
     - `uses_cluster`: its targets call the Kubernetes apiserver (`autozero run` then loads a
       kubeconfig);
     - `examples`: valid settings, which the round-trip test uses.
@@ -154,4 +160,5 @@ class TargetKind:
     refusals: Callable[[Policy, str, Any, Any], list[Refusal]] = _no_refusals
     access_checks: Callable[[Any, Any], Iterable[AccessCheck]] = _no_access_checks
     handoff: HandoffKind | None = None
+    standby: Callable[[Any], Standby | None] = _no_standby
     uses_cluster: bool = False
