@@ -9,8 +9,9 @@ shell's reports) run in worker threads. What wakes a policy:
 Each policy has one pass at a time; what arrives meanwhile is merged into its next pass.
 
 The set of policies is given (`serve`, `forget`): the operator feeds it from its watch of
-ScalingPolicies, `autozero run` from a file, and a sharded operator would feed each replica its
-share.
+ScalingPolicies, `autozero run` from a file, and a sharded operator each replica its share
+(`release` hands a share back). A sharded replica also passes a `fence`, asked before every write:
+a pass it refuses writes nothing.
 """
 
 from __future__ import annotations
@@ -104,6 +105,10 @@ def _pack(body: Mapping[str, Any]) -> str:
     return json.dumps(rest, sort_keys=True, separators=(",", ":"))
 
 
+class Fenced(Exception):
+    """The fence refused a policy's writes: this replica may no longer serve it."""
+
+
 def key_of(body: Mapping[str, Any]) -> PolicyKey:
     meta = body.get("metadata") or {}
     return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
@@ -119,6 +124,7 @@ class Runtime:
         cluster_wide: bool = True,
         active: bool = True,
         clock: Callable[[], float] = time.time,
+        fence: Callable[[PolicyKey], bool] | None = None,
     ) -> None:
         self.shell, self.config, self.metrics = shell, config, metrics
         # Kubernetes groups are observed from watches (informers), shared by every policy.
@@ -131,6 +137,7 @@ class Runtime:
             )
         self.active = active  # False for a follower: it knows every policy and acts on none
         self.clock = clock
+        self.fence = fence  # None: this replica may always write
         self.slots: dict[PolicyKey, _Slot] = {}
         self.timers: Timers[PolicyKey] = Timers()
         self._kick = asyncio.Event()
@@ -170,6 +177,28 @@ class Runtime:
             slot.task.cancel()
         self.metrics.forget(*key)
         await asyncio.to_thread(self.shell.forget, key)
+
+    async def release(self, keys: Collection[PolicyKey]) -> None:
+        """Stop serving these policies (their slot moved to another replica), and return only
+        once no pass of theirs is under way: a write half sent would land after the hand-over."""
+        released = [(key, slot) for key in keys if (slot := self.slots.pop(key, None)) is not None]
+        for key, slot in released:
+            self.timers.cancel(key)
+            self._polls.discard(key)
+            self._stop_watches(slot)
+        passes = [slot.task for _, slot in released if slot.task is not None]
+        if passes:
+            await asyncio.wait(passes, timeout=SHUTDOWN_GRACE)
+        for key, slot in released:
+            if slot.task is not None:
+                slot.task.cancel()
+            if self.cluster is not None:
+                await asyncio.to_thread(self.cluster.detach, key)
+            self.metrics.forget(*key)
+            self.shell.forget(key)
+
+    def _may_write(self, key: PolicyKey) -> bool:
+        return self.fence is None or self.fence(key)
 
     def activate(self) -> None:
         """This replica became the leader: build and serve every policy it knows."""
@@ -322,6 +351,9 @@ class Runtime:
                     await self._complete(key, slot, *planned)
                 except asyncio.CancelledError:
                     raise
+                except Fenced:
+                    log.info("%s/%s: no longer ours: the pass writes nothing", *key)
+                    return
                 except Exception:
                     log.exception("%s/%s: pass failed", *key)
             while slot.want and slot.life is not None and self.slots.get(key) is slot:
@@ -334,6 +366,9 @@ class Runtime:
                     await self._pass(key, slot, fresh, force)
                 except asyncio.CancelledError:
                     raise
+                except Fenced:
+                    log.info("%s/%s: no longer ours: the pass writes nothing", *key)
+                    return
                 except Exception:
                     log.exception("%s/%s: pass failed", *key)
         finally:
@@ -432,15 +467,17 @@ class Runtime:
     async def _complete(
         self, key: PolicyKey, slot: _Slot, life: PolicyLife, done: Pass, started: float
     ) -> CycleReport:
-        """Carry out a planned pass's writes, then report it."""
+        """Carry out a planned pass's writes, then report it (Fenced: the fence refused)."""
         results: dict[str, Applied | TargetError] = {}
+        if (done.writes or done.decided) and not self._may_write(key):
+            raise Fenced(key)
         if done.writes:
             outcomes = await asyncio.gather(
                 *(asyncio.to_thread(self._write, key, write) for write in done.writes)
             )
             results = dict(outcomes)
         report = self._finish(key, life, done, results, started)
-        if report.evaluated:
+        if report.evaluated and self._may_write(key):
             await asyncio.to_thread(self.shell.report, key, slot.body, report)
         if self.shell.persists and (done.read or report.evaluated):
             await asyncio.to_thread(self.shell.persist, key, life.states)
@@ -589,4 +626,6 @@ class Runtime:
 
     async def _unusable(self, key: PolicyKey, slot: _Slot, errors: list[str], reason: str) -> None:
         self.metrics.invalid.labels(*key).set(1)
+        if not self._may_write(key):
+            return
         await asyncio.to_thread(self.shell.unusable, key, slot.body, errors, reason)

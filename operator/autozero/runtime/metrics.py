@@ -71,6 +71,16 @@ class Metrics:
         self.invalid = Gauge(
             "autozero_policy_invalid", "1 while a policy cannot be used", P, registry=r
         )
+        # A sharded operator's replicas (`operator --sharding`): one series per replica.
+        self.shard_policies = Gauge(
+            "autozero_shard_policies", "Policies this replica serves", ["replica"], registry=r
+        )
+        self.shard_rebalances = Counter(
+            "autozero_shard_rebalances_total",
+            "Hand-overs of slots (acquired from or released to other replicas)",
+            ["replica", "direction"],
+            registry=r,
+        )
 
     def forget(self, namespace: str, policy: str) -> int:
         """Drop every series of a policy (it was deleted): no stale gauges. Returns how many."""

@@ -26,7 +26,7 @@ Why no slot is ever served twice:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from autozero.sharding.ring import SLOTS, owned
@@ -58,9 +58,34 @@ class Peer:
     claims: frozenset[int]
     seen_changed: float  # this replica's monotonic time when the lease last changed
     released: bool = False  # holder cleared: a clean shutdown
+    version: str = ""  # the lease's resourceVersion: any change to it is a renewal seen
 
     def live(self, now: float, timings: Timings) -> bool:
         return not self.released and now - self.seen_changed < timings.lease
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A member's lease as one list returned it."""
+
+    identity: str
+    claims: frozenset[int]
+    version: str
+    released: bool = False
+
+
+def observe(before: Mapping[str, Peer], listed: Iterable[Listed], now: float) -> dict[str, Peer]:
+    """The peers after a list: a lease whose version changed (or first seen) was renewed `now`,
+    by our clock; one unchanged keeps the time it was last seen changing. A lease missing from
+    the list is gone (deleted on a clean shutdown)."""
+    peers: dict[str, Peer] = {}
+    for lease in listed:
+        known = before.get(lease.identity)
+        seen = known.seen_changed if known is not None and known.version == lease.version else now
+        peers[lease.identity] = Peer(
+            lease.identity, lease.claims, seen, released=lease.released, version=lease.version
+        )
+    return peers
 
 
 def fresh(renewed: float | None, now: float, timings: Timings) -> bool:

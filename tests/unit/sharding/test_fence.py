@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from autozero.sharding.fence import Peer, Timings, fresh, may_serve, plan
+from autozero.sharding.fence import Listed, Peer, Timings, fresh, may_serve, observe, plan
 from autozero.sharding.ring import owned
 
 T = Timings(lease=15.0, renew_deadline=10.0, period=2.0)
@@ -126,3 +126,14 @@ def test_two_claimants_never_both_serve() -> None:
     a = plan("a", S(), A, peer(B, seen=103.0), 104.0, 103.0, T, SLOTS)
     assert a.acquire == A
     assert not a.serving(S()) & b.serving(S())
+
+
+def test_a_peer_counts_as_renewed_when_we_see_its_lease_change_not_by_its_clock() -> None:
+    first = observe({}, [Listed("b", S({1}), "10")], now=50.0)
+    assert first["b"].seen_changed == 50.0  # first seen: as if renewed now (the safe side)
+    same = observe(first, [Listed("b", S({1}), "10")], now=70.0)
+    assert same["b"].seen_changed == 50.0
+    assert not same["b"].live(70.0, T)
+    renewed = observe(same, [Listed("b", S({1}), "11")], now=72.0)
+    assert renewed["b"].live(72.0, T)
+    assert observe(renewed, [], now=73.0) == {}  # deleted: gone at once
