@@ -80,6 +80,13 @@ def acting(replica: Shards) -> frozenset[int]:
     )
 
 
+def lease_names(api: Any, namespace: str) -> set[str]:
+    return {
+        lease.metadata.name
+        for lease in k8s.CoordinationV1Api(api).list_namespaced_lease(namespace).items
+    }
+
+
 def no_slot_twice(*replicas: Shards) -> None:
     for n, one in enumerate(replicas):
         for other in replicas[n + 1 :]:
@@ -125,14 +132,17 @@ async def _scenario(kube_api: Any, namespace: str) -> None:
     await rounds(a, b, count=3)
     assert a.serving | b.serving == ALL
     assert a_runtime.keys | b_runtime.keys == {key_of(p) for p in POLICIES}
+    assert "test-replica-c" in lease_names(kube_api, namespace)
+    while clock.now < last_renewal + 2 * T.lease + T.period:
+        await rounds(a, b)
+    assert "test-replica-c" not in lease_names(kube_api, namespace)  # silent: removed
 
     # b shuts down cleanly: it serves nothing, deletes its lease, and a takes over at once.
     b.stop()
     await b.run(b_runtime)  # type: ignore[arg-type]
     assert b.serving == frozenset()
     assert b_runtime.keys == set()
-    leases = k8s.CoordinationV1Api(kube_api).list_namespaced_lease(namespace).items
-    assert "test-replica-b" not in [lease.metadata.name for lease in leases]
+    assert lease_names(kube_api, namespace) == {"test-replica-a"}
     await rounds(a, count=2)  # claim, then see the claim listed with nobody else's
     assert a.serving == ALL
     assert len(a_runtime.keys) == len(POLICIES)

@@ -92,6 +92,7 @@ class LeaseMembers:
                     claims=decode_claims(annotations.get(CLAIMS_ANNOTATION)),
                     version=str(lease.metadata.resource_version),
                     released=not holder,
+                    name=lease.metadata.name,
                 )
             )
         return members
@@ -141,6 +142,24 @@ class LeaseMembers:
             )
         except MembershipError as exc:
             if exc.status != 404:
+                raise
+
+    def remove(self, name: str, version: str) -> None:
+        """Delete another member's silent Lease, only if it is still the version we saw."""
+        from kubernetes import client
+
+        try:
+            self._call(
+                f"delete silent Lease {self.namespace}/{name}",
+                self.leases.delete_namespaced_lease,
+                name,
+                self.namespace,
+                body=client.V1DeleteOptions(
+                    preconditions=client.V1Preconditions(resource_version=version)
+                ),
+            )
+        except MembershipError as exc:
+            if exc.status not in (404, 409):  # gone already, or renewed meanwhile
                 raise
 
     def _call(self, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:

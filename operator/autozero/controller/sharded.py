@@ -24,7 +24,7 @@ from autozero.controller.members import LeaseMembers, MembershipError
 from autozero.runtime.life import PolicyKey
 from autozero.runtime.loop import Runtime, key_of
 from autozero.runtime.metrics import Metrics
-from autozero.sharding.fence import Peer, Timings, fresh, may_serve, observe, plan
+from autozero.sharding.fence import Peer, Timings, fresh, may_serve, observe, plan, stale
 from autozero.sharding.ring import slot_of
 
 log = logging.getLogger(__name__)
@@ -115,11 +115,22 @@ class Shards:
             self.renewed = sent
         except MembershipError as exc:
             log.warning("sharding: %s", exc)
+        await self._remove_stale(now)
         acquire = step.acquire if self.renewed is not None else frozenset()
         if acquire and self.may_serve_slots():
             self._acquire(acquire)
         await self._fence()
         self.metrics.shard_policies.labels(self.identity).set(self._served_count())
+
+    async def _remove_stale(self, now: float) -> None:
+        for peer in stale(self.peers, now, self.timings):
+            try:
+                await self._in_thread(self.members.remove, peer.name, peer.version)
+            except MembershipError as exc:
+                log.warning("sharding: %s", exc)
+                continue
+            log.info("sharding: removed the silent lease %s of %s", peer.name, peer.identity)
+            self.peers.pop(peer.identity, None)
 
     def may_serve_slots(self) -> bool:
         return fresh(self.renewed, self.clock(), self.timings)

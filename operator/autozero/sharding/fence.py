@@ -59,6 +59,7 @@ class Peer:
     seen_changed: float  # this replica's monotonic time when the lease last changed
     released: bool = False  # holder cleared: a clean shutdown
     version: str = ""  # the lease's resourceVersion: any change to it is a renewal seen
+    name: str = ""  # the Lease's name
 
     def live(self, now: float, timings: Timings) -> bool:
         return not self.released and now - self.seen_changed < timings.lease
@@ -72,6 +73,7 @@ class Listed:
     claims: frozenset[int]
     version: str
     released: bool = False
+    name: str = ""
 
 
 def observe(before: Mapping[str, Peer], listed: Iterable[Listed], now: float) -> dict[str, Peer]:
@@ -83,9 +85,25 @@ def observe(before: Mapping[str, Peer], listed: Iterable[Listed], now: float) ->
         known = before.get(lease.identity)
         seen = known.seen_changed if known is not None and known.version == lease.version else now
         peers[lease.identity] = Peer(
-            lease.identity, lease.claims, seen, released=lease.released, version=lease.version
+            lease.identity,
+            lease.claims,
+            seen,
+            released=lease.released,
+            version=lease.version,
+            name=lease.name,
         )
     return peers
+
+
+def stale(peers: Mapping[str, Peer], now: float, timings: Timings) -> list[Peer]:
+    """Leases silent for two lease times (a replica killed, or gone with its Pod): removed, so
+    that a replica starting later need not wait a lease time on each before it may claim. Their
+    claims stopped counting a lease time earlier; removing them changes nobody's rights."""
+    return [
+        peer
+        for peer in peers.values()
+        if peer.released or now - peer.seen_changed >= 2 * timings.lease
+    ]
 
 
 def fresh(renewed: float | None, now: float, timings: Timings) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from autozero.sharding.fence import Listed, Peer, Timings, fresh, may_serve, observe, plan
+from autozero.sharding.fence import Listed, Peer, Timings, fresh, may_serve, observe, plan, stale
 from autozero.sharding.ring import owned
 
 T = Timings(lease=15.0, renew_deadline=10.0, period=2.0)
@@ -137,3 +137,17 @@ def test_a_peer_counts_as_renewed_when_we_see_its_lease_change_not_by_its_clock(
     renewed = observe(same, [Listed("b", S({1}), "11")], now=72.0)
     assert renewed["b"].live(72.0, T)
     assert observe(renewed, [], now=73.0) == {}  # deleted: gone at once
+
+
+@pytest.mark.parametrize(
+    ("peer", "now", "removed"),
+    [
+        pytest.param(Peer("b", S(), 100.0), 115.0, False, id="expired-once"),
+        pytest.param(Peer("b", S(), 100.0), 130.0, True, id="silent-two-lease-times"),
+        pytest.param(Peer("b", S(), 100.0, released=True), 100.0, True, id="released"),
+    ],
+)
+def test_silent_leases_are_removed_after_two_lease_times(
+    peer: Peer, now: float, removed: bool
+) -> None:
+    assert (stale({"b": peer}, now, T) == [peer]) is removed
