@@ -108,6 +108,7 @@ async def _scenario(kube_api: Any, namespace: str) -> None:
             for one in replicas:
                 await one.round()
                 no_slot_twice(a, b, c)
+                await one.settled()
             clock.now += T.period
 
     c, _ = replica(kube_api, namespace, "replica-c", clock)
@@ -171,6 +172,7 @@ def test_a_replica_that_cannot_list_or_renew_serves_nothing_by_its_deadline(
         assert not a.may_serve(key)  # the fence, before any round ran
         await a.round()
         assert a.serving == frozenset()
+        await a.settled()
         assert a_runtime.keys == set()
 
     try:
@@ -185,3 +187,50 @@ def test_claims_round_trip_through_the_annotation() -> None:
     assert len(text) == 172
     assert decode_claims(text) == claims
     assert decode_claims(None) == frozenset()
+
+
+class SlowRelease(Served):
+    """A Runtime whose hand-over waits for a pass that will not end until told."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.finish = asyncio.Event()
+
+    async def release(self, keys: Collection[PolicyKey]) -> None:
+        await self.finish.wait()
+        await super().release(keys)
+
+
+def test_a_slow_hand_over_holds_no_renewal_and_keeps_its_slots_claimed(
+    kube_api: Any, lease_namespace: str
+) -> None:
+    async def scenario() -> None:
+        clock = Clock()
+        a, _ = replica(kube_api, lease_namespace, "replica-a", clock)
+        slow = SlowRelease()
+        a.runtime = slow  # type: ignore[assignment]
+        for _ in range(2):
+            await a.round()
+            clock.now += T.period
+        assert a.serving == ALL
+        b, b_runtime = replica(kube_api, lease_namespace, "replica-b", clock)
+        for _ in range(4):
+            for one in (b, a):
+                before = one.renewed
+                await asyncio.wait_for(one.round(), 30)  # before the fix: hung on a's hand-over
+                assert one.renewed != before  # renewed, though a's hand-over hangs
+            clock.now += T.period
+            assert not a.serving & b.serving
+        assert a.releasing  # still claimed: b waits
+        assert not b.serving & a.releasing
+        slow.finish.set()
+        await a.settled()
+        for _ in range(2):
+            for one in (a, b):
+                await one.round()
+            clock.now += T.period
+        assert a.serving | b.serving == ALL
+        assert not a.serving & b.serving
+        assert b_runtime.keys
+
+    asyncio.run(scenario())

@@ -45,6 +45,8 @@ class Shards:
         self.bodies: dict[PolicyKey, str] = {}  # every policy seen, as compact JSON
         self.by_slot: dict[int, set[PolicyKey]] = {}
         self.serving: frozenset[int] = frozenset()
+        self.releasing: frozenset[int] = frozenset()  # no longer served, passes still ending
+        self._releases: set[asyncio.Task[None]] = set()
         self.renewed: float | None = None  # when the last successful renewal was sent
         self.peers: dict[str, Peer] = {}
         self._stopping = asyncio.Event()
@@ -82,13 +84,19 @@ class Shards:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.timings.period)
         finally:
-            await self._release(self.serving)
+            self._release(self.serving)
+            await self.settled()
             try:
                 await self._in_thread(self.members.release)
                 log.info("released lease %s: its slots move now", self.members.name)
             except MembershipError as exc:
                 log.warning("could not delete lease %s (it expires instead): %s", exc.what, exc)
             self._calls.shutdown(wait=False)
+
+    async def settled(self) -> None:
+        """Return once the hand-overs under way have ended."""
+        if self._releases:
+            await asyncio.wait(self._releases)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -98,7 +106,7 @@ class Shards:
             listed = await self._in_thread(self.members.list)
         except MembershipError as exc:
             log.warning("sharding: %s", exc)
-            await self._fence()
+            self._fence()
             return
         now = self.clock()
         ours = next((m for m in listed if m.identity == self.identity), None)
@@ -107,19 +115,23 @@ class Shards:
         step = plan(
             self.identity, self.serving, published, self.peers, now, self.renewed, self.timings
         )
-        if step.release:
-            await self._release(step.release)
+        self._release(step.release)
+        if self._releases:  # most hand-overs end at once: publish without them this round
+            await asyncio.wait(self._releases, timeout=self.timings.period / 2)
         sent = self.clock()
         try:
-            await self._in_thread(self.members.renew, step.claims, datetime.now(UTC))
+            # A slot still being handed over stays claimed until its last pass has ended.
+            claims = step.claims | self.releasing
+            await self._in_thread(self.members.renew, claims, datetime.now(UTC))
             self.renewed = sent
         except MembershipError as exc:
             log.warning("sharding: %s", exc)
         await self._remove_stale(now)
-        acquire = step.acquire if self.renewed is not None else frozenset()
+        # A slot that comes back while its hand-over still runs waits for the next round.
+        acquire = step.acquire - self.releasing if self.renewed is not None else frozenset()
         if acquire and self.may_serve_slots():
             self._acquire(acquire)
-        await self._fence()
+        self._fence()
         self.metrics.shard_policies.labels(self.identity).set(self._served_count())
 
     async def _remove_stale(self, now: float) -> None:
@@ -135,7 +147,7 @@ class Shards:
     def may_serve_slots(self) -> bool:
         return fresh(self.renewed, self.clock(), self.timings)
 
-    async def _fence(self) -> None:
+    def _fence(self) -> None:
         """Not renewed within the deadline: serve nothing (the Runtime's fence already refuses
         every write; this also stops its reads and timers)."""
         if self.serving and not self.may_serve_slots():
@@ -145,7 +157,7 @@ class Shards:
                 self.timings.renew_deadline,
                 len(self.serving),
             )
-            await self._release(self.serving)
+            self._release(self.serving)
 
     def _acquire(self, slots: frozenset[int]) -> None:
         self.serving |= slots
@@ -156,15 +168,27 @@ class Shards:
         for key in keys:
             self.runtime.serve(json.loads(self.bodies[key]))
 
-    async def _release(self, slots: frozenset[int]) -> None:
+    def _release(self, slots: frozenset[int]) -> None:
+        """Stop serving these slots now (the fence refuses their writes from here on), and hand
+        their policies back to the Runtime in a task: waiting for a pass under way (a slow read)
+        must not hold up the renewals. Until it ends, the slots stay in the published claims."""
         if not slots:
             return
-        self.serving -= slots  # the fence refuses their writes from now on
+        self.serving -= slots
+        self.releasing |= slots
         keys = [key for slot in slots for key in self.by_slot.get(slot, ())]
         log.info("sharding: handing over %d slots (%d policies)", len(slots), len(keys))
         self.metrics.shard_rebalances.labels(self.identity, "released").inc()
-        if self.runtime is not None:
-            await self.runtime.release(keys)
+        task = asyncio.get_running_loop().create_task(self._hand_back(slots, keys))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def _hand_back(self, slots: frozenset[int], keys: list[PolicyKey]) -> None:
+        try:
+            if self.runtime is not None:
+                await self.runtime.release(keys)
+        finally:
+            self.releasing -= slots
 
     def _served_count(self) -> int:
         return sum(len(self.by_slot.get(slot, ())) for slot in self.serving)
