@@ -243,6 +243,59 @@ def test_three_replicas_serve_each_policy_once_and_take_over_a_killed_or_stopped
                 process.wait(timeout=10)
 
 
+def test_a_rolling_restart_loses_no_decision_and_serves_no_policy_twice(
+    audited: KubeCluster, api: Any, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """As a Deployment rolls (one new Pod up, then one old Pod stopped, three times) while half
+    the queues empty: every group ends where its queue says, each emptied one with exactly one
+    Sleep, and no object ever went back to an earlier writer."""
+    assert audited.audit_log is not None
+    audit = AuditLog(audited.audit_log)
+    mark = audit.mark()
+    namespace = fleet(audited, api, redis_server.url)
+    queue = redis.Redis.from_url(redis_server.url)
+    for n in range(POLICIES):
+        queue.rpush(f"jobs:{namespace}:{n}", 1)
+    old = {
+        f"old-{n}": replica(audited.kubeconfig, namespace, f"old-{n}", tmp_path / f"old-{n}.log")
+        for n in range(3)
+    }
+    new: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        wait_for(lambda: scales(api, namespace) == [2] * POLICIES, timeout=120, interval=1)
+        wait_for(lambda: all_served(api, namespace), timeout=60)
+        emptied = range(0, POLICIES, 2)
+        for n in emptied:
+            queue.delete(f"jobs:{namespace}:{n}")
+        for n in range(3):
+            name = f"new-{n}"
+            new[name] = replica(audited.kubeconfig, namespace, name, tmp_path / f"{name}.log")
+            wait_for(lambda name=name: name in served_by(api, namespace).values(), timeout=60)
+            old[f"old-{n}"].send_signal(signal.SIGTERM)
+            assert old[f"old-{n}"].wait(timeout=30) == 0
+        wait_for(
+            lambda: set(served_by(api, namespace).values()) <= set(new), timeout=60, interval=0.5
+        )
+        want = [0 if n in emptied else 2 for n in range(POLICIES)]
+        wait_for(lambda: scales(api, namespace) == want, timeout=120, interval=1)
+
+        events = k8s.CoreV1Api(api).list_namespaced_event(namespace).items
+        sleeps = defaultdict(int)
+        for event in events:
+            if event.reason == "Sleep":
+                sleeps[event.involved_object.name] += event.count or 1
+        assert dict(sleeps) == {f"policy-{n}": 1 for n in emptied}
+        requests = audit.requests(mark)
+        for resource in ("apps/deployments/scale", "autozero.dev/scalingpolicies/status"):
+            for name, runs in writers(requests, namespace, resource).items():
+                assert len(runs) == len(set(runs)), (resource, name, runs)
+    finally:
+        for process in [*old.values(), *new.values()]:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+
+
 def test_a_replica_cut_off_from_the_apiserver_stops_acting_before_its_slots_move(
     audited: KubeCluster, api: Any, redis_server: RedisServer, tmp_path: Path
 ) -> None:
