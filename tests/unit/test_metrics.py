@@ -44,3 +44,13 @@ def test_a_deleted_policys_series_are_removed_and_others_kept() -> None:
     assert 'namespace="ns",policy="kept"' in text
     assert 'namespace="other-ns",policy="gone"' in text
     assert metrics.forget("ns", "gone") == 0
+
+
+def test_policies_handed_over_lose_their_series_in_one_scan() -> None:
+    metrics = Metrics()
+    for n in range(5):
+        metrics.replicas.labels("ns", f"p{n}", "workers", "current").set(n)
+        metrics.invalid.labels("ns", f"p{n}").set(0)
+    assert metrics.forget_all([("ns", "p1"), ("ns", "p3"), ("ns", "absent")]) == 4
+    text = generate_latest(metrics.registry).decode()
+    assert [n for n in range(5) if f'policy="p{n}"' in text] == [0, 2, 4]

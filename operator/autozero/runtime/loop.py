@@ -192,10 +192,16 @@ class Runtime:
         for key, slot in released:
             if slot.task is not None:
                 slot.task.cancel()
-            if self.cluster is not None:
-                await asyncio.to_thread(self.cluster.detach, key)
-            self.metrics.forget(*key)
             self.shell.forget(key)
+        keys = [key for key, _ in released]
+        if self.cluster is not None and keys:
+            await asyncio.to_thread(self._detach_all, keys)
+        self.metrics.forget_all(keys)
+
+    def _detach_all(self, keys: Collection[PolicyKey]) -> None:
+        assert self.cluster is not None
+        for key in keys:
+            self.cluster.detach(key)
 
     def _may_write(self, key: PolicyKey) -> bool:
         return self.fence is None or self.fence(key)
