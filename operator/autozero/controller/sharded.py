@@ -80,9 +80,11 @@ class Shards:
         self.runtime = runtime
         try:
             while not self._stopping.is_set():
-                await self.round()
+                # Free slots just claimed are served after the next list: make it soon.
+                soon = await self.round()
+                pause = self.timings.period / 8 if soon else self.timings.period
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.timings.period)
+                    await asyncio.wait_for(self._stopping.wait(), pause)
         finally:
             self._release(self.serving)
             await self.settled()
@@ -101,13 +103,14 @@ class Shards:
     def stop(self) -> None:
         self._stopping.set()
 
-    async def round(self) -> None:
+    async def round(self) -> bool:
+        """One round; True when it published claims on free slots (the next may come soon)."""
         try:
             listed = await self._in_thread(self.members.list)
         except MembershipError as exc:
             log.warning("sharding: %s", exc)
             self._fence()
-            return
+            return False
         now = self.clock()
         ours = next((m for m in listed if m.identity == self.identity), None)
         published = ours.claims if ours is not None and not ours.released else frozenset()
@@ -119,11 +122,13 @@ class Shards:
         if self._releases:  # most hand-overs end at once: publish without them this round
             await asyncio.wait(self._releases, timeout=self.timings.period / 2)
         sent = self.clock()
+        published_now = False
         try:
             # A slot still being handed over stays claimed until its last pass has ended.
             claims = step.claims | self.releasing
             await self._in_thread(self.members.renew, claims, datetime.now(UTC))
             self.renewed = sent
+            published_now = bool(step.free - published)
         except MembershipError as exc:
             log.warning("sharding: %s", exc)
         await self._remove_stale(now)
@@ -133,6 +138,7 @@ class Shards:
             self._acquire(acquire)
         self._fence()
         self.metrics.shard_policies.labels(self.identity).set(self._served_count())
+        return published_now
 
     async def _remove_stale(self, now: float) -> None:
         for peer in stale(self.peers, now, self.timings):

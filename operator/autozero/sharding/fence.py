@@ -129,6 +129,7 @@ class Step:
     acquire: frozenset[int]
     claims: frozenset[int]
     pending: frozenset[int]
+    free: frozenset[int] = frozenset()  # pending that no other live member claims
 
     def serving(self, before: frozenset[int]) -> frozenset[int]:
         return (before - self.release) | self.acquire
@@ -156,4 +157,10 @@ def plan(
     acquire = (published & mine) - taken - serving
     kept = (serving - release) | acquire
     pending = mine - kept
-    return Step(release=release, acquire=acquire, claims=kept | pending, pending=pending)
+    return Step(
+        release=release,
+        acquire=acquire,
+        claims=kept | pending,
+        pending=pending,
+        free=pending - taken,
+    )

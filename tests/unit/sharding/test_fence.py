@@ -72,6 +72,7 @@ def test_a_claim_is_served_only_once_it_was_listed_and_nobody_else_claims_it() -
     assert not A & B
     first = plan("a", S(), S(), peer(S()), 100.0, 99.0, T, SLOTS)
     assert (first.acquire, first.claims) == (S(), A)  # claimed, not served: not yet listed
+    assert first.free == A  # nobody else claims them: the next list may come soon
     second = plan("a", S(), A, peer(S()), 102.0, 100.0, T, SLOTS)
     assert (second.acquire, second.claims, second.pending) == (A, A, S())
 
@@ -80,6 +81,7 @@ def test_a_slot_another_live_member_claims_waits() -> None:
     """b still serves everything (it was alone): a claims its share but waits."""
     step = plan("a", S(), A, peer(ALL), 102.0, 100.0, T, SLOTS)
     assert (step.acquire, step.claims, step.pending) == (S(), A, A)
+    assert step.free == S()
 
 
 def test_the_old_owner_releases_what_moved_before_it_publishes() -> None:
