@@ -6,10 +6,16 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from autozero.controller.members import LeaseMembers, decode_claims, encode_claims
+from autozero.controller.members import (
+    LeaseMembers,
+    MembershipError,
+    decode_claims,
+    encode_claims,
+)
 from autozero.controller.sharded import Shards
 from autozero.runtime.life import PolicyKey
 from autozero.runtime.loop import key_of
@@ -18,6 +24,7 @@ from autozero.sharding.fence import Timings, may_serve
 from autozero.sharding.ring import SLOTS
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from support.broken_server import resetting_server
 from testground.kube import KubeCluster
 from testground.process import free_port
 
@@ -234,3 +241,17 @@ def test_a_slow_hand_over_holds_no_renewal_and_keeps_its_slots_claimed(
         assert b_runtime.keys
 
     asyncio.run(scenario())
+
+
+def test_a_lease_call_is_tried_once_so_its_timeout_bounds_it() -> None:
+    """The client retries a failed request three times by default, which would make a 3 s
+    timeout 12 s, past the renew deadline: each Lease call gets one try."""
+    with resetting_server() as server:
+        config = k8s.Configuration()
+        config.host = server.url
+        members = LeaseMembers(k8s.ApiClient(config), "default", "test", "a", lease_seconds=15)
+        with pytest.raises(MembershipError, match="list Leases: apiserver unreachable"):
+            members.list()
+        with pytest.raises(MembershipError, match="renew Lease default/test-a"):
+            members.renew(frozenset({1}), datetime.now(UTC))
+    assert server.accepted == 2

@@ -9,6 +9,7 @@ answer) is a `MembershipError`: the caller counts it as a renewal missed, never 
 from __future__ import annotations
 
 import base64
+import copy
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -69,7 +70,13 @@ class LeaseMembers:
     ) -> None:
         from kubernetes import client
 
-        self.leases = client.CoordinationV1Api(api)
+        # A client of its own that tries each call once: the default retries (three, after a
+        # read timeout too) would stretch the timeout that must bound a round fourfold.
+        config = copy.deepcopy(api.configuration)
+        config.retries = False
+        lease_api = client.ApiClient(config)
+        lease_api.user_agent = api.user_agent
+        self.leases = client.CoordinationV1Api(lease_api)
         self.namespace, self.group, self.identity = namespace, group, identity
         self.name = lease_name(group, identity)
         self.lease_seconds, self.timeout = lease_seconds, timeout
