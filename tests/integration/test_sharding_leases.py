@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,8 +26,7 @@ from autozero.sharding.ring import SLOTS
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from support.broken_server import resetting_server
-from testground.kube import KubeCluster
-from testground.process import free_port
+from testground.kube import KubeCluster, TcpRelay
 
 T = Timings(lease=15.0, renew_deadline=10.0, period=2.0)
 ALL = frozenset(range(SLOTS))
@@ -157,9 +157,11 @@ async def _scenario(kube_api: Any, namespace: str) -> None:
 
 
 def test_a_replica_that_cannot_list_or_renew_serves_nothing_by_its_deadline(
-    kube: KubeCluster, lease_namespace: str
+    kube: KubeCluster, lease_namespace: str, tmp_path: Path
 ) -> None:
-    api = k8s_config.new_client_from_config(config_file=str(kube.kubeconfig))
+    relay = TcpRelay(int(kube.server.rsplit(":", 1)[1]))
+    relayed = kube.relayed_kubeconfig(relay, tmp_path / "relayed.kubeconfig")
+    api = k8s_config.new_client_from_config(config_file=str(relayed))
 
     async def scenario() -> None:
         clock = Clock()
@@ -170,7 +172,7 @@ def test_a_replica_that_cannot_list_or_renew_serves_nothing_by_its_deadline(
         assert a.serving == ALL
         key = key_of(POLICIES[0])
         assert a.may_serve(key)
-        api.configuration.host = f"https://127.0.0.1:{free_port()}"  # nobody listens there
+        relay.cut()  # every call now fails
         while clock.now < 1000.0 + T.period + T.renew_deadline - T.period:
             await a.round()
             clock.now += T.period
@@ -186,6 +188,7 @@ def test_a_replica_that_cannot_list_or_renew_serves_nothing_by_its_deadline(
         asyncio.run(scenario())
     finally:
         api.close()
+        relay.close()
 
 
 def test_claims_round_trip_through_the_annotation() -> None:
