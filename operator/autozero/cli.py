@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import traceback
@@ -283,6 +284,27 @@ def build_parser() -> argparse.ArgumentParser:
         "default: off, this replica acts alone",
     )
     op.add_argument(
+        "--sharding",
+        action="store_true",
+        help="run as one of several replicas that split the policies between them, each "
+        "holding its own Lease (docs/concepts.md, Sharded replicas); not with --leader-elect; "
+        "default: off",
+    )
+    op.add_argument(
+        "--identity",
+        default=os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}",
+        metavar="NAME",
+        help="this replica's name in its Lease and in status.servedBy with --sharding: "
+        "$POD_NAME, else HOST-PID (default here: %(default)s)",
+    )
+    op.add_argument(
+        "--shard-group",
+        default="autozero",
+        metavar="NAME",
+        help="with --sharding, the replicas of one group (in the Lease namespace) share the "
+        "policies (default: %(default)s)",
+    )
+    op.add_argument(
         "--lease-namespace",
         default=os.environ.get("POD_NAMESPACE", "default"),
         metavar="NAMESPACE",
@@ -300,23 +322,25 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=15,
         metavar="SECONDS",
-        help="how long a leader's Lease holds without renewal before another replica may "
-        "take it (default: %(default)s)",
+        help="how long a Lease holds without renewal before another replica may take it "
+        "(or, with --sharding, its policies) (default: %(default)s)",
     )
     op.add_argument(
         "--renew-seconds",
         type=int,
         default=10,
         metavar="SECONDS",
-        help="how long the leader keeps trying to renew its Lease before it gives up and exits "
-        "(default: %(default)s)",
+        help="how long the leader keeps trying to renew its Lease before it gives up and exits; "
+        "with --sharding, how long a replica serves after its last renewal (the rest of "
+        "--lease-seconds is the clock-skew allowance) (default: %(default)s)",
     )
     op.add_argument(
         "--retry-seconds",
         type=int,
         default=2,
         metavar="SECONDS",
-        help="how often replicas try to acquire or renew the Lease (default: %(default)s)",
+        help="how often replicas try to acquire or renew the Lease; with --sharding, how often "
+        "each lists the Leases and renews its own (default: %(default)s)",
     )
 
     conv = commands.add_parser(
@@ -551,8 +575,12 @@ def _operator_usage(args: argparse.Namespace) -> str | None:
     for flag in ("lease_seconds", "renew_seconds", "retry_seconds"):
         if getattr(args, flag) <= 0:
             return f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be positive"
-    if args.leader_elect and args.renew_seconds >= args.lease_seconds:
+    if (args.leader_elect or args.sharding) and args.renew_seconds >= args.lease_seconds:
         return "--renew-seconds must be less than --lease-seconds (the lease would lapse)"
+    if args.sharding and args.leader_elect:
+        return "--sharding and --leader-elect: choose one (sharding with one replica is a leader)"
+    if args.sharding and args.retry_seconds >= args.renew_seconds:
+        return "--retry-seconds must be less than --renew-seconds with --sharding"
     return None
 
 
@@ -577,10 +605,11 @@ def _main(argv: Sequence[str] | None) -> int:
         return run_standalone(args, sys.stdout)
     if args.command == "operator":
         from autozero.controller.election import ElectionConfig
-        from autozero.controller.handlers import LivenessError, run_operator
+        from autozero.controller.handlers import LivenessError, ShardingConfig, run_operator
         from autozero.kubeconfig import KubeconfigError
         from autozero.runtime.loop import RuntimeConfig
         from autozero.runtime.metrics import MetricsPortError
+        from autozero.sharding.fence import Timings
 
         usage = _operator_usage(args)
         if usage is not None:
@@ -598,6 +627,14 @@ def _main(argv: Sequence[str] | None) -> int:
                 renew_seconds=args.renew_seconds,
                 retry_seconds=args.retry_seconds,
             )
+        sharding = None
+        if args.sharding:
+            sharding = ShardingConfig(
+                args.lease_namespace,
+                args.identity,
+                args.shard_group,
+                Timings(args.lease_seconds, args.renew_seconds, args.retry_seconds),
+            )
         try:
             run_operator(
                 kubeconfig=args.kubeconfig,
@@ -608,6 +645,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 access_recheck=args.access_recheck,
                 liveness=args.liveness,
                 election=election,
+                sharding=sharding,
                 threads=args.threads,
             )
         except (KubeconfigError, LivenessError, MetricsPortError) as exc:

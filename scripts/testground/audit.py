@@ -25,6 +25,7 @@ class AuditedRequest:
     verb: str
     resource: str  # [group/]resource[/subresource] (no group: core), or the non-resource URL
     namespace: str
+    name: str  # the object's name ("" for a list or a non-resource URL)
     code: int | None  # None while a long-running request (a watch) is still streaming
     received: dt.datetime
     stage: str
@@ -90,6 +91,7 @@ def _request(event: dict[str, object]) -> AuditedRequest | None:
         verb=str(event.get("verb", "")),
         resource=resource,
         namespace=str(ref.get("namespace", "")),
+        name=str(ref.get("name", "")),
         code=int(code) if isinstance(code, int) and event["stage"] == "ResponseComplete" else None,
         received=_timestamp(str(event["requestReceivedTimestamp"])),
         stage=str(event["stage"]),

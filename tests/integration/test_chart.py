@@ -285,3 +285,32 @@ def test_the_crd_is_a_template_kept_on_uninstall_and_can_be_left_out(kube: KubeC
     assert crd["spec"] == shipped["spec"]
     left_out = template(kube, "crds.install=false")
     assert "CustomResourceDefinition" not in left_out.stdout
+
+
+def test_sharding_runs_every_replica_with_its_own_lease_and_a_pdb(kube: KubeCluster) -> None:
+    result = template(kube, "sharding.enabled=true", "replicas=3")
+    assert result.returncode == 0, result.stderr
+    documents = [d for d in yaml.safe_load_all(result.stdout) if d]
+    kinds = {d["kind"]: d for d in documents}
+    deployment = kinds["Deployment"]
+    assert deployment["spec"]["replicas"] == 3
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert "--sharding" in container["args"]
+    assert "--leader-elect" not in container["args"]  # sharding replaces it
+    assert "--renew-seconds=10" in container["args"]
+    env = {e["name"]: e.get("valueFrom") for e in container["env"]}
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert kinds["PodDisruptionBudget"]["spec"]["minAvailable"] == 1
+    lease_rules = [
+        rule
+        for d in documents
+        if d["kind"] == "Role"
+        for rule in d["rules"]
+        if "leases" in rule["resources"]
+    ]
+    assert {"list", "patch", "delete", "create"} <= set(lease_rules[0]["verbs"])
+    plain = template(kube, "replicas=3")
+    plain_kinds = {d["kind"]: d for d in yaml.safe_load_all(plain.stdout) if d}
+    plain_args = plain_kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--leader-elect" in plain_args
+    assert "--sharding" not in plain_args

@@ -22,11 +22,12 @@ def documented() -> dict[str, tuple[str, tuple[str, ...]]]:
 def test_every_metric_is_documented_with_its_type_and_labels() -> None:
     metrics = Metrics()
     served = {}
-    for collector in metrics.families:
-        for family in collector.describe():
+    for collector in metrics.registry._collector_to_names:  # every collector registered
+        labelnames = getattr(collector, "labelnames", None) or collector._labelnames  # type: ignore[attr-defined]
+        for family in collector.describe():  # type: ignore[attr-defined]
             name = family.name + ("_total" if family.type == "counter" else "")
-            served[name] = (family.type, collector.labelnames)
-    assert set(metrics.registry._collector_to_names) == set(metrics.families)  # all registered
+            served[name] = (family.type, tuple(labelnames))
+    assert set(metrics.families) <= set(metrics.registry._collector_to_names)
     assert served == documented()
 
 
@@ -45,3 +46,13 @@ def test_a_deleted_policys_series_are_removed_and_others_kept() -> None:
     assert 'namespace="ns",policy="kept"' in text
     assert 'namespace="other-ns",policy="gone"' in text
     assert metrics.forget("ns", "gone") == 0
+
+
+def test_policies_handed_over_lose_their_series() -> None:
+    metrics = Metrics()
+    for n in range(5):
+        metrics.replicas.labels("ns", f"p{n}", "workers", "current").set(n)
+        metrics.invalid.labels("ns", f"p{n}").set(0)
+    assert metrics.forget_all([("ns", "p1"), ("ns", "p3"), ("ns", "absent")]) == 4
+    text = generate_latest(metrics.registry).decode()
+    assert [n for n in range(5) if f'policy="p{n}"' in text] == [0, 2, 4]

@@ -13,36 +13,48 @@ import logging
 import socket
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
 
+from autozero import __version__
 from autozero.controller.cluster import PLURAL, Cluster
 from autozero.controller.election import ElectionConfig, start_election
+from autozero.controller.members import LeaseMembers
 from autozero.controller.served_schema import ServedSchema
+from autozero.controller.sharded import Shards
 from autozero.controller.shell import OperatorShell
 from autozero.kubeconfig import configure_default
 from autozero.policy.model import API_GROUP, API_VERSION
 from autozero.runtime.loop import Runtime, RuntimeConfig
 from autozero.runtime.metrics import Metrics, serve
+from autozero.sharding.fence import Timings
 
 log = logging.getLogger(__name__)
 
 
 def make_registry(runtime_ref: dict[str, Any]) -> kopf.OperatorRegistry:
+    """`runtime_ref` holds the Runtime, its task, and when sharded the Shards and their task:
+    the Shards then stand between the watch and the Runtime."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.event(API_GROUP, API_VERSION, PLURAL, registry=registry)
     async def policy_event(*, event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-        runtime = runtime_ref["runtime"]
+        feed = runtime_ref.get("shards") or runtime_ref["runtime"]
         meta = body.get("metadata", {})
+        key = (meta["namespace"], meta["name"])
         if event.get("type") == "DELETED" or meta.get("deletionTimestamp"):
-            await runtime.forget((meta["namespace"], meta["name"]))
+            await (feed.deleted(key) if isinstance(feed, Shards) else feed.forget(key))
             return
-        runtime.serve(dict(body))
+        (feed.seen if isinstance(feed, Shards) else feed.serve)(dict(body))
 
     @kopf.on.cleanup(registry=registry)
     async def stop_runtime(**_: Any) -> None:
+        shards = runtime_ref.get("shards")
+        if shards is not None:  # hand the slots over first, while the Runtime still runs
+            shards.stop()
+            await runtime_ref["shards_task"]
         runtime = runtime_ref["runtime"]
         runtime.stop()
         task = runtime_ref.get("task")
@@ -50,6 +62,16 @@ def make_registry(runtime_ref: dict[str, Any]) -> kopf.OperatorRegistry:
             await task
 
     return registry
+
+
+@dataclass(frozen=True)
+class ShardingConfig:
+    """`operator --sharding`: replicas of one group split the policies over their Leases."""
+
+    namespace: str  # where the Leases live
+    identity: str  # this replica (its pod name)
+    group: str = "autozero"
+    timings: Timings = field(default_factory=Timings)
 
 
 class LivenessError(Exception):
@@ -86,6 +108,7 @@ def run_operator(
     access_recheck: float = 300.0,
     liveness: str | None = None,
     election: ElectionConfig | None = None,
+    sharding: ShardingConfig | None = None,
     threads: int = 16,
 ) -> None:
     """Run until interrupted: `autozero operator`. In a cluster it uses its service account;
@@ -105,6 +128,8 @@ def run_operator(
     # a smaller pool (the client's default: 5 per CPU) discards connections, with a warning each.
     configuration.connection_pool_maxsize = max(threads, configuration.connection_pool_maxsize)
     api = client.ApiClient(configuration=configuration)
+    if sharding is not None:  # the apiserver's audit log tells the replicas apart
+        api.user_agent = f"autozero/{__version__} (replica {sharding.identity})"
     config.kube_api = api
     metrics = Metrics()
     if metrics_port is not None:
@@ -143,10 +168,25 @@ def run_operator(
             default_service_account=default_service_account,
             recheck_seconds=access_recheck,
             schema=ServedSchema(api),
+            served_by=sharding.identity if sharding is not None else None,
         )
-        runtime = Runtime(shell, config, metrics, active=election is None)
+        shards = None
+        if sharding is not None:
+            members = LeaseMembers(
+                api,
+                sharding.namespace,
+                sharding.group,
+                sharding.identity,
+                lease_seconds=int(sharding.timings.lease),
+            )
+            shards = Shards(members, sharding.timings, metrics)
+        fence = shards.may_serve if shards is not None else None
+        runtime = Runtime(shell, config, metrics, active=election is None, fence=fence)
         runtime_ref["runtime"] = runtime
         runtime_ref["task"] = asyncio.get_running_loop().create_task(runtime.run())
+        if shards is not None:
+            runtime_ref["shards"] = shards
+            runtime_ref["shards_task"] = asyncio.get_running_loop().create_task(shards.run(runtime))
         if election is not None:
             loop = asyncio.get_running_loop()
 

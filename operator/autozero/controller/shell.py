@@ -57,6 +57,7 @@ class OperatorShell:
     schema: ServedSchema | None = None  # what the served CRD lacks; None: not compared
     dropped: dict[PolicyKey, list[str]] = field(default_factory=dict)  # by an older CRD
     events: dict[PolicyKey, EventDeduper] = field(default_factory=dict)
+    served_by: str | None = None  # a sharded replica's identity, said in status.servedBy
 
     def secrets(self, namespace: str) -> SecretResolver:
         return lambda name, key: self.cluster.secret(namespace, name, key)
@@ -172,6 +173,8 @@ class OperatorShell:
 
     def _write(self, key: PolicyKey, ref: PolicyRef, status: dict[str, Any]) -> None:
         """Patch the status subresource, only when it changed."""
+        if self.served_by is not None:
+            status["servedBy"] = self.served_by
         packed = _packed(status)
         if packed != self.statuses.get(key):
             self.cluster.patch_status(ref, status)

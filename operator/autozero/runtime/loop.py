@@ -9,8 +9,9 @@ shell's reports) run in worker threads. What wakes a policy:
 Each policy has one pass at a time; what arrives meanwhile is merged into its next pass.
 
 The set of policies is given (`serve`, `forget`): the operator feeds it from its watch of
-ScalingPolicies, `autozero run` from a file, and a sharded operator would feed each replica its
-share.
+ScalingPolicies, `autozero run` from a file, and a sharded operator each replica its share
+(`release` hands a share back). A sharded replica also passes a `fence`, asked before every write:
+a pass it refuses writes nothing.
 """
 
 from __future__ import annotations
@@ -109,6 +110,10 @@ def _pack(body: Mapping[str, Any]) -> str:
     return json.dumps(rest, sort_keys=True, separators=(",", ":"))
 
 
+class Fenced(Exception):
+    """The fence refused a policy's writes: this replica may no longer serve it."""
+
+
 def key_of(body: Mapping[str, Any]) -> PolicyKey:
     meta = body.get("metadata") or {}
     return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
@@ -124,6 +129,7 @@ class Runtime:
         cluster_wide: bool = True,
         active: bool = True,
         clock: Callable[[], float] = time.time,
+        fence: Callable[[PolicyKey], bool] | None = None,
     ) -> None:
         self.shell, self.config, self.metrics = shell, config, metrics
         # Kubernetes groups are observed from watches (informers), shared by every policy.
@@ -137,6 +143,7 @@ class Runtime:
         self.active = active  # False for a follower: it knows every policy and acts on none
         self.clock = clock
         self.report_retry = 2.0  # seconds before a pass the shell could not record is tried again
+        self.fence = fence  # None: this replica may always write
         self.slots: dict[PolicyKey, _Slot] = {}
         self.timers: Timers[PolicyKey] = Timers()
         self._kick = asyncio.Event()
@@ -176,6 +183,34 @@ class Runtime:
             slot.task.cancel()
         self.metrics.forget(*key)
         await asyncio.to_thread(self.shell.forget, key)
+
+    async def release(self, keys: Collection[PolicyKey]) -> None:
+        """Stop serving these policies (their slot moved to another replica), and return only
+        once no pass of theirs is under way: a write half sent would land after the hand-over."""
+        released = [(key, slot) for key in keys if (slot := self.slots.pop(key, None)) is not None]
+        for key, slot in released:
+            self.timers.cancel(key)
+            self._polls.discard(key)
+            self._stop_watches(slot)
+        passes = [slot.task for _, slot in released if slot.task is not None]
+        if passes:
+            await asyncio.wait(passes, timeout=SHUTDOWN_GRACE)
+        for key, slot in released:
+            if slot.task is not None:
+                slot.task.cancel()
+            self.shell.forget(key)
+        keys = [key for key, _ in released]
+        if self.cluster is not None and keys:
+            await asyncio.to_thread(self._detach_all, keys)
+        self.metrics.forget_all(keys)
+
+    def _detach_all(self, keys: Collection[PolicyKey]) -> None:
+        assert self.cluster is not None
+        for key in keys:
+            self.cluster.detach(key)
+
+    def _may_write(self, key: PolicyKey) -> bool:
+        return self.fence is None or self.fence(key)
 
     def activate(self) -> None:
         """This replica became the leader: build and serve every policy it knows."""
@@ -334,6 +369,9 @@ class Runtime:
                     await self._complete(key, slot, *planned)
                 except asyncio.CancelledError:
                     raise
+                except Fenced:
+                    log.info("%s/%s: no longer ours: the pass writes nothing", *key)
+                    return
                 except Exception:
                     log.exception("%s/%s: pass failed", *key)
             while slot.want and slot.life is not None and self.slots.get(key) is slot:
@@ -346,6 +384,9 @@ class Runtime:
                     await self._pass(key, slot, fresh, force)
                 except asyncio.CancelledError:
                     raise
+                except Fenced:
+                    log.info("%s/%s: no longer ours: the pass writes nothing", *key)
+                    return
                 except Exception:
                     log.exception("%s/%s: pass failed", *key)
         finally:
@@ -444,8 +485,10 @@ class Runtime:
     async def _complete(
         self, key: PolicyKey, slot: _Slot, life: PolicyLife, done: Pass, started: float
     ) -> CycleReport:
-        """Carry out a planned pass's writes, then report it."""
+        """Carry out a planned pass's writes, then report it (Fenced: the fence refused)."""
         results: dict[str, Applied | TargetError] = {}
+        if (done.writes or done.decided) and not self._may_write(key):
+            raise Fenced(key)
         if done.writes:
             outcomes = await asyncio.gather(
                 *(asyncio.to_thread(self._write, key, write) for write in done.writes)
@@ -466,6 +509,9 @@ class Runtime:
             slot.unreported.append(report)
             del slot.unreported[:-UNREPORTED_KEPT]
         while slot.unreported:
+            if not self._may_write(key):  # the policy is another replica's now: it reports
+                slot.unreported.clear()
+                break
             try:
                 await asyncio.to_thread(self.shell.report, key, slot.body, slot.unreported[0])
             except ReportFailed as exc:
@@ -622,6 +668,8 @@ class Runtime:
 
     async def _unusable(self, key: PolicyKey, slot: _Slot, errors: list[str], reason: str) -> None:
         self.metrics.invalid.labels(*key).set(1)
+        if not self._may_write(key):
+            return
         try:
             await asyncio.to_thread(self.shell.unusable, key, slot.body, errors, reason)
         except ReportFailed as exc:  # said again when the policy is next built

@@ -6,7 +6,9 @@ a message or a URL, so the series count is bounded by the policies' size.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, start_http_server
+from collections.abc import Collection
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from autozero.engine.readings import Failure, Reading
 from autozero.runtime.report import CycleReport
@@ -88,10 +90,28 @@ class Metrics:
         )
         for family in self.families:
             self.registry.register(family)
+        # A sharded operator's replicas (`operator --sharding`): one series per replica.
+        self.shard_policies = Gauge(
+            "autozero_shard_policies",
+            "Policies this replica serves",
+            ["replica"],
+            registry=self.registry,
+        )
+        self.shard_rebalances = Counter(
+            "autozero_shard_rebalances_total",
+            "Hand-overs of slots (acquired from or released to other replicas)",
+            ["replica", "direction"],
+            registry=self.registry,
+        )
 
     def forget(self, namespace: str, policy: str) -> int:
         """Drop every series of a policy (it was deleted): no stale gauges. Returns how many."""
-        return sum(family.forget((namespace, policy)) for family in self.families)
+        return self.forget_all({(namespace, policy)})
+
+    def forget_all(self, policies: Collection[tuple[str, str]]) -> int:
+        """Drop every series of these policies (a sharded replica hands hundreds over at once):
+        one dict entry per policy and family."""
+        return sum(family.forget(policy) for policy in set(policies) for family in self.families)
 
     def record(self, namespace: str, report: CycleReport, seconds: float) -> None:
         """One pass: its reads (when it made some) and the decisions it made."""
