@@ -182,6 +182,7 @@ class KubeCluster:
     controller_manager: ManagedProcess
     kubeconfig: Path
     start_seconds: dict[str, float] = field(default_factory=dict)
+    audit_log: Path | None = None  # the apiserver's JSON audit log, when started with a policy
 
     @property
     def server(self) -> str:
@@ -327,11 +328,15 @@ def start_cluster(
     controller_manager: bool = True,
     authorization_mode: str = "RBAC",
     with_nodes: bool = False,
+    audit_policy: str | None = None,
 ) -> KubeCluster:
     """Start etcd, kube-apiserver and (optionally) kube-controller-manager; return when ready.
 
     `with_nodes`: for a cluster with a node (testground.node): the Node authorizer, and the node
-    lifecycle controller, which lifts the not-ready taint a kubelet registers its node with."""
+    lifecycle controller, which lifts the not-ready taint a kubelet registers its node with.
+    `audit_policy`: an audit.k8s.io/v1 Policy (YAML); the apiserver then writes a JSON audit log
+    (`KubeCluster.audit_log`, read with testground.audit): who sent which request, which its own
+    `apiserver_request_total` cannot say."""
     if with_nodes:
         authorization_mode = "Node,RBAC"
     controllers = "*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller"
@@ -344,6 +349,20 @@ def start_cluster(
     serving = ca.issue("apiserver", common_name="kube-apiserver", server=True)
     admin = ca.issue("admin", common_name="autozero-admin", organizations=("system:masters",))
     sa_keys = service_account_keys(pki_dir)
+
+    audit_flags: list[str] = []
+    audit_log = None
+    if audit_policy is not None:
+        (workdir / "apiserver").mkdir(parents=True, exist_ok=True)
+        policy_file = workdir / "apiserver" / "audit-policy.yaml"
+        policy_file.write_text(audit_policy)
+        audit_log = workdir / "apiserver" / "audit.log"
+        audit_flags = [
+            f"--audit-policy-file={policy_file}",
+            f"--audit-log-path={audit_log}",
+            "--audit-log-format=json",
+            "--audit-log-maxsize=0",  # no rotation: readers keep a byte offset into one file
+        ]
 
     etcd = Etcd(workdir / "etcd")
     timings: dict[str, float] = {}
@@ -371,6 +390,7 @@ def start_cluster(
             "--allow-privileged=true",
             "--enable-priority-and-fairness=false",
             "--profiling=false",
+            *audit_flags,
             "--v=1",
         ],
         workdir=workdir / "apiserver",
@@ -388,6 +408,7 @@ def start_cluster(
         ),
         kubeconfig=workdir / "kubeconfig",
         start_seconds=timings,
+        audit_log=audit_log,
     )
     try:
         apiserver.start()
