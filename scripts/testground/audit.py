@@ -75,7 +75,8 @@ def _request(event: dict[str, object]) -> AuditedRequest | None:
     user = event.get("user") or {}
     ref = event.get("objectRef") or {}
     status = event.get("responseStatus") or {}
-    assert isinstance(user, dict) and isinstance(ref, dict) and isinstance(status, dict)
+    if not (isinstance(user, dict) and isinstance(ref, dict) and isinstance(status, dict)):
+        raise ValueError(f"not an audit.k8s.io/v1 Event: {event.get('auditID')}")
     if ref:
         parts = (ref.get("apiGroup"), ref.get("resource"), ref.get("subresource"))
         resource = "/".join(str(part) for part in parts if part)
