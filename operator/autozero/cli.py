@@ -1,4 +1,4 @@
-"""The `autozero` command line: simulate, validate, convert, run (standalone), operator,
+"""The `autozero` command line: simulate, validate, convert, explain, run (standalone), operator,
 completion."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from autozero.completion import COMPLETION_HELP, SHELLS, complete, shell_code
 from autozero.decisions import decision_json
 from autozero.engine.decision import Action
 from autozero.engine.durations import DurationError, parse_duration
+from autozero.explain import command as explain
 from autozero.manifests import ManifestError, load_manifest
 from autozero.policy.errors import PolicyInvalid
 from autozero.policy.model import Policy
@@ -351,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
         "kube-state-metrics series); default: such triggers are refused",
     )
 
+    explain.register(commands)
+
     comp = commands.add_parser(
         "completion",
         help="print the shell code that completes autozero's commands and options",
@@ -462,7 +465,13 @@ def run_validate(args: argparse.Namespace, out: TextIO) -> int:
 def run_standalone(args: argparse.Namespace, out: TextIO) -> int:
     from autozero.kubeconfig import KubeconfigError
     from autozero.runtime.metrics import MetricsPortError
-    from autozero.standalone import PolicyUnusable, StandaloneError, StandaloneOptions, run
+    from autozero.standalone import (
+        EXPLAIN_SIGNAL,
+        PolicyUnusable,
+        StandaloneError,
+        StandaloneOptions,
+        run,
+    )
 
     loaded = _load_manifest(args.filename)
     if loaded is None:
@@ -483,10 +492,12 @@ def run_standalone(args: argparse.Namespace, out: TextIO) -> int:
     )
     # SIGTERM (systemd, a container runtime) and SIGINT end the loop after the current cycle,
     # its state saved: a clean stop, exit 0.
-    stop = threading.Event()
+    stop, explain_now = threading.Event(), threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in STOP_SIGNALS}
+    # SIGUSR1: print the explanation of every group (docs/explain.md).
+    previous[EXPLAIN_SIGNAL] = signal.signal(EXPLAIN_SIGNAL, lambda *_: explain_now.set())
     try:
-        return run(body, policy, options, out, once=args.once, stop=stop)
+        return run(body, policy, options, out, once=args.once, stop=stop, explain=explain_now)
     except PolicyUnusable as exc:
         return _fail(f"{args.filename}: {exc}")
     except (StandaloneError, KubeconfigError, MetricsPortError) as exc:
@@ -560,6 +571,8 @@ def _main(argv: Sequence[str] | None) -> int:
         from autozero.convert.command import run as run_convert
 
         return run_convert(args.filename, args.prometheus, sys.stdout, sys.stderr)
+    if args.command == "explain":
+        return explain.run(args, sys.stdout)
     if args.command == "run":
         return run_standalone(args, sys.stdout)
     if args.command == "operator":

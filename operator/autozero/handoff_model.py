@@ -23,13 +23,18 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from autozero.engine.behavior import rate_limit, remember, stabilize
 from autozero.engine.spec import PolicyType, RatePolicy, ScalingRules, SelectPolicy
 from autozero.engine.state import Timed
-from autozero.policy.model import GCEAutoscalerHandoff, GroupPolicy, HPAHandoff
+from autozero.policy.model import GroupPolicy
 from autozero.quantity import parse_quantity
+from autozero.targets.registry import handoff_of
+
+if TYPE_CHECKING:  # each kind's module makes its model (`HandoffKind.model`)
+    from autozero.targets.gce import GCEAutoscalerHandoff
+    from autozero.targets.kubernetes import HPAHandoff
 
 #: The Compute API's default stabilizationPeriodSec.
 GCE_STABILIZATION = timedelta(seconds=600)
@@ -256,9 +261,7 @@ class HPAModel:
 
 def native_model(group: GroupPolicy) -> NativeModel | None:
     """The model of `group`'s handoff; None without one. Unmodelled when it cannot be modelled."""
-    handoff = group.handoff
-    if isinstance(handoff, GCEAutoscalerHandoff):
-        return GCEAutoscalerModel(handoff, group.name)
-    if isinstance(handoff, HPAHandoff):
-        return HPAModel(handoff, group.name)
-    return None
+    if group.handoff is None:
+        return None
+    model: NativeModel = handoff_of(group.target).model(group.handoff, group.name)
+    return model

@@ -19,8 +19,9 @@ from typing import Any
 
 from autozero.engine.decision import Action, Decision, RuleVerdict
 from autozero.engine.spec import Rule, TargetKind
-from autozero.policy.model import GCEAutoscalerHandoff, Policy
+from autozero.policy.model import Policy
 from autozero.simulator import Trace
+from autozero.targets.registry import handoff_of
 
 MARKERS = {
     Action.WAKE: ("^", "tab:green"),
@@ -120,10 +121,10 @@ def _shade_profiles(axes: Sequence[Any], policy: Policy, decisions: Sequence[Dec
 def _mark_handoffs(ax: Any, policy: Policy, decisions: Sequence[Decision]) -> None:
     labelled = False
     for group in dict.fromkeys(d.group for d in decisions):
-        handoff = policy.group(group).handoff
-        if handoff is None:
+        handed = policy.group(group)
+        if handed.handoff is None:
             continue
-        who = "GCE autoscaler" if isinstance(handoff, GCEAutoscalerHandoff) else "HPA"
+        who = handoff_of(handed.target).autoscaler
         own = [d for d in decisions if d.group == group]
         for start, end in _runs([(d.at, d.target > 0) for d in own]):
             ax.axvspan(

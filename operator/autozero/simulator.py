@@ -27,6 +27,7 @@ from autozero.engine.readings import Failure, Observation, Reading
 from autozero.engine.state import GroupState
 from autozero.handoff_model import NativeModel, Unmodelled, native_model
 from autozero.policy.model import GroupPolicy, Policy
+from autozero.sources.registry import SOURCES
 
 #: Bounds the memory and time of one simulation (a month at a 1s step is ~2.6 million).
 MAX_EVALUATIONS = 2_000_000
@@ -191,9 +192,9 @@ def handoff_signals(policy: Policy) -> set[str]:
 
 
 def queue_metrics(policy: Policy) -> set[str]:
-    """The policy's metrics that count jobs or messages (never negative); a Prometheus query
-    may be anything."""
-    return {m.name for m in policy.metrics if m.source != "prometheus"}
+    """The policy's metrics that count jobs or messages (never negative); a query's value may
+    be anything."""
+    return {m.name for m in policy.metrics if SOURCES[m.source].counts_work}
 
 
 @dataclass

@@ -11,17 +11,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from autozero import exits
 from autozero.decisions import decision_json, timestamp
 from autozero.engine.state import GroupState
+from autozero.explain.evidence import Recent
+from autozero.explain.running import explanation_lines, recent_of
 from autozero.kubeconfig import api_client
-from autozero.policy.model import KubernetesTarget, Policy
+from autozero.policy.model import Policy
 from autozero.runtime.assemble import Assembly
 from autozero.runtime.life import PolicyKey
 from autozero.runtime.loop import Runtime, RuntimeConfig
@@ -35,10 +40,16 @@ from autozero.secrets import (
     SecretNotFound,
     SecretUnavailable,
 )
+from autozero.targets.gce import GCEAllowlist
 from autozero.targets.kubernetes import Owner
-from autozero.tenancy import GCEAllowlist, Refusal, refusals
+from autozero.targets.registry import kind_of
+from autozero.tenancy import Refusal, refusals
 
 log = logging.getLogger(__name__)
+
+#: `kill -USR1 PID`: print the explanation of every group (docs/explain.md).
+EXPLAIN_SIGNAL = signal.SIGUSR1
+RECENT = 5  # decisions remembered per group for the explanation
 
 
 def secrets_from_directory(directory: Path | None, namespace: str) -> Callable[[str, str], str]:
@@ -181,6 +192,7 @@ class StandaloneShell:
     recheck_seconds: float | None = None
     persists: bool = True
     lock: threading.Lock = field(default_factory=threading.Lock)
+    recent: dict[str, deque[Recent]] = field(default_factory=dict)  # for the explanation
 
     def secrets(self, namespace: str) -> SecretResolver:
         return secrets_from_directory(self.options.secrets_dir, namespace)
@@ -201,6 +213,22 @@ class StandaloneShell:
         with self.lock:
             for line in report_lines(report, self.options.output):
                 self.out.write(line + "\n")
+            self.out.flush()
+            for group in report.fresh():
+                if group.decision is not None:
+                    moved = recent_of(group.decision, acted=group.acted)
+                    if moved is not None:
+                        self.recent.setdefault(group.group, deque(maxlen=RECENT)).append(moved)
+
+    def explain(self, runtime: Runtime) -> None:
+        """Print the explanation of every group served (on SIGUSR1), between report lines."""
+        lives = [slot.life for slot in runtime.slots.values() if slot.life is not None]
+        with self.lock:
+            self.out.write(
+                explanation_lines(
+                    lives, now=datetime.now(UTC), recent=self.recent, output=self.options.output
+                )
+            )
             self.out.flush()
 
     def persist(self, key: PolicyKey, states: Mapping[str, GroupState]) -> None:  # noqa: ARG002
@@ -241,25 +269,27 @@ def run(
     *,
     once: bool = False,
     stop: threading.Event | None = None,
+    explain: threading.Event | None = None,
 ) -> int:
-    """Serve the policy until `stop` is set (or for one pass with `once`).
+    """Serve the policy until `stop` is set (or for one pass with `once`); print the explanation
+    of every group whenever `explain` is set (by the caller's SIGUSR1 handler: only the main
+    thread may install one, and `run` may be called from another).
 
     Returns the exit code: with `once`, CYCLE_FAILED if a group failed in the pass; a loop
     stopped by `stop` returns OK, its failures having been reported as they came. A policy
     that cannot be served (a Secret, a target's settings, the allowlist) raises PolicyUnusable.
     """
     states = _check(options)
-    refused = refusals(policy, options.gce_allow)  # before any call, a kubeconfig's included
+    config = RuntimeConfig(options.gce_allow, options.gce_endpoint)
+    refused = refusals(policy, config)  # before any call, a kubeconfig's included
     if refused:
         raise PolicyUnusable(f"{refused[0].reason}: " + "; ".join(map(str, refused)))
-    kube_api: Any = None
-    if any(isinstance(g.target, KubernetesTarget) for g in policy.groups):
-        kube_api = api_client(options.kubeconfig)
+    if any(kind_of(g.target).uses_cluster for g in policy.groups):
+        config.kube_api = api_client(options.kubeconfig)
     metrics = Metrics()
     if options.metrics_port is not None:
         serve(options.metrics_port, metrics.registry)
     problems: list[str] = []
-    config = RuntimeConfig(options.gce_allow, options.gce_endpoint, kube_api)
     shell = StandaloneShell(options, out, states, problems.append)
     runtime = Runtime(shell, config, metrics, cluster_wide=False)
     runtime.serve(body)
@@ -268,18 +298,30 @@ def run(
         if problems:
             raise PolicyUnusable(problems[0])
         return exits.CYCLE_FAILED if any(failed(r) for r in reports) else exits.OK
-    asyncio.run(_serve(runtime, stop or threading.Event(), problems))
+    wanted = explain or threading.Event()
+    asyncio.run(_serve(runtime, stop or threading.Event(), problems, wanted, shell))
     if problems:
         raise PolicyUnusable(problems[0])
     return exits.OK
 
 
-async def _serve(runtime: Runtime, stop: threading.Event, problems: list[str]) -> None:
+async def _serve(
+    runtime: Runtime,
+    stop: threading.Event,
+    problems: list[str],
+    explain: threading.Event,
+    shell: StandaloneShell,
+) -> None:
     """Run the runtime until `stop` is set (by a signal handler) or the policy proves unusable
-    (one policy that cannot be served is an error for a command line, not a retry loop)."""
+    (one policy that cannot be served is an error for a command line, not a retry loop). On
+    SIGUSR1 (`explain` set), print the explanation, from the loop's thread: the runtime's
+    memory is read between two of its steps, never in the middle of one."""
     serving = asyncio.get_running_loop().create_task(runtime.run())
     while not serving.done():
         if await asyncio.to_thread(stop.wait, 0.25) or problems:
             runtime.stop()
             break
+        if explain.is_set():
+            explain.clear()
+            shell.explain(runtime)
     await serving

@@ -6,9 +6,15 @@ import time
 from datetime import timedelta
 
 import pytest
-from autozero.policy.model import GCEAutoscalerHandoff, GCETarget
 from autozero.targets.base import Change, TargetConflict, TargetNotFound
-from autozero.targets.gce import Compute, GCEGroup, Retry, autoscaler_name, observe_groups
+from autozero.targets.compute import Compute, Retry
+from autozero.targets.gce import (
+    GCEAutoscalerHandoff,
+    GCEGroup,
+    GCETarget,
+    autoscaler_name,
+    observe_groups,
+)
 from gce_emulator import EmulatorServer
 from testground.pki import gce_service_account_key
 

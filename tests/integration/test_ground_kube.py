@@ -10,6 +10,7 @@ import pytest
 from kubernetes import client as k8s_client
 from kubernetes.client.rest import ApiException
 from kubernetes.config import new_client_from_config
+from testground.audit import AuditLog, count_by
 from testground.kube import KubeCluster, create_worker_deployment, start_cluster
 from testground.process import processes_in_group, wait_for
 from testground.tools import VERSIONS, go_tools
@@ -123,3 +124,49 @@ def test_stopping_the_cluster_leaves_no_process(tmp_path_factory: pytest.TempPat
     assert all(processes_in_group(g) for g in groups)
     cluster.stop()
     assert [pid for g in groups for pid in processes_in_group(g)] == []
+
+
+AUDIT_METADATA = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+"""
+
+
+def test_the_audit_log_tells_two_clients_apart(tmp_path_factory: pytest.TempPathFactory) -> None:
+    cluster = start_cluster(
+        tmp_path_factory.mktemp("kube-audit"), controller_manager=False, audit_policy=AUDIT_METADATA
+    )
+    try:
+        assert cluster.audit_log is not None
+        log = AuditLog(cluster.audit_log)
+        mark = log.mark()
+        for agent, reads in (("reader-one", 3), ("reader-two", 1)):
+            api = new_client_from_config(config_file=str(cluster.kubeconfig))
+            api.user_agent = agent
+            for _ in range(reads):
+                k8s_client.CoreV1Api(api).list_namespaced_config_map("default")
+            with pytest.raises(ApiException):
+                k8s_client.CoreV1Api(api).read_namespaced_config_map("absent", "default")
+            api.close()
+        counts = wait_for(
+            lambda: (
+                c
+                if (c := count_by(log.requests(mark), "user_agent", "verb", "resource", "code"))[
+                    ("reader-two", "get", "configmaps", "404")
+                ]
+                else None
+            )
+        )
+        assert counts[("reader-one", "list", "configmaps", "200")] == 3
+        assert counts[("reader-two", "list", "configmaps", "200")] == 1
+        assert counts[("reader-one", "get", "configmaps", "404")] == 1
+        assert {r.user for r in log.requests(mark) if r.user_agent.startswith("reader-")} == {
+            "autozero-admin"
+        }
+        later = log.requests(log.mark())  # a window opened now holds none of them
+        assert [r for r in later if r.user_agent.startswith("reader-")] == []
+    finally:
+        cluster.stop()

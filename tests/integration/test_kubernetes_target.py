@@ -9,9 +9,14 @@ from typing import Any
 
 import pytest
 import yaml
-from autozero.policy.model import HPAHandoff, KubernetesTarget
 from autozero.targets.base import Change, TargetConflict, TargetNotFound
-from autozero.targets.kubernetes import KubernetesWorkload, Owner, hpa_name
+from autozero.targets.kubernetes import (
+    HPAHandoff,
+    KubernetesTarget,
+    KubernetesWorkload,
+    Owner,
+    hpa_name,
+)
 from kubernetes import client as k8s
 from testground.kube import KubeCluster, apply_worker_crd
 from testground.process import wait_for

@@ -46,6 +46,11 @@ def test_the_wheel_is_complete_and_runs_on_its_own(tmp_path: Path) -> None:
     crd = run("-m", "autozero.policy.schema", "crd")
     assert crd.stdout == (ROOT / "crds" / "scalingpolicies.autozero.dev.yaml").read_text()
     assert list(target.glob("autozero-*.dist-info/licenses/LICENSE"))
+    # The kubectl plugin: pip makes an executable `kubectl-autozero` of this entry point.
+    (entry_points,) = target.glob("autozero-*.dist-info/entry_points.txt")
+    assert "kubectl-autozero = autozero.explain.plugin:main" in entry_points.read_text()
+    plugin = run("-m", "autozero.explain.plugin", "explain", "--help")
+    assert plugin.stdout.startswith("usage: kubectl autozero explain"), plugin.stderr
 
 
 def test_the_dockerfile_copies_what_exists_and_runs_as_the_charts_user() -> None:

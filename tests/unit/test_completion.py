@@ -71,6 +71,7 @@ def test_bash_completes_the_commands(loaded: Path) -> None:
         [
             "completion",
             "convert",
+            "explain",
             "operator",
             "run",
             "simulate",

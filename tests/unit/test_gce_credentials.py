@@ -7,7 +7,7 @@ import json
 
 import pytest
 from autozero.policy.parse import parse_policy
-from autozero.runtime.assemble import assemble
+from autozero.runtime.assemble import RuntimeConfig, assemble
 from autozero.targets.base import TargetConfigError
 
 SECRET_TEXT = (
@@ -80,7 +80,11 @@ def test_a_bad_key_is_a_target_config_error_without_its_text(
     value: str | None, message: str
 ) -> None:
     with pytest.raises(TargetConfigError) as raised:
-        assemble(policy(), resolve_secret=secrets(value), gce_endpoint="http://127.0.0.1:9/")  # type: ignore[arg-type]
+        assemble(
+            policy(),  # type: ignore[arg-type]
+            resolve_secret=secrets(value),  # type: ignore[arg-type]
+            config=RuntimeConfig(gce_endpoint="http://127.0.0.1:9/"),
+        )
     text = "".join(str(e) for e in (raised.value, raised.value.__cause__) if e)
     assert message in text
     assert raised.value.group == "bids"

@@ -6,9 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from autozero.policy.model import HPAHandoff, KubernetesTarget
 from autozero.targets.base import TargetError
-from autozero.targets.kubernetes import KubernetesWorkload, observe_workloads
+from autozero.targets.kubernetes import (
+    HPAHandoff,
+    KubernetesTarget,
+    KubernetesWorkload,
+    observe_workloads,
+)
 from kubernetes import client
 from support.broken_server import resetting_server
 from testground.process import free_port

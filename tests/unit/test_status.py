@@ -63,3 +63,15 @@ def test_target_rules_in_the_status_say_their_target_and_the_count_they_want() -
         "fired": True,
     }
     assert "scaleEvents" not in group_status
+
+
+def test_the_rules_recent_recommendations_are_in_the_status_for_explain() -> None:
+    """`autozero explain` reads them to say when a stabilization window ends; a restart does
+    not restore them (see `restore_states`)."""
+    state = GroupState(highs=((T0.timestamp() - 60, 9),), lows=((T0.timestamp() - 60, 9),))
+    (group_status,) = _status(state, 9, 100)["groups"]  # type: ignore[misc]
+    assert group_status["recommendations"] == {
+        "highs": [{"time": "2026-11-22T23:59:00Z", "replicas": 9}],
+        "lows": [{"time": "2026-11-22T23:59:00Z", "replicas": 9}],
+    }
+    assert restore_states(_status(state, 9, 100))["workers"].highs == ()

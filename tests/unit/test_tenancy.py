@@ -8,7 +8,9 @@ import pytest
 import yaml
 from autozero.cli import main
 from autozero.policy.parse import parse_policy
-from autozero.tenancy import AllowlistError, GCEAllowlist, refusals
+from autozero.runtime.assemble import RuntimeConfig
+from autozero.targets.gce import AllowlistError, GCEAllowlist
+from autozero.tenancy import refusals
 from support.manifests import mutate
 
 
@@ -53,18 +55,22 @@ def test_everything_allows_any_project() -> None:
     assert GCEAllowlist.everything().allows("anything", "any-project")
 
 
+def allow(entries: list[str]) -> RuntimeConfig:
+    return RuntimeConfig(gce_allow=GCEAllowlist.parse(entries))
+
+
 def policy(changes: dict[str, object]) -> object:
     return parse_policy(mutate({"metadata.namespace": "team-a", **changes}))
 
 
 def test_a_policy_inside_its_namespace_and_allowlist_is_not_refused() -> None:
     manifest = policy({"spec.groups[1].target.kubernetes.namespace": "team-a"})
-    assert refusals(manifest, GCEAllowlist.parse(["team-a=p"])) == []  # type: ignore[arg-type]
+    assert refusals(manifest, allow(["team-a=p"])) == []  # type: ignore[arg-type]
 
 
 def test_a_workload_in_another_namespace_is_refused() -> None:
     manifest = policy({"spec.groups[1].target.kubernetes.namespace": "team-b"})
-    (refusal,) = refusals(manifest, GCEAllowlist.parse(["team-a=p"]))  # type: ignore[arg-type]
+    (refusal,) = refusals(manifest, allow(["team-a=p"]))  # type: ignore[arg-type]
     assert refusal.group == "web"
     assert refusal.reason == "TargetForbidden"
     assert "team-b/web is outside the policy's namespace team-a" in refusal.message
@@ -72,7 +78,7 @@ def test_a_workload_in_another_namespace_is_refused() -> None:
 
 def test_a_project_outside_the_allowlist_is_refused_with_the_fix() -> None:
     manifest = policy({})
-    (refusal,) = refusals(manifest, GCEAllowlist.parse(["team-*=other"]))  # type: ignore[arg-type]
+    (refusal,) = refusals(manifest, allow(["team-*=other"]))  # type: ignore[arg-type]
     assert refusal.group == "bids"
     assert refusal.reason == "GCEProjectNotAllowed"
     assert "namespace team-a may not target GCE project p (allowed: other)" in refusal.message

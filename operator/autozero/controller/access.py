@@ -1,24 +1,25 @@
 """May this policy scale its Kubernetes targets? Asked of the apiserver's own authorizer.
 
 A ScalingPolicy that names a ServiceAccount (or, under the operator's --default-service-account,
-every policy) is held to what that ServiceAccount may do: a SubjectAccessReview per verb autozero
-would use on the target, `get` and `patch` on `<resource>/scale`, plus `list`, `create` and
-`delete` on HorizontalPodAutoscalers when the group hands off to one. The same check as `kubectl
+every policy) is held to what that ServiceAccount may do: a SubjectAccessReview per request
+autozero would make on the target, as its kind lists them (`TargetKind.access_checks`; for a
+workload, `get` and `patch` on `<resource>/scale`, plus `list`, `create` and `delete` on
+HorizontalPodAutoscalers when the group hands off to one). The same check as `kubectl
 auth can-i --as=system:serviceaccount:NS:NAME`, so RBAC stays the one place where an
 administrator decides.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from autozero.policy.model import HPAHandoff, Policy
+from autozero.policy.model import Policy
 from autozero.runtime.shell import AccessUnknown
 from autozero.targets.base import ScaleTarget, TargetError
-from autozero.targets.kubernetes import KubernetesWorkload
-from autozero.tenancy import Refusal
+from autozero.targets.kind import AccessCheck, Refusal
+from autozero.targets.registry import kind_of
 
 TIMEOUT = 10
 
@@ -27,36 +28,11 @@ class AccessReviewFailed(AccessUnknown):
     """The apiserver could not answer a SubjectAccessReview; nothing is scaled meanwhile."""
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
-    verb: str
-    group: str
-    resource: str
-    subresource: str = ""
-    name: str = ""
-
-    def __str__(self) -> str:
-        what = self.resource + (f"/{self.subresource}" if self.subresource else "")
-        what = f"{what}.{self.group}" if self.group else what
-        return f"{self.verb} {what}" + (f" {self.name}" if self.name else "")
-
-
-def checks_for(workload: KubernetesWorkload, handoff: bool) -> Iterator[Check]:
-    """What autozero will do to this workload, as authorization attributes."""
-    scale = workload.scale_resource()
-    resource = str(scale.parent.name)
-    for verb in ("get", "patch"):
-        yield Check(verb, str(scale.group or ""), resource, "scale", workload.target.name)
-    if handoff:
-        for verb in ("list", "create", "delete"):
-            yield Check(verb, "autoscaling", "horizontalpodautoscalers")
-
-
 @dataclass
 class AccessReviewer:
     api: Any  # kubernetes.client.ApiClient
 
-    def allowed(self, namespace: str, service_account: str, check: Check) -> bool:
+    def allowed(self, namespace: str, service_account: str, check: AccessCheck) -> bool:
         from kubernetes import client
         from kubernetes.client.exceptions import ApiException
 
@@ -94,11 +70,11 @@ class AccessReviewer:
         """The groups whose target `service_account` could not drive itself."""
         found: list[Refusal] = []
         for group in policy.groups:
-            workload = targets.get(group.name)
-            if not isinstance(workload, KubernetesWorkload):
+            target = targets.get(group.name)
+            if target is None:
                 continue
             try:
-                checks = list(checks_for(workload, isinstance(group.handoff, HPAHandoff)))
+                checks = list(kind_of(group.target).access_checks(target, group.handoff))
             except TargetError:
                 continue  # not served by the API: observing it reports that, and scales nothing
             denied = [c for c in checks if not self.allowed(policy.namespace, service_account, c)]

@@ -65,6 +65,13 @@ def _group(
         out["scaleEvents"] = [
             {"time": _precise(at), "change": change} for at, change in state.scale_events
         ]
+    if state is not None and (state.highs or state.lows):
+        # For `autozero explain`: which recommendation holds a stabilization window, and until
+        # when. Not restored on a restart (`restore_states` says why that is safe).
+        out["recommendations"] = {
+            side: [{"time": _precise(at), "replicas": count} for at, count in queue]
+            for side, queue in (("highs", state.highs), ("lows", state.lows))
+        }
     if decision.action is not Action.HOLD and report.acted and report.error is None:
         out["lastScale"] = {
             "time": iso(decision.at),

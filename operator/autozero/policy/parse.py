@@ -38,22 +38,10 @@ from autozero.engine.spec import (
 )
 from autozero.policy.errors import FieldError, PolicyInvalid
 from autozero.policy.identity import identity_errors
-from autozero.policy.model import (
-    DAYS,
-    SOURCE_KEYS,
-    UNITS,
-    GCEAutoscalerHandoff,
-    GCETarget,
-    GroupPolicy,
-    Handoff,
-    HPAHandoff,
-    KubernetesTarget,
-    MetricSpec,
-    Policy,
-    SecretKeyRef,
-    Target,
-)
+from autozero.policy.model import DAYS, GroupPolicy, MetricSpec, Policy
 from autozero.policy.validate import schema_errors
+from autozero.sources.registry import SOURCES
+from autozero.targets.registry import TARGETS
 
 PAUSED_ANNOTATION = "autozero.dev/paused"
 
@@ -113,25 +101,13 @@ class _Builder:
 
     @staticmethod
     def _metric(metric: dict[str, Any]) -> MetricSpec:
-        source = next(k for k in SOURCE_KEYS if k in metric)
+        source = next(k for k in SOURCES if k in metric)
         return MetricSpec(metric["name"], source, metric[source])
 
     @staticmethod
-    def _target(target: dict[str, Any]) -> Target:
-        if "gce" in target:
-            gce = target["gce"]
-            ref = (gce.get("credentials") or {}).get("secretKeyRef")
-            return GCETarget(
-                gce["project"],
-                gce["instanceGroupManager"],
-                gce.get("zone"),
-                gce.get("region"),
-                SecretKeyRef(ref["name"], ref["key"]) if ref else None,
-            )
-        kube = target["kubernetes"]
-        return KubernetesTarget(
-            kube["apiVersion"], kube["kind"], kube["name"], kube.get("namespace")
-        )
+    def _target(target: dict[str, Any]) -> Any:
+        key = next(k for k in TARGETS if k in target)
+        return TARGETS[key].parse(target[key])
 
     @staticmethod
     def _capacity(capacity: dict[str, Any]) -> Capacity:
@@ -139,26 +115,13 @@ class _Builder:
         return Capacity(minimum, capacity["maximum"], capacity.get("default", max(1, minimum)))
 
     @staticmethod
-    def _handoff(handoff: dict[str, Any] | None) -> Handoff | None:
+    def _handoff(handoff: dict[str, Any] | None) -> Any:
+        """Typed by the kind whose handoff it is (the schema checked it is the target's kind)."""
         if handoff is None:
             return None
-        if "gceAutoscaler" in handoff:
-            gce = handoff["gceAutoscaler"]
-            stabilization = gce.get("stabilizationPeriod")
-            return GCEAutoscalerHandoff(
-                min_replicas=gce["minReplicas"],
-                max_replicas=gce["maxReplicas"],
-                cool_down_period=_duration(gce["coolDownPeriod"]),
-                cpu_utilization_target=float(gce["cpuUtilizationTarget"]),
-                stabilization_period=_duration(stabilization) if stabilization else None,
-            )
-        hpa = handoff["hpa"]
-        return HPAHandoff(
-            hpa["minReplicas"],
-            hpa["maxReplicas"],
-            tuple(hpa.get("metrics", ())),
-            hpa.get("behavior"),
-        )
+        kinds = {k.handoff.key: k.handoff for k in TARGETS.values() if k.handoff is not None}
+        key = next(k for k in kinds if k in handoff)
+        return kinds[key].parse(handoff[key])
 
     def _activation(self, activation: dict[str, Any] | None) -> Activation | None:
         if activation is None:
@@ -169,7 +132,7 @@ class _Builder:
             metric,
             _duration(activation["idleFor"]),
             float(activation.get("threshold", 0.0)),
-            UNITS[next(k for k in SOURCE_KEYS if k in source)],
+            SOURCES[next(k for k in SOURCES if k in source)].unit,
         )
 
     @staticmethod

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from autozero.policy.schema import POSITIVE_DURATION, crd
+from autozero.policy.fields import POSITIVE_DURATION
+from autozero.policy.schema import crd
 
 INTRO = """# ScalingPolicy reference
 

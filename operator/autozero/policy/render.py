@@ -11,17 +11,8 @@ from typing import Any
 
 from autozero.engine.durations import format_duration
 from autozero.engine.spec import Capacity, Profile, Rule, ScalingRules, TargetRule
-from autozero.policy.model import (
-    API_GROUP,
-    API_VERSION,
-    DAYS,
-    KIND,
-    GCEAutoscalerHandoff,
-    GCETarget,
-    GroupPolicy,
-    HPAHandoff,
-    Policy,
-)
+from autozero.policy.model import API_GROUP, API_VERSION, DAYS, KIND, GroupPolicy, Policy
+from autozero.targets.registry import handoff_of, kind_of
 
 
 def _d(value: timedelta) -> str:
@@ -99,26 +90,10 @@ def _profile(profile: Profile) -> dict[str, Any]:
 
 def _group(group: GroupPolicy) -> dict[str, Any]:
     spec = group.engine
-    target: dict[str, Any]
-    if isinstance(group.target, GCETarget):
-        gce: dict[str, Any] = {
-            "project": group.target.project,
-            "instanceGroupManager": group.target.instance_group_manager,
-        }
-        gce.update({"zone": group.target.zone} if group.target.zone else {})
-        gce.update({"region": group.target.region} if group.target.region else {})
-        if group.target.credentials is not None:
-            ref = group.target.credentials
-            gce["credentials"] = {"secretKeyRef": {"name": ref.name, "key": ref.key}}
-        target = {"gce": gce}
-    else:
-        kube = group.target
-        workload = {"apiVersion": kube.api_version, "kind": kube.kind, "name": kube.name}
-        workload.update({"namespace": kube.namespace} if kube.namespace else {})
-        target = {"kubernetes": workload}
+    kind = kind_of(group.target)
     out: dict[str, Any] = {
         "name": group.name,
-        "target": target,
+        "target": {kind.key: kind.render(group.target)},
         "capacity": _capacity(spec.capacity),
     }
     if spec.activation is not None:
@@ -127,26 +102,9 @@ def _group(group: GroupPolicy) -> dict[str, Any]:
             "idleFor": _d(spec.activation.idle_for),
             "threshold": spec.activation.threshold,
         }
-    if isinstance(group.handoff, GCEAutoscalerHandoff):
-        handoff: dict[str, Any] = {
-            "minReplicas": group.handoff.min_replicas,
-            "maxReplicas": group.handoff.max_replicas,
-            "coolDownPeriod": _d(group.handoff.cool_down_period),
-            "cpuUtilizationTarget": group.handoff.cpu_utilization_target,
-        }
-        if group.handoff.stabilization_period is not None:
-            handoff["stabilizationPeriod"] = _d(group.handoff.stabilization_period)
-        out["handoff"] = {"gceAutoscaler": handoff}
-    elif isinstance(group.handoff, HPAHandoff):
-        hpa: dict[str, Any] = {
-            "minReplicas": group.handoff.min_replicas,
-            "maxReplicas": group.handoff.max_replicas,
-        }
-        if group.handoff.metrics:
-            hpa["metrics"] = [dict(m) for m in group.handoff.metrics]
-        if group.handoff.behavior is not None:
-            hpa["behavior"] = dict(group.handoff.behavior)
-        out["handoff"] = {"hpa": hpa}
+    if group.handoff is not None:
+        handoff = handoff_of(group.target)
+        out["handoff"] = {handoff.key: handoff.render(group.handoff)}
     behavior = {
         key: _scaling_rules(rules)
         for key, rules in (

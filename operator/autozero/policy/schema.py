@@ -4,263 +4,43 @@ reference are generated from it (`python -m autozero.policy.schema crd|docs`).
 What a schema can say is said here (types, enums, patterns, ranges, CEL rules), so the apiserver
 rejects it at `kubectl apply`; the parser (`parse.py`) checks the same and what only code can
 (time zones, grain vs polling interval). Tests feed both the same good and bad manifests.
+
+Each metric source and each target kind writes its own fragment, in its own module; this one
+gathers them from the registries (`sources.registry`, `targets.registry`), which import no
+client library.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import yaml
 
-from autozero.engine.durations import DURATION_PATTERN
 from autozero.engine.spec import ActionType, Direction, Operator, Statistic, TimeAggregation
+from autozero.policy.fields import (
+    POSITIVE_DURATION,
+    Schema,
+    boolean,
+    duration,
+    either,
+    enum,
+    exactly_one,
+    integer,
+    name,
+    named_list,
+    number,
+    obj,
+    string,
+)
 from autozero.policy.model import API_GROUP, API_VERSION, DAYS, KIND, NAME_PATTERN
-
-Schema = dict[str, Any]
+from autozero.sources.registry import SOURCES
+from autozero.targets.registry import TARGETS
 
 # List bounds keep the CEL cost estimate within the apiserver's budget.
 MAX_METRICS = 20
 MAX_GROUPS = 50
 MAX_PROFILES = 10
 MAX_RULES = 20
-
-
-def string(description: str, **extra: Any) -> Schema:
-    return {"type": "string", "description": description, **extra}
-
-
-#: The CEL rule of a duration that must be positive (the pattern already refuses negatives).
-POSITIVE_DURATION = "duration(self) > duration('0s')"
-
-
-def duration(
-    description: str, default: str | None = None, *, positive_because: str | None = None
-) -> Schema:
-    """A duration field; `positive_because` refuses 0s, saying why it cannot work."""
-    schema = string(
-        description + " A duration such as 30s, 5m or 1h30m.",
-        pattern=DURATION_PATTERN,
-        maxLength=32,
-    )
-    if default is not None:
-        schema["default"] = default
-    if positive_because is not None:
-        schema["x-kubernetes-validations"] = [
-            {"rule": POSITIVE_DURATION, "message": f"must be longer than 0s: {positive_because}"}
-        ]
-    return schema
-
-
-def integer(description: str, **extra: Any) -> Schema:
-    return {"type": "integer", "description": description, **extra}
-
-
-def number(description: str, **extra: Any) -> Schema:
-    return {"type": "number", "description": description, **extra}
-
-
-def boolean(description: str, default: bool = False) -> Schema:
-    return {"type": "boolean", "description": description, "default": default}
-
-
-def enum(description: str, values: list[str], default: str | None = None) -> Schema:
-    schema = string(description, enum=values)
-    if default is not None:
-        schema["default"] = default
-    return schema
-
-
-def obj(
-    description: str,
-    properties: dict[str, Schema],
-    *,
-    required: list[str] | None = None,
-    rules: list[tuple[str, str]] = (),  # type: ignore[assignment]
-) -> Schema:
-    schema: Schema = {"type": "object", "description": description, "properties": properties}
-    if required:
-        schema["required"] = required
-    if rules:
-        schema["x-kubernetes-validations"] = [{"rule": r, "message": m} for r, m in rules]
-    return schema
-
-
-def named_list(description: str, items: Schema, max_items: int) -> Schema:
-    """A list whose items are unique by `name` (the apiserver enforces it as a list map)."""
-    return {
-        "type": "array",
-        "description": description,
-        "items": items,
-        "maxItems": max_items,
-        "x-kubernetes-list-type": "map",
-        "x-kubernetes-list-map-keys": ["name"],
-    }
-
-
-def name(what: str) -> Schema:
-    return string(
-        f"The {what}'s name: lower-case letters, digits and '-'.",
-        pattern=NAME_PATTERN,
-        maxLength=63,
-    )
-
-
-def exactly_one(keys: list[str]) -> str:
-    return " + ".join(f"(has(self.{k}) ? 1 : 0)" for k in keys) + " == 1"
-
-
-#: A URL whose authority carries no user or password: credentials belong in a Secret.
-URL_WITHOUT_CREDENTIALS = r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/@]*(/.*)?$"
-
-
-def url(description: str) -> Schema:
-    return string(
-        description + " No credentials: put a URL with a password in a Secret.",
-        pattern=URL_WITHOUT_CREDENTIALS,
-        maxLength=2048,
-    )
-
-
-def secret_ref(what: str) -> Schema:
-    return obj(
-        f"Where to read {what}: a key of a Secret in the policy's own namespace.",
-        {
-            "secretKeyRef": obj(
-                "A key of a Secret in the policy's namespace.",
-                {
-                    "name": string("The Secret's name.", maxLength=253),
-                    "key": string("The key within the Secret.", maxLength=253),
-                },
-                required=["name", "key"],
-            )
-        },
-        required=["secretKeyRef"],
-    )
-
-
-PUSH = boolean(
-    "Let autozero turn on the server's keyspace notifications (CONFIG SET "
-    "notify-keyspace-events) so new work wakes a sleeping group at once. Off: autozero uses "
-    "them if the server has them, and polls."
-)
-
-
-def connection(what: str, example: str) -> dict[str, Schema]:
-    return {
-        "url": url(f"The {what} URL (e.g. {example})."),
-        "urlFrom": secret_ref(f"the {what} URL (it may carry a password)"),
-    }
-
-
-def connection_rules(what: str) -> list[tuple[str, str]]:
-    return [("has(self.url) != has(self.urlFrom)", f"set exactly one of url or urlFrom for {what}")]
-
-
-def _sources() -> dict[str, Schema]:
-    redis_conn = obj(
-        "A Redis server.",
-        {**connection("Redis", "redis://redis:6379/0"), "configureNotifications": PUSH},
-        rules=connection_rules("Redis"),
-    )
-    mongo_conn = obj(
-        "A MongoDB server.",
-        connection("MongoDB", "mongodb://mongo:27017/mrq"),
-        rules=connection_rules("MongoDB"),
-    )
-    return {
-        "mrq": obj(
-            "An MRQ queue. Regular queues keep their jobs in MongoDB (pending: status queued; in "
-            "flight: status started); raw queues (names ending in _raw, _set, _sorted_set, "
-            "_timed_set) live in Redis.",
-            {
-                "queue": string(
-                    "The queue name; a name ending in '/' covers its subqueues.", minLength=1
-                ),
-                "prefix": string("MRQ's Redis key prefix.", default="mrq"),
-                "redis": redis_conn,
-                "mongodb": mongo_conn,
-            },
-            required=["queue"],
-            rules=[
-                (
-                    "has(self.redis) || has(self.mongodb)",
-                    "set redis (raw queues) or mongodb (regular queues), or both",
-                )
-            ],
-        ),
-        "redis": obj(
-            "The length of Redis lists, sets, sorted sets or streams, summed.",
-            {
-                **connection("Redis", "redis://redis:6379/0"),
-                "configureNotifications": PUSH,
-                "key": string("One key."),
-                "keyPattern": string("A SCAN pattern (e.g. jobs:*); matched keys are summed."),
-                "type": enum(
-                    "The key type; auto asks Redis.",
-                    ["auto", "list", "set", "zset", "stream"],
-                    "auto",
-                ),
-                "consumerGroup": string(
-                    "For streams: the consumer group whose pending entries count as in flight."
-                ),
-            },
-            rules=[
-                *connection_rules("Redis"),
-                ("has(self.key) != has(self.keyPattern)", "set exactly one of key or keyPattern"),
-            ],
-        ),
-        "rq": obj(
-            "An RQ queue: pending is the queue's length, in flight its started-job registry.",
-            {
-                **connection("Redis", "redis://redis:6379/0"),
-                "configureNotifications": PUSH,
-                "queue": string("The RQ queue name.", minLength=1, default="default"),
-                "prefix": string("RQ's key prefix (RQ_KEY_PREFIX).", default="rq"),
-            },
-            rules=connection_rules("Redis"),
-        ),
-        "rabbitmq": obj(
-            "RabbitMQ queues over the management HTTP API: pending is messages ready, in flight "
-            "messages unacknowledged.",
-            {
-                "managementUrl": url("The management API's base URL (e.g. http://rabbitmq:15672)."),
-                "usernameFrom": secret_ref("the management API user"),
-                "passwordFrom": secret_ref("the management API password"),
-                "vhost": string("The virtual host.", default="/"),
-                "queue": string("One queue."),
-                "queuePattern": string("A regular expression; matching queues are summed."),
-            },
-            required=["managementUrl"],
-            rules=[
-                (
-                    "has(self.queue) != has(self.queuePattern)",
-                    "set exactly one of queue or queuePattern",
-                )
-            ],
-        ),
-        "prometheus": obj(
-            "A Prometheus instant query that returns a scalar or a one-element vector.",
-            {
-                "serverAddress": url("The Prometheus base URL (e.g. http://prometheus:9090)."),
-                "query": string("The PromQL expression.", minLength=1),
-                "emptyAs": number(
-                    "The value to use when the query returns no series. Unset: "
-                    "an empty result is 'no data', never zero."
-                ),
-                "timeout": duration(
-                    "How long one query may take.",
-                    "5s",
-                    positive_because="a query given no time always fails",
-                ),
-                "bearerTokenFrom": secret_ref("a bearer token"),
-                "usernameFrom": secret_ref("a basic-auth user"),
-                "passwordFrom": secret_ref("a basic-auth password"),
-                "insecureSkipVerify": boolean("Skip TLS certificate verification (tests only)."),
-            },
-            required=["serverAddress", "query"],
-        ),
-    }
 
 
 def _capacity(description: str) -> Schema:
@@ -554,52 +334,16 @@ def _profile() -> Schema:
 
 
 def _group() -> Schema:
+    handoffs = {k.handoff.key: k.handoff for k in TARGETS.values() if k.handoff is not None}
+    handoff_targets = {k.handoff.key: k.key for k in TARGETS.values() if k.handoff is not None}
     return obj(
         "A worker group: one scale target and how to drive it.",
         {
             "name": name("group"),
             "target": obj(
-                "What to scale: exactly one of gce or kubernetes.",
-                {
-                    "gce": obj(
-                        "A GCE managed instance group, zonal (zone) or regional (region).",
-                        {
-                            "project": string("The GCE project.", minLength=1),
-                            "zone": string("The zone of a zonal group."),
-                            "region": string("The region of a regional group."),
-                            "instanceGroupManager": string("The group's name.", minLength=1),
-                            "credentials": secret_ref(
-                                "a service-account key (JSON) to call Compute Engine with "
-                                "instead of the operator's own identity"
-                            ),
-                        },
-                        required=["project", "instanceGroupManager"],
-                        rules=[
-                            (
-                                "has(self.zone) != has(self.region)",
-                                "set exactly one of zone or region",
-                            )
-                        ],
-                    ),
-                    "kubernetes": obj(
-                        "A workload with a /scale subresource in the policy's namespace.",
-                        {
-                            "apiVersion": string("e.g. apps/v1.", minLength=1),
-                            "kind": string("e.g. Deployment.", minLength=1),
-                            "name": string("The workload's name.", minLength=1),
-                            "namespace": string(
-                                "The workload's namespace. Only the policy's own is allowed "
-                                "(the default): any other is refused with the condition "
-                                "reason TargetForbidden, and nothing is scaled.",
-                                maxLength=63,
-                            ),
-                        },
-                        required=["apiVersion", "kind", "name"],
-                    ),
-                },
-                rules=[
-                    (exactly_one(["gce", "kubernetes"]), "set exactly one of gce or kubernetes")
-                ],
+                f"What to scale: exactly one of {either(list(TARGETS))}.",
+                {key: kind.schema() for key, kind in TARGETS.items()},
+                rules=[(exactly_one(list(TARGETS)), f"set exactly one of {either(list(TARGETS))}")],
             ),
             "capacity": _capacity("The group's bounds (profiles may narrow them)."),
             "activation": obj(
@@ -617,8 +361,8 @@ def _group() -> Schema:
                     "threshold": number(
                         "The group wakes only when pending work exceeds this, and counts as idle "
                         "only while it stays at or below it (KEDA's activationValue). Unset: 0, "
-                        "any pending work wakes the group. Required when the metric is a "
-                        "Prometheus query: only a count of work falls to 0 when there is none.",
+                        "any pending work wakes the group. Required when the metric is "
+                        f"{_values_what()}: only a count of work falls to 0 when there is none.",
                         minimum=0,
                     ),
                 },
@@ -627,59 +371,11 @@ def _group() -> Schema:
             "handoff": obj(
                 "While awake, let a native autoscaler own the count (autozero only wakes and "
                 "sleeps the group).",
-                {
-                    "gceAutoscaler": obj(
-                        "A GCE autoscaler created on wake and deleted before sleep.",
-                        {
-                            "minReplicas": integer("Autoscaler minimum.", minimum=1, default=1),
-                            "maxReplicas": integer("Autoscaler maximum.", minimum=1),
-                            "coolDownPeriod": duration("The VM initialisation period.", "60s"),
-                            "cpuUtilizationTarget": number(
-                                "CPU target (0-1].", minimum=0.01, maximum=1, default=0.6
-                            ),
-                            "stabilizationPeriod": duration("How long scale-in waits."),
-                        },
-                        required=["maxReplicas"],
-                        rules=[
-                            (
-                                "self.minReplicas <= self.maxReplicas",
-                                "minReplicas must not exceed maxReplicas",
-                            )
-                        ],
-                    ),
-                    "hpa": obj(
-                        "A HorizontalPodAutoscaler created on wake and deleted before sleep.",
-                        {
-                            "minReplicas": integer("HPA minimum.", minimum=1, default=1),
-                            "maxReplicas": integer("HPA maximum.", minimum=1),
-                            "metrics": {
-                                "type": "array",
-                                "description": "autoscaling/v2 metrics.",
-                                "items": {
-                                    "type": "object",
-                                    "description": "An autoscaling/v2 MetricSpec.",
-                                    "x-kubernetes-preserve-unknown-fields": True,
-                                },
-                            },
-                            "behavior": {
-                                "type": "object",
-                                "description": "autoscaling/v2 behavior.",
-                                "x-kubernetes-preserve-unknown-fields": True,
-                            },
-                        },
-                        required=["maxReplicas"],
-                        rules=[
-                            (
-                                "self.minReplicas <= self.maxReplicas",
-                                "minReplicas must not exceed maxReplicas",
-                            )
-                        ],
-                    ),
-                },
+                {key: handoff.schema() for key, handoff in handoffs.items()},
                 rules=[
                     (
-                        exactly_one(["gceAutoscaler", "hpa"]),
-                        "set exactly one of gceAutoscaler or hpa",
+                        exactly_one(list(handoffs)),
+                        f"set exactly one of {either(list(handoffs))}",
                     )
                 ],
             ),
@@ -709,13 +405,12 @@ def _group() -> Schema:
                 "self.capacity.minimum > 0 || has(self.activation)",
                 "activation (with idleFor) is required when capacity.minimum is 0",
             ),
-            (
-                "!has(self.handoff) || !has(self.handoff.gceAutoscaler) || has(self.target.gce)",
-                "handoff.gceAutoscaler needs a gce target",
-            ),
-            (
-                "!has(self.handoff) || !has(self.handoff.hpa) || has(self.target.kubernetes)",
-                "handoff.hpa needs a kubernetes target",
+            *(
+                (
+                    f"!has(self.handoff) || !has(self.handoff.{key}) || has(self.target.{target})",
+                    f"handoff.{key} needs a {target} target",
+                )
+                for key, target in handoff_targets.items()
             ),
             (
                 "!has(self.profiles) || self.profiles.filter(p, !has(p.recurrence) && "
@@ -751,13 +446,29 @@ ACTIVATION_METRICS_DECLARED = (
     "self.groups.all(g, !has(g.activation) || (has(self.metrics) && "
     "self.metrics.exists(m, m.name == g.activation.metric)))"
 )
-#: A Prometheus query may never fall to 0 (a CPU ratio, a rate): as an activation metric it
-#: needs an explicit threshold, or the group could never sleep.
-ACTIVATION_THRESHOLD_FOR_QUERIES = (
-    "self.groups.all(g, !has(g.activation) || has(g.activation.threshold) || "
-    "!has(self.metrics) || !self.metrics.exists(m, m.name == g.activation.metric && "
-    "has(m.prometheus)))"
-)
+
+
+def value_sources() -> list[str]:
+    """The sources whose value counts no work (a query), in the registry's order."""
+    return [key for key, source in SOURCES.items() if not source.counts_work]
+
+
+def _values_what() -> str:
+    return " or ".join(SOURCES[key].what for key in value_sources())
+
+
+def activation_threshold_rule() -> str:
+    """A value that counts no work may never fall to 0 (a CPU ratio, a rate): as an activation
+    metric it needs an explicit threshold, or the group could never sleep."""
+    has = " || ".join(f"has(m.{key})" for key in value_sources())
+    has = has if len(value_sources()) == 1 else f"({has})"
+    return (
+        "self.groups.all(g, !has(g.activation) || has(g.activation.threshold) || "
+        "!has(self.metrics) || !self.metrics.exists(m, m.name == g.activation.metric && "
+        f"{has}))"
+    )
+
+
 RULE_METRICS_DECLARED = (
     "self.groups.all(g, !has(g.profiles) || g.profiles.all(p, !has(p.rules) || "
     "p.rules.all(r, has(self.metrics) && self.metrics.exists(m, m.name == r.metric))))"
@@ -767,14 +478,9 @@ RULE_METRICS_DECLARED = (
 def spec_schema() -> Schema:
     metric = obj(
         "A named metric source: exactly one source key.",
-        {"name": name("metric"), **_sources()},
+        {"name": name("metric"), **{key: source.schema() for key, source in SOURCES.items()}},
         required=["name"],
-        rules=[
-            (
-                exactly_one(["mrq", "redis", "rq", "rabbitmq", "prometheus"]),
-                "set exactly one source: mrq, redis, rq, rabbitmq or prometheus",
-            )
-        ],
+        rules=[(exactly_one(list(SOURCES)), f"set exactly one source: {either(list(SOURCES))}")],
     )
     return obj(
         "What to scale, on which signals, and how.",
@@ -810,10 +516,17 @@ def spec_schema() -> Schema:
                 RULE_METRICS_DECLARED,
                 "every rule's metric must name a metric declared in spec.metrics",
             ),
-            (
-                ACTIVATION_THRESHOLD_FOR_QUERIES,
-                "an activation metric that is a Prometheus query needs activation.threshold, the "
-                "value at or below which the group counts as idle",
+            *(
+                [
+                    (
+                        activation_threshold_rule(),
+                        f"an activation metric that is {_values_what()} needs "
+                        "activation.threshold, the value at or below which the group counts as "
+                        "idle",
+                    )
+                ]
+                if value_sources()
+                else []
             ),
         ],
     )

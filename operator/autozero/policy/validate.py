@@ -21,25 +21,41 @@ from celpy.evaluation import CELEvalError
 
 from autozero.engine.durations import DURATION_PATTERN
 from autozero.policy.errors import FieldError
+from autozero.policy.fields import URL_WITHOUT_CREDENTIALS
 from autozero.policy.model import NAME_PATTERN
 from autozero.policy.schema import (
     ACTIVATION_METRICS_DECLARED,
-    ACTIVATION_THRESHOLD_FOR_QUERIES,
     PROFILES_WITHIN_GROUP,
     RULE_HAS_A_FORM,
     RULE_METRICS_DECLARED,
     TARGET_RULE_NOT_PER_INSTANCE,
     TARGET_RULE_ONLY,
-    URL_WITHOUT_CREDENTIALS,
+    activation_threshold_rule,
     crd,
 )
 from autozero.policy.suggest import closest, did_you_mean
+from autozero.sources.registry import SOURCES
+from autozero.targets.registry import TARGETS
 
 Schema = dict[str, Any]
+#: What the schema is made of: the registered sources and target kinds.
+Plugins = tuple[tuple[object, ...], tuple[object, ...]]
+#: Says, element by element, why a rule failed.
+Explain = Callable[[Any, str], Iterator[FieldError]]
 
 
-@cache
+def _plugins() -> Plugins:
+    return tuple(SOURCES.values()), tuple(TARGETS.values())
+
+
 def openapi_schema() -> Schema:
+    """The CRD's schema, made once for the kinds registered (a kind registered later, as a test
+    does, makes it again)."""
+    return _openapi_schema(_plugins())
+
+
+@cache  # keyed by the plugins
+def _openapi_schema(plugins: Plugins) -> Schema:  # noqa: ARG001
     schema: Schema = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     return schema
 
@@ -57,8 +73,12 @@ def _strict(schema: Schema) -> Schema:
     return out
 
 
-@cache
 def _validator() -> jsonschema.Draft202012Validator:
+    return _validator_for(_plugins())
+
+
+@cache  # keyed by the plugins
+def _validator_for(plugins: Plugins) -> jsonschema.Draft202012Validator:  # noqa: ARG001
     strict = _strict(openapi_schema())
     # metadata is the apiserver's business; only its name matters to us.
     strict["properties"]["metadata"] = {"type": "object"}
@@ -96,7 +116,7 @@ def _within(path: str, node: str) -> bool:
 
 
 def _cel_errors(
-    value: Any, schema: Schema, path: str, broken: frozenset[str]
+    value: Any, schema: Schema, path: str, broken: frozenset[str], explainers: dict[str, Explain]
 ) -> Iterator[FieldError]:
     """CEL rules of every node whose subtree is structurally sound (a rule assumes its types);
     a rule that has an explanation gives that instead, even in a broken subtree (it checks its
@@ -104,13 +124,14 @@ def _cel_errors(
     if isinstance(value, dict) and "properties" in schema:
         for key, sub in schema["properties"].items():
             if key in value:
-                yield from _cel_errors(value[key], sub, f"{path}.{key}" if path else key, broken)
+                where = f"{path}.{key}" if path else key
+                yield from _cel_errors(value[key], sub, where, broken, explainers)
     elif isinstance(value, list) and "items" in schema:
         for index, item in enumerate(value):
-            yield from _cel_errors(item, schema["items"], f"{path}[{index}]", broken)
+            yield from _cel_errors(item, schema["items"], f"{path}[{index}]", broken, explainers)
     sound = not any(_within(b, path) for b in broken)
     for validation in schema.get("x-kubernetes-validations", ()):
-        explain = _EXPLAINED.get(validation["rule"])
+        explain = explainers.get(validation["rule"])
         if not sound:
             # Metric names are only known for sure when spec.metrics itself is sound.
             if explain is not None and not any(_within(b, f"{path}.metrics") for b in broken):
@@ -175,20 +196,22 @@ def _rule_metrics(spec: Any, path: str) -> Iterator[FieldError]:
 
 def _activation_thresholds(spec: Any, path: str) -> Iterator[FieldError]:
     metrics = spec.get("metrics") if isinstance(spec, dict) else None
-    queries = {
-        m.get("name")
+    values = {  # metric name -> its source, for sources whose value counts no work
+        m.get("name"): source
         for m in (metrics if isinstance(metrics, list) else [])
-        if isinstance(m, dict) and "prometheus" in m
+        if isinstance(m, dict)
+        for key, source in SOURCES.items()
+        if key in m and not source.counts_work
     }
     for g, group in _dicts(spec, "groups"):
         activation = group.get("activation")
         if not isinstance(activation, dict) or "threshold" in activation:
             continue
         metric = activation.get("metric")
-        if isinstance(metric, str) and metric in queries:
+        if isinstance(metric, str) and metric in values:
             yield FieldError(
                 f"{path}.groups[{g}].activation.threshold",
-                f"is required: activation metric {metric!r} is a Prometheus query, which may "
+                f"is required: activation metric {metric!r} is {values[metric].what}, which may "
                 "never fall to 0 (a CPU ratio, a rate), and then the group could never sleep; "
                 "set the value at or below which the group counts as idle (0 for a count of "
                 "pending work)",
@@ -263,17 +286,19 @@ def _target_not_per_instance(rule: Any, path: str) -> Iterator[FieldError]:
         )
 
 
-#: Rules the apiserver can only report on the node that holds them, explained element by
-#: element: each explanation yields an error exactly when its rule fails.
-_EXPLAINED: dict[str, Callable[[Any, str], Iterator[FieldError]]] = {
-    ACTIVATION_METRICS_DECLARED: _activation_metrics,
-    RULE_METRICS_DECLARED: _rule_metrics,
-    ACTIVATION_THRESHOLD_FOR_QUERIES: _activation_thresholds,
-    PROFILES_WITHIN_GROUP: _profiles_within_group,
-    RULE_HAS_A_FORM: _rule_form,
-    TARGET_RULE_ONLY: _target_rule_only,
-    TARGET_RULE_NOT_PER_INSTANCE: _target_not_per_instance,
-}
+@cache  # keyed by the plugins
+def _explained(plugins: Plugins) -> dict[str, Explain]:  # noqa: ARG001
+    """Rules the apiserver can only report on the node that holds them, explained element by
+    element: each explanation yields an error exactly when its rule fails."""
+    return {
+        ACTIVATION_METRICS_DECLARED: _activation_metrics,
+        RULE_METRICS_DECLARED: _rule_metrics,
+        activation_threshold_rule(): _activation_thresholds,
+        PROFILES_WITHIN_GROUP: _profiles_within_group,
+        RULE_HAS_A_FORM: _rule_form,
+        TARGET_RULE_ONLY: _target_rule_only,
+        TARGET_RULE_NOT_PER_INSTANCE: _target_not_per_instance,
+    }
 
 
 def _list_map_errors(value: Any, schema: Schema, path: str) -> Iterator[FieldError]:
@@ -321,7 +346,8 @@ def schema_errors(manifest: Any) -> tuple[list[FieldError], Any]:
             if error.validator != "additionalProperties":
                 broken.add(field_error.path if field_error.path != "(root)" else "")
     errors += list(_list_map_errors(defaulted, schema, ""))
-    errors += list(_cel_errors(defaulted, schema, "", frozenset(broken)))
+    explained = _explained(_plugins())
+    errors += list(_cel_errors(defaulted, schema, "", frozenset(broken), explained))
     return list(dict.fromkeys(errors)), defaulted
 
 

@@ -1,10 +1,12 @@
-"""What autozero observes in the cluster, from watches: each Kubernetes group's count and HPA.
+"""What autozero observes in the cluster, from watches: each watched group's count and HPA.
 
-One workload informer per (kind, namespace or cluster) a served policy names, and one HPA informer
-per namespace (`InformerSet`), shared and reference counted. A group is observed from the cache
-while both informers are synced and healthy; otherwise `lookup` says it cannot answer and the
-runtime falls back to one `/scale` GET per group, and says so (`problems`). A change to a
-watched workload or HPA calls `on_group_changed(policy, group)`, so the group is decided at once.
+The groups are those whose target kind says what to follow (`Assembly.watched`: a workload with
+a /scale subresource). One workload informer per (kind, namespace or cluster) a served policy
+names, and one HPA informer per namespace (`InformerSet`), shared and reference counted. A group
+is observed from the cache while both informers are synced and healthy; otherwise `lookup` says
+it cannot answer and the runtime falls back to its kind's live observation (one `/scale` GET per
+group), and says so (`problems`). A change to a watched workload or HPA calls
+`on_group_changed(policy, group)`, so the group is decided at once.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from autozero.runtime.informers import InformerKey, InformerSet
 from autozero.runtime.life import PolicyKey, PolicyLife
 from autozero.runtime.records import HPARecord, WorkloadRecord
 from autozero.targets.base import Observed, TargetError, TargetNotFound
-from autozero.targets.kubernetes import HPA_PREFIX, KubernetesWorkload
+from autozero.targets.kind import WatchedWorkload
 
 #: (namespace, API group, kind, name) of a workload.
 Ident = tuple[str, str, str, str]
@@ -28,9 +30,8 @@ def _group_of(api_version: str) -> str:
     return api_version.rpartition("/")[0]
 
 
-def ident(workload: KubernetesWorkload) -> Ident:
-    target = workload.target
-    return (workload.namespace, _group_of(target.api_version), target.kind, target.name)
+def ident(workload: WatchedWorkload) -> Ident:
+    return (workload.namespace, _group_of(workload.api_version), workload.kind, workload.name)
 
 
 class ClusterCache:
@@ -50,18 +51,14 @@ class ClusterCache:
         )
         self._lock = threading.Lock()
         self._interest: dict[Ident, set[tuple[PolicyKey, str]]] = defaultdict(set)
-        self._held: dict[PolicyKey, list[KubernetesWorkload]] = {}
+        self._held: dict[PolicyKey, list[WatchedWorkload]] = {}
 
     def attach(self, key: PolicyKey, life: PolicyLife) -> None:
-        """Start (or share) the informers the policy's Kubernetes groups need."""
+        """Start (or share) the informers the policy's watched groups need."""
         self.detach(key)
-        held: list[KubernetesWorkload] = []
-        for name, cell in life.cells.items():
-            target = cell.target
-            if not isinstance(target, KubernetesWorkload):
-                continue
-            spec = target.target
-            self.informers.acquire_workloads(spec.api_version, spec.kind, target.namespace)
+        held: list[WatchedWorkload] = []
+        for name, target in life.parts.watched.items():
+            self.informers.acquire_workloads(target.api_version, target.kind, target.namespace)
             self.informers.acquire_hpas(target.namespace)
             held.append(target)
             with self._lock:
@@ -71,23 +68,19 @@ class ClusterCache:
     def detach(self, key: PolicyKey) -> None:
         """Release what `attach` took (the last user of an informer stops it)."""
         for target in self._held.pop(key, []):
-            spec = target.target
             with self._lock:
                 interested = self._interest.get(ident(target))
                 if interested is not None:
-                    interested.discard((key, target.name))
+                    interested.discard((key, target.group))
                     if not interested:
                         del self._interest[ident(target)]
-            self.informers.release_workloads(spec.api_version, spec.kind, target.namespace)
+            self.informers.release_workloads(target.api_version, target.kind, target.namespace)
             self.informers.release_hpas(target.namespace)
 
-    def lookup(self, target: Any) -> Observed | TargetError | None:
-        """The group's target as the watches know it; None when they cannot say (not a
-        workload, not synced yet, or refused), and the caller asks the API instead."""
-        if not isinstance(target, KubernetesWorkload):
-            return None
-        spec = target.target
-        workloads = self.informers.workloads(spec.api_version, spec.kind, target.namespace)
+    def lookup(self, target: WatchedWorkload) -> Observed | TargetError | None:
+        """The group's target as the watches know it; None when they cannot say (not synced
+        yet, or refused), and the caller asks the API instead."""
+        workloads = self.informers.workloads(target.api_version, target.kind, target.namespace)
         hpas = self.informers.hpas(target.namespace)
         if workloads is None or hpas is None:
             return None
@@ -95,27 +88,23 @@ class ClusterCache:
             error = informer.error
             if not informer.synced or (error is not None and not error.transient):
                 return None
-        record = workloads.get(target.namespace, spec.name)
+        record = workloads.get(target.namespace, target.name)
         if record is None:
-            return TargetNotFound(target.name, f"{target.what} not found")
-        found = hpas.targeting(target.namespace, spec.api_version, spec.kind, spec.name)
+            return TargetNotFound(target.group, f"{target.what} not found")
+        found = hpas.targeting(target.namespace, target.api_version, target.kind, target.name)
         return observed(target, record, found)
 
     def problems(self, life: PolicyLife) -> list[str]:
         """Why some of the policy's groups are observed with GETs rather than watches."""
         out: list[str] = []
-        for cell in life.cells.values():
-            target = cell.target
-            if not isinstance(target, KubernetesWorkload):
-                continue
-            spec = target.target
+        for name, target in life.parts.watched.items():
             for informer in (
-                self.informers.workloads(spec.api_version, spec.kind, target.namespace),
+                self.informers.workloads(target.api_version, target.kind, target.namespace),
                 self.informers.hpas(target.namespace),
             ):
                 error = informer.error if informer is not None else None
                 if error is not None and not error.transient:
-                    out.append(f"{cell.name}: {error} (observed with a GET per evaluation)")
+                    out.append(f"{name}: {error} (observed with a GET per evaluation)")
         return sorted(set(out))
 
     def stop(self) -> None:
@@ -145,16 +134,12 @@ class ClusterCache:
             self.on_group_changed(policy, group)
 
 
-def observed(
-    workload: KubernetesWorkload, record: WorkloadRecord, hpas: list[HPARecord]
-) -> Observed:
+def observed(workload: WatchedWorkload, record: WorkloadRecord, hpas: list[HPARecord]) -> Observed:
     """`KubernetesWorkload.observe_with`, from the cache: its count and the HPA on it (ours
     first: a foreign HPA beside ours is still a conflict, reported once ours is gone)."""
 
     def owned(hpa: HPARecord) -> bool:
-        if workload.owner is None:
-            return hpa.name.startswith(HPA_PREFIX)
-        return workload.owner.uid in hpa.owner_uids
+        return workload.owns(hpa.name, hpa.owner_uids)
 
     ranked = sorted(hpas, key=lambda h: not owned(h))
     hpa = ranked[0] if ranked else None

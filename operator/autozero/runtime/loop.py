@@ -31,6 +31,7 @@ from autozero.engine.state import GroupState
 from autozero.policy.errors import PolicyInvalid
 from autozero.policy.parse import parse_policy
 from autozero.runtime.assemble import Assembly, assemble
+from autozero.runtime.assemble import RuntimeConfig as RuntimeConfig  # the shells import it here
 from autozero.runtime.cluster_cache import ClusterCache
 from autozero.runtime.life import Pass, PolicyKey, PolicyLife, Write
 from autozero.runtime.metrics import Metrics
@@ -40,19 +41,13 @@ from autozero.runtime.timers import TimerKind, Timers
 from autozero.sources.base import PushSource, SourceError, Watch
 from autozero.sources.registry import read_many
 from autozero.targets.base import Applied, Observed, TargetConfigError, TargetError
-from autozero.tenancy import GCEAllowlist, Refusal, refusals
+from autozero.targets.kind import Refusal
+from autozero.tenancy import refusals
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 10.0  # seconds the passes under way get to finish when the runtime stops
 POLL_SLICE = 50  # policies passed in a row before other work gets the loop
-
-
-@dataclass
-class RuntimeConfig:
-    gce_allow: GCEAllowlist = field(default_factory=GCEAllowlist)  # default: no project
-    gce_endpoint: str | None = None
-    kube_api: Any = None
 
 
 _META_KEYS = ("name", "namespace", "uid", "generation", "annotations")
@@ -383,8 +378,14 @@ class Runtime:
         """Every group's target as the watches know it, and the groups they cannot answer for."""
         observed: dict[str, Observed | TargetError] = {}
         live: list[str] = []
-        for name, cell in life.cells.items():
-            cached = self.cluster.lookup(cell.target) if self.cluster is not None else None
+        watched = life.parts.watched
+        for name in life.cells:
+            followed = watched.get(name)
+            cached = (
+                self.cluster.lookup(followed)
+                if self.cluster is not None and followed is not None
+                else None
+            )
             if cached is None:
                 live.append(name)
             else:
@@ -493,7 +494,7 @@ class Runtime:
             await self._unusable(key, slot, [str(e) for e in exc.errors], "InvalidPolicy")
             return False
         slot.retry_after = min(30.0, max(5.0, policy.polling_interval.total_seconds()))
-        refused = refusals(policy, self.config.gce_allow)
+        refused = refusals(policy, self.config)
         if refused:  # before anything is built: no API call for a refused target
             return await self._refused(key, slot, refused)
         try:
@@ -529,8 +530,7 @@ class Runtime:
         return assemble(
             policy,
             resolve_secret=self.shell.secrets(policy.namespace),
-            gce_endpoint=self.config.gce_endpoint,
-            kube_api=self.config.kube_api,
+            config=self.config,
             owner=self.shell.owner(body),
         )
 

@@ -7,6 +7,9 @@ source that can notice new work by itself also offers `watch` (a `PushSource`), 
 group wakes at once rather than at the next poll; the poll stays as the safety net.
 
 Errors are typed and never carry a credential: URLs in messages go through `redact`.
+
+A source is one module that ends with its `SourceKind` (its key in the policy, its settings'
+schema fragment, how to build it), and one line in `sources.registry`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from autozero.engine.readings import Reading
+from autozero.policy.fields import Schema
 from autozero.secrets import SecretUnavailable
 
 DEFAULT_TIMEOUT = 5.0
@@ -166,3 +170,34 @@ class BatchedSource(BaseSource):
         if isinstance(result, SourceError):
             raise result
         return result
+
+
+@dataclass(frozen=True, eq=False)
+class SourceKind:
+    """What a source's module declares; `sources.registry` lists them, and the schema, the
+    parser and the runtime find every source there.
+
+    - `key`: the source's key in an entry of `spec.metrics` (e.g. `rq`);
+    - `schema()`: its settings' fragment of the CRD (types, defaults, descriptions, CEL rules);
+    - `build(metric, settings, ctx)`: check the (defaulted) settings and make the source, or
+      raise `SourceConfigError`: settings stay a mapping until here, as a KEDA scaler parses
+      its own metadata;
+    - `unit`: what one pending item is, in sentences (`jobs`); empty for a value that counts no
+      work (a query), which need not fall to 0 when idle, so an activation on it needs a
+      threshold;
+    - `what`: one such source, in sentences (`an RQ queue`);
+    - `example`: valid settings (defaults may be left out): the round-trip test builds policies
+      from every registered source's example.
+    """
+
+    key: str
+    what: str
+    unit: str
+    schema: Callable[[], Schema]
+    build: Callable[[str, Mapping[str, Any], Context], BaseSource]
+    example: Mapping[str, Any]
+
+    @property
+    def counts_work(self) -> bool:
+        """Whether its value is a count of work, 0 when there is none."""
+        return bool(self.unit)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis
-import requests
+if TYPE_CHECKING:  # the clients are imported when a source first connects
+    import redis
+    import requests
 
 
 class Pools:
@@ -19,6 +20,8 @@ class Pools:
         self._mongo: dict[tuple[str, float], Any] = {}
 
     def redis(self, url: str, timeout: float) -> redis.Redis:
+        import redis
+
         with self._lock:
             client = self._redis.get((url, timeout))
             if client is None:
@@ -33,6 +36,8 @@ class Pools:
             return client
 
     def http(self, base: str) -> requests.Session:
+        import requests
+
         with self._lock:
             session = self._http.get(base)
             if session is None:

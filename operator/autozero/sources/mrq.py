@@ -19,9 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
 from autozero.engine.readings import Reading
+from autozero.policy.fields import Schema, connection, connection_rules, obj, string
 from autozero.sources.base import (
     BaseSource,
     Context,
@@ -29,12 +28,13 @@ from autozero.sources.base import (
     SourceBadResponse,
     SourceConfigError,
     SourceError,
+    SourceKind,
     SourceTimeout,
     SourceUnreachable,
     Watch,
 )
 from autozero.sources.connections import POOLS
-from autozero.sources.redis_keys import redis_error, run_pipeline
+from autozero.sources.redis_keys import PUSH, redis_error, run_pipeline
 
 RAW_KINDS = ("timed_set", "sorted_set", "set", "raw")  # the order MRQ tests them in
 JOBS_COLLECTION = "mrq_jobs"
@@ -139,6 +139,7 @@ class MRQQueue(BaseSource):
 
     def read(self) -> Reading:
         import pymongo.errors
+        import redis
 
         try:
             pending = self._raw_pending() if self.kind != "regular" else self._mongo_count("queued")
@@ -165,3 +166,46 @@ class MRQQueue(BaseSource):
             timeout=self.timeout,
             configure=self.configure_notifications,
         )
+
+
+def _schema() -> Schema:
+    redis_conn = obj(
+        "A Redis server.",
+        {**connection("Redis", "redis://redis:6379/0"), "configureNotifications": PUSH},
+        rules=connection_rules("Redis"),
+    )
+    mongo_conn = obj(
+        "A MongoDB server.",
+        connection("MongoDB", "mongodb://mongo:27017/mrq"),
+        rules=connection_rules("MongoDB"),
+    )
+    return obj(
+        "An MRQ queue. Regular queues keep their jobs in MongoDB (pending: status queued; in "
+        "flight: status started); raw queues (names ending in _raw, _set, _sorted_set, "
+        "_timed_set) live in Redis.",
+        {
+            "queue": string(
+                "The queue name; a name ending in '/' covers its subqueues.", minLength=1
+            ),
+            "prefix": string("MRQ's Redis key prefix.", default="mrq"),
+            "redis": redis_conn,
+            "mongodb": mongo_conn,
+        },
+        required=["queue"],
+        rules=[
+            (
+                "has(self.redis) || has(self.mongodb)",
+                "set redis (raw queues) or mongodb (regular queues), or both",
+            )
+        ],
+    )
+
+
+KIND = SourceKind(
+    key="mrq",
+    what="an MRQ queue",
+    unit="jobs",
+    schema=_schema,
+    build=MRQQueue.from_settings,
+    example={"queue": "bids", "mongodb": {"urlFrom": {"secretKeyRef": {"name": "m", "key": "u"}}}},
+)

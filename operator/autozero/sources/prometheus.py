@@ -14,15 +14,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
 from autozero.engine.durations import parse_duration
 from autozero.engine.readings import Reading
+from autozero.policy.fields import (
+    Schema,
+    boolean,
+    duration,
+    number,
+    obj,
+    secret_ref,
+    string,
+    url,
+)
 from autozero.sources.base import (
     BaseSource,
     Context,
     SourceAuthError,
     SourceBadResponse,
+    SourceKind,
     SourceNoData,
     SourceTimeout,
     SourceUnreachable,
@@ -71,6 +80,8 @@ class PrometheusQuery(BaseSource):
         return ("prometheus", id(self))
 
     def read(self) -> Reading:
+        import requests
+
         session = POOLS.http(self.server)
         try:
             response = session.get(
@@ -134,3 +145,37 @@ class PrometheusQuery(BaseSource):
         if math.isnan(value):
             raise SourceNoData(self.metric, self.server, "the query returned NaN")
         return value
+
+
+def _schema() -> Schema:
+    return obj(
+        "A Prometheus instant query that returns a scalar or a one-element vector.",
+        {
+            "serverAddress": url("The Prometheus base URL (e.g. http://prometheus:9090)."),
+            "query": string("The PromQL expression.", minLength=1),
+            "emptyAs": number(
+                "The value to use when the query returns no series. Unset: "
+                "an empty result is 'no data', never zero."
+            ),
+            "timeout": duration(
+                "How long one query may take.",
+                "5s",
+                positive_because="a query given no time always fails",
+            ),
+            "bearerTokenFrom": secret_ref("a bearer token"),
+            "usernameFrom": secret_ref("a basic-auth user"),
+            "passwordFrom": secret_ref("a basic-auth password"),
+            "insecureSkipVerify": boolean("Skip TLS certificate verification (tests only)."),
+        },
+        required=["serverAddress", "query"],
+    )
+
+
+KIND = SourceKind(
+    key="prometheus",
+    what="a Prometheus query",
+    unit="",  # a value, not a count of work: a CPU ratio or a rate need never fall to 0
+    schema=_schema,
+    build=PrometheusQuery.from_settings,
+    example={"serverAddress": "http://prom:9090", "query": "sum(x)"},
+)

@@ -17,15 +17,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
 from autozero.engine.readings import Reading
+from autozero.policy.fields import Schema, obj, secret_ref, string, url
 from autozero.sources.base import (
     BatchedSource,
     Context,
     SourceAuthError,
     SourceBadResponse,
     SourceError,
+    SourceKind,
     SourceNotFound,
     SourceTimeout,
     SourceUnreachable,
@@ -103,6 +103,8 @@ class RabbitMQQueues(BatchedSource):
 
 
 def _get(source: RabbitMQQueues, url: str) -> list[Any]:
+    import requests
+
     session = POOLS.http(source.base)
     try:
         response = session.get(
@@ -137,3 +139,35 @@ def _get(source: RabbitMQQueues, url: str) -> list[Any]:
     if not isinstance(body, list):
         raise SourceBadResponse(source.metric, source.base, "expected a list of queues")
     return body
+
+
+def _schema() -> Schema:
+    return obj(
+        "RabbitMQ queues over the management HTTP API: pending is messages ready, in flight "
+        "messages unacknowledged.",
+        {
+            "managementUrl": url("The management API's base URL (e.g. http://rabbitmq:15672)."),
+            "usernameFrom": secret_ref("the management API user"),
+            "passwordFrom": secret_ref("the management API password"),
+            "vhost": string("The virtual host.", default="/"),
+            "queue": string("One queue."),
+            "queuePattern": string("A regular expression; matching queues are summed."),
+        },
+        required=["managementUrl"],
+        rules=[
+            (
+                "has(self.queue) != has(self.queuePattern)",
+                "set exactly one of queue or queuePattern",
+            )
+        ],
+    )
+
+
+KIND = SourceKind(
+    key="rabbitmq",
+    what="RabbitMQ queues",
+    unit="messages",
+    schema=_schema,
+    build=RabbitMQQueues.from_settings,
+    example={"managementUrl": "http://rabbit:15672", "queue": "q"},
+)

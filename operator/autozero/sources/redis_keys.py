@@ -10,22 +10,33 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import redis
+from typing import TYPE_CHECKING, Any
 
 from autozero.engine.readings import Reading
+from autozero.policy.fields import (
+    Schema,
+    boolean,
+    connection,
+    connection_rules,
+    enum,
+    obj,
+    string,
+)
 from autozero.sources.base import (
     BatchedSource,
     Context,
     SourceAuthError,
     SourceBadResponse,
     SourceError,
+    SourceKind,
     SourceTimeout,
     SourceUnreachable,
     Watch,
 )
 from autozero.sources.connections import POOLS
+
+if TYPE_CHECKING:  # the client is imported when a source reads, not when the schema is built
+    import redis
 
 MAX_SCAN_KEYS = 1000  # a pattern matching more keys than this is a configuration error
 LENGTH = {"list": "llen", "set": "scard", "zset": "zcard", "stream": "xlen"}
@@ -33,6 +44,8 @@ LENGTH = {"list": "llen", "set": "scard", "zset": "zcard", "stream": "xlen"}
 
 def redis_error(metric: str, url: str, exc: Exception) -> SourceError:
     """Map a redis-py exception to a typed SourceError (the URL is redacted)."""
+    import redis
+
     text = str(exc)
     if isinstance(exc, redis.AuthenticationError) or "NOAUTH" in text or "WRONGPASS" in text:
         return SourceAuthError(metric, url, f"authentication failed: {text}")
@@ -94,6 +107,8 @@ class RedisKeys(BatchedSource):
 
     @classmethod
     def read_batch(cls, sources: Sequence[Any]) -> list[Reading | SourceError]:
+        import redis
+
         first: RedisKeys = sources[0]
         client = POOLS.redis(first.url, first.timeout)
         try:
@@ -201,3 +216,45 @@ def _lengths(source: RedisKeys, key: str, key_type: str, answer: Any) -> tuple[f
             f"stream {key!r} has no consumer group {source.consumer_group!r}",
         )
     return float(answer), None
+
+
+#: Shared by every Redis-family source (one object: the CRD's YAML names it once).
+PUSH = boolean(
+    "Let autozero turn on the server's keyspace notifications (CONFIG SET "
+    "notify-keyspace-events) so new work wakes a sleeping group at once. Off: autozero uses "
+    "them if the server has them, and polls."
+)
+
+
+def _schema() -> Schema:
+    return obj(
+        "The length of Redis lists, sets, sorted sets or streams, summed.",
+        {
+            **connection("Redis", "redis://redis:6379/0"),
+            "configureNotifications": PUSH,
+            "key": string("One key."),
+            "keyPattern": string("A SCAN pattern (e.g. jobs:*); matched keys are summed."),
+            "type": enum(
+                "The key type; auto asks Redis.",
+                ["auto", "list", "set", "zset", "stream"],
+                "auto",
+            ),
+            "consumerGroup": string(
+                "For streams: the consumer group whose pending entries count as in flight."
+            ),
+        },
+        rules=[
+            *connection_rules("Redis"),
+            ("has(self.key) != has(self.keyPattern)", "set exactly one of key or keyPattern"),
+        ],
+    )
+
+
+KIND = SourceKind(
+    key="redis",
+    what="Redis keys",
+    unit="items",
+    schema=_schema,
+    build=RedisKeys.from_settings,
+    example={"url": "redis://redis:6379/0", "key": "jobs", "type": "list"},
+)

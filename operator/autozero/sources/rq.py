@@ -14,12 +14,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
 from autozero.engine.readings import Reading
-from autozero.sources.base import BatchedSource, Context, SourceError, Watch
+from autozero.policy.fields import Schema, connection, connection_rules, obj, string
+from autozero.sources.base import BatchedSource, Context, SourceError, SourceKind, Watch
 from autozero.sources.connections import POOLS
-from autozero.sources.redis_keys import redis_error, run_pipeline
+from autozero.sources.redis_keys import PUSH, redis_error, run_pipeline
 
 
 @dataclass
@@ -55,6 +54,8 @@ class RQQueue(BatchedSource):
 
     @classmethod
     def read_batch(cls, sources: Sequence[Any]) -> list[Reading | SourceError]:
+        import redis
+
         first: RQQueue = sources[0]
         now = time.time()
         commands: list[tuple[str, tuple[Any, ...]]] = []
@@ -90,3 +91,26 @@ class RQQueue(BatchedSource):
             timeout=self.timeout,
             configure=self.configure_notifications,
         )
+
+
+def _schema() -> Schema:
+    return obj(
+        "An RQ queue: pending is the queue's length, in flight its started-job registry.",
+        {
+            **connection("Redis", "redis://redis:6379/0"),
+            "configureNotifications": PUSH,
+            "queue": string("The RQ queue name.", minLength=1, default="default"),
+            "prefix": string("RQ's key prefix (RQ_KEY_PREFIX).", default="rq"),
+        },
+        rules=connection_rules("Redis"),
+    )
+
+
+KIND = SourceKind(
+    key="rq",
+    what="an RQ queue",
+    unit="jobs",
+    schema=_schema,
+    build=RQQueue.from_settings,
+    example={"urlFrom": {"secretKeyRef": {"name": "rq", "key": "url"}}},
+)

@@ -1,4 +1,5 @@
-"""What every scale target offers: observe the group, and carry out a change. One file per kind.
+"""What every scale target offers: observe the group, and carry out a change. One module per kind
+(`targets.kind` says what else it declares).
 
 A target never decides: the engine does. A target reports what it sees (`Observed`) and applies a
 `Change` safely: with a handoff, the native autoscaler exists exactly while the group is awake, and
@@ -11,9 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
-
-from autozero.policy.model import Handoff
+from typing import Any, Protocol
 
 
 class TargetError(Exception):
@@ -56,7 +55,7 @@ class Change:
     """Bring the group to `replicas`; with `handoff`, the native autoscaler exists iff awake."""
 
     replicas: int
-    handoff: Handoff | None = None
+    handoff: Any = None  # the group's handoff settings (of its target's kind), if it hands off
     reason: str = ""
 
 

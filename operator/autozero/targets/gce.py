@@ -1,9 +1,9 @@
-"""GCE managed instance groups, zonal and regional, through google-api-python-client.
+"""`target.gce`: GCE managed instance groups, zonal and regional, through google-api-python-client.
 
-Observation is batched: one paginated list per zone or region per cycle, whatever the number of
-groups. Writes happen only when the observed state differs from the change. Every mutation carries
-a `requestId`, so a retried call is applied once, and waits for its Operation (the `wait` method
-returns after ~2 minutes at most, done or not, so it is called in a loop).
+Observation is batched: one paginated list per zone or region per identity per cycle, whatever
+the number of groups (one Compute client per identity: the operator's own, or a key from a
+Secret). Writes happen only when the observed state differs from the change (`targets.compute`
+retries and waits for them).
 
 Handoff (docs/concepts.md): on Wake, resize to the wake count and then create the group's
 autoscaler (min, max, cool-down, CPU target); before Sleep, delete the autoscaler and only then
@@ -11,34 +11,51 @@ resize to 0. Delete rather than `mode: OFF`: a deleted autoscaler cannot linger 
 configuration or be mistaken for the user's own, and a new one is made from the current policy at
 the next wake. The autoscaler exists exactly while the group is awake; `apply` restores that after
 a crash between two steps (an awake group without one gets one, a group at 0 loses it).
+
+Tenancy: the operator's identity reaches every project it was granted, so each namespace may
+target only the projects an administrator allowed it (`GCEAllowlist`, deny by default).
 """
 
 from __future__ import annotations
 
-import random
-import time
+import fnmatch
+import json
+import os
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
 
-from autozero.policy.model import GCEAutoscalerHandoff, GCETarget
+from autozero.engine.durations import format_duration, parse_duration
+from autozero.policy.fields import Schema, duration, integer, number, obj, secret_ref, string
+from autozero.policy.model import Policy, SecretKeyRef
+from autozero.secrets import SecretUnavailable
 from autozero.targets.base import (
     Applied,
     Change,
     Observed,
+    ScaleTarget,
     Step,
+    TargetConfigError,
     TargetError,
-    TargetForbidden,
     TargetNotFound,
     converge,
     plan,
 )
+from autozero.targets.compute import Compute, GCEError, Where
+from autozero.targets.kind import (
+    Assembled,
+    Environment,
+    HandoffKind,
+    Refusal,
+    SecretResolver,
+    TargetKind,
+)
 
 AUTOSCALER_PREFIX = "autozero-"
-COMPUTE_SCOPE = "https://www.googleapis.com/auth/compute"
-_RETRYABLE_403 = {"rateLimitExceeded", "userRateLimitExceeded"}
+GCE_ALLOW_ENV = "AUTOZERO_GCE_ALLOW"
 
 
 def autoscaler_name(group: str) -> str:
@@ -47,169 +64,94 @@ def autoscaler_name(group: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Where:
+class GCETarget:
     project: str
-    kind: str  # "zones" or "regions"
-    location: str
-
-    @classmethod
-    def of(cls, target: GCETarget) -> Where:
-        if target.zone:
-            return cls(target.project, "zones", target.zone)
-        return cls(target.project, "regions", target.region or "")
-
-    def __str__(self) -> str:
-        return f"projects/{self.project}/{self.kind}/{self.location}"
-
-
-class GCEError(TargetError):
-    """A Compute API error, with where it happened and the API's own status and reason."""
-
-    def __init__(self, group: str, where: Where, status: int, reason: str, message: str) -> None:
-        self.where, self.status, self.reason = where, status, reason
-        super().__init__(group, f"{where}: HTTP {status} {reason}: {message}")
+    instance_group_manager: str
+    zone: str | None = None
+    region: str | None = None
+    credentials: SecretKeyRef | None = None  # a service-account key; else the operator's own
 
     @property
-    def retryable(self) -> bool:  # type: ignore[override]
-        return (
-            self.reason == "unreachable"
-            or self.status in (429, 500, 502, 503, 504)
-            or (self.status == 403 and self.reason in _RETRYABLE_403)
-            or (self.status == 409 and self.reason in ("operationInProgress", "resourceNotReady"))
-        )
+    def location(self) -> str:
+        return self.zone or self.region or ""
+
+    @property
+    def where(self) -> Where:
+        return Where.of(self.project, self.zone, self.region)
 
 
-def _http_error(exc: Exception, group: str, where: Where) -> TargetError:
-    status = int(getattr(getattr(exc, "resp", None), "status", 0) or 0)
-    details = getattr(exc, "error_details", None)
-    reason = details[0].get("reason", "") if isinstance(details, list) and details else ""
-    message = str(getattr(exc, "reason", "") or exc)
-    if status == 404:
-        return TargetNotFound(group, f"{where}: {message}")
-    if status == 403 and reason not in _RETRYABLE_403:
-        return TargetForbidden(group, f"{where}: {message}")
-    return GCEError(group, where, status, reason, message)
+@dataclass(frozen=True, slots=True)
+class GCEAutoscalerHandoff:
+    min_replicas: int
+    max_replicas: int
+    cool_down_period: timedelta
+    cpu_utilization_target: float
+    stabilization_period: timedelta | None = None
 
 
-@dataclass
-class Retry:
-    """Jittered exponential backoff ("full jitter"), bounded in attempts."""
-
-    attempts: int = 6
-    base: float = 0.5
-    cap: float = 8.0
-    sleep: Callable[[float], None] = time.sleep
-    rand: Callable[[], float] = random.random
-
-    def delay(self, attempt: int) -> float:
-        return float(min(self.cap, self.base * 2**attempt) * self.rand())
+class AllowlistError(ValueError):
+    """An allowlist entry that cannot be read (a flag, an env var or a Helm value)."""
 
 
-@dataclass
-class Compute:
-    """A compute v1 service with autozero's retry policy and operation waiting."""
+@dataclass(frozen=True, slots=True)
+class GCEAllowlist:
+    """Which GCE projects the policies of each namespace may target.
 
-    service: Any
-    retry: Retry = field(default_factory=Retry)
-    operation_timeout: float = 600.0
-    calls: int = 0  # requests sent, for tests and metrics
+    Entries are `NAMESPACE=PROJECT[,PROJECT...]`; NAMESPACE may be a glob (`team-*`, `*`). A
+    namespace may target the union of the projects of every entry it matches, and nothing when it
+    matches none: the operator denies by default. `everything()` is for the standalone runner,
+    where the policy's author runs autozero with their own credentials.
+    """
+
+    entries: tuple[tuple[str, frozenset[str]], ...] = ()
+    allow_all: bool = False
 
     @classmethod
-    def build(
-        cls,
-        *,
-        endpoint: str | None = None,
-        credentials: Any = None,
-        service_account_info: Mapping[str, Any] | None = None,
-        timeout: float = 30.0,
-        retry: Retry | None = None,
-    ) -> Compute:
-        """ADC by default (Workload Identity in a cluster); a key from a Secret; or anonymous
-        against an `endpoint` such as the emulator's. Credentials are never logged."""
-        import google.auth
-        import google_auth_httplib2
-        import httplib2
-        from google.auth.credentials import AnonymousCredentials
-        from google.oauth2 import service_account
-        from googleapiclient import discovery
+    def everything(cls) -> GCEAllowlist:
+        return cls(allow_all=True)
 
-        if credentials is None:
-            if service_account_info is not None:
-                credentials = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
-                    dict(service_account_info), scopes=[COMPUTE_SCOPE]
-                )
-            elif endpoint is not None:
-                credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
-            else:
-                credentials, _ = google.auth.default(scopes=[COMPUTE_SCOPE])
-        http = google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=timeout))
-        service = discovery.build(
-            "compute",
-            "v1",
-            http=http,
-            static_discovery=True,
-            cache_discovery=False,
-            client_options={"api_endpoint": endpoint} if endpoint else None,
-        )
-        return cls(service, retry or Retry())
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> GCEAllowlist:
+        parsed: list[tuple[str, frozenset[str]]] = []
+        for entry in entries:
+            for part in (p.strip() for p in entry.split(";")):
+                if not part:
+                    continue
+                namespace, sep, projects = part.partition("=")
+                names = frozenset(p.strip() for p in projects.split(",") if p.strip())
+                if not sep or not namespace.strip() or not names:
+                    raise AllowlistError(
+                        f"GCE allowlist entry {part!r}: expected NAMESPACE=PROJECT[,PROJECT...]"
+                    )
+                parsed.append((namespace.strip(), names))
+        return cls(tuple(parsed))
 
-    def call(self, request: Any, group: str, where: Where) -> dict[str, Any]:
-        """Execute `request`, retrying only what is retryable; typed errors otherwise."""
-        from googleapiclient.errors import HttpError
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Sequence[str]]) -> GCEAllowlist:
+        return cls(tuple((ns, frozenset(projects)) for ns, projects in mapping.items()))
 
-        attempt = 0
-        while True:
-            self.calls += 1
-            try:
-                answer: dict[str, Any] = request.execute(num_retries=0)
-                return answer
-            except HttpError as exc:
-                error = _http_error(exc, group, where)
-            except (OSError, TimeoutError) as exc:  # connection refused, reset, timed out
-                error = GCEError(group, where, 0, "unreachable", str(exc))
-            attempt += 1
-            if not error.retryable or attempt >= self.retry.attempts:
-                raise error
-            self.retry.sleep(self.retry.delay(attempt))
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> GCEAllowlist | None:
+        """The allowlist in $AUTOZERO_GCE_ALLOW (entries separated by `;`), or None if unset."""
+        value = (environ if environ is not None else os.environ).get(GCE_ALLOW_ENV)
+        return cls.parse([value]) if value else None
 
-    def operations(self, where: Where) -> Any:
-        return (
-            self.service.zoneOperations()
-            if where.kind == "zones"
-            else (self.service.regionOperations())
-        )
+    def projects(self, namespace: str) -> frozenset[str]:
+        allowed: set[str] = set()
+        for pattern, projects in self.entries:
+            if fnmatch.fnmatchcase(namespace, pattern):
+                allowed |= projects
+        return frozenset(allowed)
 
-    def wait(self, operation: dict[str, Any], group: str, where: Where) -> dict[str, Any]:
-        """Wait for an Operation to be DONE (in a loop: `wait` may return before), then check it."""
-        deadline = time.monotonic() + self.operation_timeout
-        scope = {"zone": where.location} if where.kind == "zones" else {"region": where.location}
-        while operation.get("status") != "DONE":
-            if time.monotonic() > deadline:
-                raise GCEError(
-                    group,
-                    where,
-                    504,
-                    "operationTimeout",
-                    f"operation {operation.get('name')} not done after "
-                    f"{self.operation_timeout:.0f}s",
-                )
-            operation = self.call(
-                self.operations(where).wait(
-                    project=where.project, operation=operation["name"], **scope
-                ),
-                group,
-                where,
-            )
-        if "error" in operation:
-            errors = operation["error"].get("errors", [{}])
-            raise GCEError(
-                group,
-                where,
-                int(operation.get("httpErrorStatusCode", 500)),
-                str(errors[0].get("code", "operationFailed")),
-                str(errors[0].get("message", "operation failed")),
-            )
-        return operation
+    def allows(self, namespace: str, project: str) -> bool:
+        return self.allow_all or project in self.projects(namespace)
+
+
+class GCEConfig(Protocol):
+    """What this kind reads of the shell's `RuntimeConfig`."""
+
+    gce_allow: GCEAllowlist  # which projects each namespace may target
+    gce_endpoint: str | None  # the Compute API's, when not Google's (the emulator's)
 
 
 def _observed(item: Mapping[str, Any]) -> Observed:
@@ -232,10 +174,10 @@ def observe_groups(
     """Observe many groups with one paginated list call per zone or region."""
     by_scope: dict[Where, dict[str, str]] = defaultdict(dict)  # where -> MIG name -> group name
     for group, target in targets.items():
-        by_scope[Where.of(target)][target.instance_group_manager] = group
+        by_scope[target.where][target.instance_group_manager] = group
     out: dict[str, Observed | TargetError] = {}
     for where, wanted in by_scope.items():
-        scope = {"zone": where.location} if where.kind == "zones" else {"region": where.location}
+        scope = where.scope
         collection = (
             compute.service.instanceGroupManagers()
             if where.kind == "zones"
@@ -271,14 +213,10 @@ class GCEGroup:
 
     @property
     def where(self) -> Where:
-        return Where.of(self.target)
+        return self.target.where
 
     def _scope(self) -> dict[str, str]:
-        return (
-            {"zone": self.where.location}
-            if self.where.kind == "zones"
-            else {"region": self.where.location}
-        )
+        return self.where.scope
 
     def _managers(self) -> Any:
         service = self.compute.service
@@ -411,3 +349,222 @@ class GCEGroup:
             delete_autoscaler=delete,
             foreign=foreign,
         )
+
+
+# The kind: its schema fragments, parser and renderer, and hooks.
+
+
+def _schema() -> Schema:
+    return obj(
+        "A GCE managed instance group, zonal (zone) or regional (region).",
+        {
+            "project": string("The GCE project.", minLength=1),
+            "zone": string("The zone of a zonal group."),
+            "region": string("The region of a regional group."),
+            "instanceGroupManager": string("The group's name.", minLength=1),
+            "credentials": secret_ref(
+                "a service-account key (JSON) to call Compute Engine with "
+                "instead of the operator's own identity"
+            ),
+        },
+        required=["project", "instanceGroupManager"],
+        rules=[
+            (
+                "has(self.zone) != has(self.region)",
+                "set exactly one of zone or region",
+            )
+        ],
+    )
+
+
+def _parse(gce: Mapping[str, Any]) -> GCETarget:
+    ref = (gce.get("credentials") or {}).get("secretKeyRef")
+    return GCETarget(
+        gce["project"],
+        gce["instanceGroupManager"],
+        gce.get("zone"),
+        gce.get("region"),
+        SecretKeyRef(ref["name"], ref["key"]) if ref else None,
+    )
+
+
+def _render(target: GCETarget) -> dict[str, Any]:
+    gce: dict[str, Any] = {
+        "project": target.project,
+        "instanceGroupManager": target.instance_group_manager,
+    }
+    gce.update({"zone": target.zone} if target.zone else {})
+    gce.update({"region": target.region} if target.region else {})
+    if target.credentials is not None:
+        ref = target.credentials
+        gce["credentials"] = {"secretKeyRef": {"name": ref.name, "key": ref.key}}
+    return gce
+
+
+def _handoff_schema() -> Schema:
+    return obj(
+        "A GCE autoscaler created on wake and deleted before sleep.",
+        {
+            "minReplicas": integer("Autoscaler minimum.", minimum=1, default=1),
+            "maxReplicas": integer("Autoscaler maximum.", minimum=1),
+            "coolDownPeriod": duration("The VM initialisation period.", "60s"),
+            "cpuUtilizationTarget": number(
+                "CPU target (0-1].", minimum=0.01, maximum=1, default=0.6
+            ),
+            "stabilizationPeriod": duration("How long scale-in waits."),
+        },
+        required=["maxReplicas"],
+        rules=[
+            (
+                "self.minReplicas <= self.maxReplicas",
+                "minReplicas must not exceed maxReplicas",
+            )
+        ],
+    )
+
+
+def _parse_handoff(gce: Mapping[str, Any]) -> GCEAutoscalerHandoff:
+    stabilization = gce.get("stabilizationPeriod")
+    return GCEAutoscalerHandoff(
+        min_replicas=gce["minReplicas"],
+        max_replicas=gce["maxReplicas"],
+        cool_down_period=parse_duration(gce["coolDownPeriod"]),
+        cpu_utilization_target=float(gce["cpuUtilizationTarget"]),
+        stabilization_period=parse_duration(stabilization) if stabilization else None,
+    )
+
+
+def _render_handoff(handoff: GCEAutoscalerHandoff) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "minReplicas": handoff.min_replicas,
+        "maxReplicas": handoff.max_replicas,
+        "coolDownPeriod": format_duration(handoff.cool_down_period),
+        "cpuUtilizationTarget": handoff.cpu_utilization_target,
+    }
+    if handoff.stabilization_period is not None:
+        out["stabilizationPeriod"] = format_duration(handoff.stabilization_period)
+    return out
+
+
+def _model(handoff: GCEAutoscalerHandoff, group: str) -> Any:
+    from autozero.handoff_model import GCEAutoscalerModel  # the simulator's, not the runtime's
+
+    return GCEAutoscalerModel(handoff, group)
+
+
+def _refusals(policy: Policy, group: str, target: GCETarget, config: GCEConfig) -> list[Refusal]:
+    """A project the policy's namespace was not allowed (the operator's identity reaches it)."""
+    allow = config.gce_allow
+    if allow.allows(policy.namespace, target.project):
+        return []
+    allowed = sorted(allow.projects(policy.namespace))
+    return [
+        Refusal(
+            group,
+            "GCEProjectNotAllowed",
+            f"namespace {policy.namespace} may not target GCE project {target.project} "
+            f"(allowed: {', '.join(allowed) or 'none'}); an administrator allows it with "
+            f"the chart value gce.allowedProjects or the operator flag "
+            f"--gce-allow {policy.namespace}={target.project}",
+        )
+    ]
+
+
+def _assemble(policy: Policy, groups: Mapping[str, GCETarget], env: Environment) -> Assembled:
+    """One Compute client per identity (the operator's own, or a key from a Secret), so that
+    observing stays one list per location per identity."""
+    from google.auth.exceptions import DefaultCredentialsError
+
+    config: GCEConfig = env.config
+    computes: dict[SecretKeyRef | None, tuple[Compute, dict[str, GCETarget]]] = {}
+    targets: dict[str, ScaleTarget] = {}
+    for name, target in groups.items():
+        ref = target.credentials
+        if ref not in computes:
+            key = _service_account_key(policy, name, ref, env.resolve_secret)
+            try:
+                compute = Compute.build(endpoint=config.gce_endpoint, service_account_info=key)
+            except DefaultCredentialsError as exc:  # no key Secret, no endpoint, no ADC
+                raise TargetConfigError(
+                    name,
+                    f"no Application Default Credentials for GCE project "
+                    f"{target.project} ({str(exc).split('. ')[0].rstrip('.')}): set "
+                    "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, run "
+                    "`gcloud auth application-default login`, or name a key Secret in "
+                    "target.gce.credentials",
+                ) from None
+            except ValueError:  # a key google-auth cannot load; its text is never shown
+                raise TargetConfigError(
+                    name,
+                    f"secret {policy.namespace}/{ref.name if ref else '-'} holds a "
+                    "service-account key that cannot be loaded",
+                ) from None
+            computes[ref] = (compute, {})
+        compute, served = computes[ref]
+        targets[name] = GCEGroup(name, target, compute)
+        served[name] = target
+
+    def observe(wanted: Collection[str]) -> dict[str, Observed | TargetError]:
+        seen: dict[str, Observed | TargetError] = {}
+        for compute, served in computes.values():
+            mine = {name: target for name, target in served.items() if name in wanted}
+            if mine:
+                seen.update(observe_groups(compute, mine))
+        return seen
+
+    return Assembled(targets, observe)
+
+
+def _service_account_key(
+    policy: Policy, group: str, ref: SecretKeyRef | None, resolve_secret: SecretResolver
+) -> Mapping[str, Any] | None:
+    """The service-account key a GCE target names, from the policy's namespace; None for the
+    operator's own identity. The key's content never appears in an error."""
+    if ref is None:
+        return None
+    where = f"secret {policy.namespace}/{ref.name} key {ref.key!r}"
+    try:
+        text = resolve_secret(ref.name, ref.key)
+    except SecretUnavailable as exc:  # which of no Secret, no key, forbidden... it says
+        error = TargetConfigError(group, str(exc))
+        error.retryable = exc.retryable
+        raise error from exc
+    except KeyError as exc:  # a plain resolver (a mapping): the key is not there
+        raise TargetConfigError(group, f"{where} does not exist") from exc
+    try:
+        key = json.loads(text)
+    except ValueError:
+        key = None
+    if not isinstance(key, dict) or key.get("type") != "service_account":
+        raise TargetConfigError(group, f"{where} is not a service-account key (JSON)") from None
+    return key
+
+
+KIND = TargetKind(
+    key="gce",
+    spec=GCETarget,
+    schema=_schema,
+    parse=_parse,
+    render=_render,
+    assemble=_assemble,
+    refusals=_refusals,
+    handoff=HandoffKind(
+        key="gceAutoscaler",
+        autoscaler="GCE autoscaler",
+        schema=_handoff_schema,
+        parse=_parse_handoff,
+        render=_render_handoff,
+        model=_model,
+        named=lambda target: autoscaler_name(target.instance_group_manager),
+        examples=({"maxReplicas": 5, "coolDownPeriod": "3m", "cpuUtilizationTarget": 0.8},),
+    ),
+    examples=(
+        {"project": "proj", "zone": "europe-west1-c", "instanceGroupManager": "mig"},
+        {
+            "project": "proj",
+            "region": "europe-west1",
+            "instanceGroupManager": "mig",
+            "credentials": {"secretKeyRef": {"name": "gce-key", "key": "key.json"}},
+        },
+    ),
+)

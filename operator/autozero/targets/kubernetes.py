@@ -1,13 +1,17 @@
-"""Kubernetes workloads with a `/scale` subresource: Deployments, StatefulSets, any such CRD.
+"""`target.kubernetes`: workloads with a `/scale` subresource: Deployments, StatefulSets, any CRD.
 
 The resource is found through API discovery from `apiVersion` and `kind`; only its `scale`
 subresource is read and written, so autozero needs `get`/`patch` on `<resource>/scale` and
-nothing on the workload itself.
+nothing on the workload itself. The runtime observes these groups from its watches (informers)
+when it can (`watched`), with a `/scale` GET each when it cannot.
 
 HPA handoff mirrors the GCE one: on Wake, scale to the wake count and then create the HPA (an HPA
 does not act on a workload at 0 replicas); before Sleep, delete the HPA and only then scale to 0.
 The HPA is named `autozero-<workload>` and owned by the ScalingPolicy (deleting the policy deletes
 it); an awake group without its HPA gets one back, a sleeping group loses it.
+
+Tenancy: a policy scales only workloads of its own namespace; with a ServiceAccount, only what
+that account may do itself (the operator's SubjectAccessReview asks `access_checks`).
 """
 
 from __future__ import annotations
@@ -15,17 +19,17 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from urllib3.exceptions import HTTPError  # connection refused, reset, timed out
-
-from autozero.policy.model import HPAHandoff, KubernetesTarget
+from autozero.policy.fields import Schema, integer, obj, string
+from autozero.policy.model import Policy
 from autozero.targets.base import (
     Applied,
     Change,
     Observed,
+    ScaleTarget,
     Step,
     TargetConflict,
     TargetError,
@@ -34,9 +38,36 @@ from autozero.targets.base import (
     converge,
     plan,
 )
+from autozero.targets.kind import (
+    AccessCheck,
+    Assembled,
+    Environment,
+    HandoffKind,
+    Refusal,
+    TargetKind,
+    WatchedWorkload,
+)
 
 HPA_PREFIX = "autozero-"
 TIMEOUT = 10  # seconds, every call
+# The client's transport (urllib3) raises HTTPError when the apiserver does not answer at all
+# (refused, reset, timed out); it is imported where it is caught, as the client is.
+
+
+@dataclass(frozen=True, slots=True)
+class KubernetesTarget:
+    api_version: str
+    kind: str
+    name: str
+    namespace: str | None = None  # None: the policy's own (any other is refused)
+
+
+@dataclass(frozen=True, slots=True)
+class HPAHandoff:
+    min_replicas: int
+    max_replicas: int
+    metrics: tuple[Mapping[str, Any], ...] = ()
+    behavior: Mapping[str, Any] | None = None
 
 
 def hpa_name(workload: str) -> str:
@@ -84,6 +115,7 @@ def list_hpas(api_client: Any, namespace: str, group: str) -> list[dict[str, Any
     finds an HPA whatever its name (a user's own HPA on the same workload is a conflict)."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
 
     try:
         found = client.AutoscalingV2Api(api_client).list_namespaced_horizontal_pod_autoscaler(
@@ -155,6 +187,7 @@ class KubernetesWorkload:
     def scale_resource(self) -> Any:
         if self._resource is None:
             from kubernetes.dynamic.exceptions import ResourceNotFoundError
+            from urllib3.exceptions import HTTPError
 
             try:
                 with _DYNAMIC_LOCK:  # the discoverer's cache is not safe across threads
@@ -183,6 +216,7 @@ class KubernetesWorkload:
         """The workload's scale, and the HPA among `hpas` (its namespace's) that targets it."""
         from kubernetes.client.exceptions import ApiException
         from kubernetes.dynamic.exceptions import DynamicApiError
+        from urllib3.exceptions import HTTPError
 
         scale = self.scale_resource()
         try:
@@ -212,10 +246,26 @@ class KubernetesWorkload:
         )
 
     def _owned(self, hpa: Mapping[str, Any]) -> bool:
-        if self.owner is None:
-            return str(hpa["metadata"]["name"]).startswith(HPA_PREFIX)
         refs = hpa["metadata"].get("ownerReferences") or []
-        return any(ref.get("uid") == self.owner.uid for ref in refs)
+        return self.owns(str(hpa["metadata"]["name"]), [str(ref.get("uid")) for ref in refs])
+
+    def owns(self, hpa: str, owners: Sequence[str]) -> bool:
+        """Whether autozero made the HPA named `hpa` (owned by `owners`' uids): the policy owns
+        it, or, with no policy object to own it (`autozero run`), it has autozero's name."""
+        if self.owner is None:
+            return hpa.startswith(HPA_PREFIX)
+        return self.owner.uid in owners
+
+    def watched(self) -> WatchedWorkload:
+        """What the runtime's watches follow to observe this workload without a call."""
+        return WatchedWorkload(
+            self.name,
+            self.namespace,
+            self.target.api_version,
+            self.target.kind,
+            self.target.name,
+            self.owns,
+        )
 
     def _autoscaling(self) -> Any:
         from kubernetes import client
@@ -225,6 +275,7 @@ class KubernetesWorkload:
     def scale(self, replicas: int) -> None:
         from kubernetes.client.exceptions import ApiException
         from kubernetes.dynamic.exceptions import DynamicApiError
+        from urllib3.exceptions import HTTPError
 
         try:
             self.scale_resource().patch(
@@ -239,6 +290,7 @@ class KubernetesWorkload:
 
     def create_hpa(self, handoff: HPAHandoff) -> str:
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
         name = hpa_name(self.target.name)
         body: dict[str, Any] = {
@@ -275,6 +327,7 @@ class KubernetesWorkload:
 
     def delete_hpa(self, name: str) -> None:
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
         try:
             self._autoscaling().delete_namespaced_horizontal_pod_autoscaler(
@@ -312,3 +365,180 @@ class KubernetesWorkload:
                 f"HorizontalPodAutoscaler {name} targets it and autozero did not create it"
             ),
         )
+
+
+def checks_for(workload: KubernetesWorkload, handoff: bool) -> Iterator[AccessCheck]:
+    """What autozero will do to this workload, as authorization attributes."""
+    scale = workload.scale_resource()
+    resource = str(scale.parent.name)
+    for verb in ("get", "patch"):
+        yield AccessCheck(verb, str(scale.group or ""), resource, "scale", workload.target.name)
+    if handoff:
+        for verb in ("list", "create", "delete"):
+            yield AccessCheck(verb, "autoscaling", "horizontalpodautoscalers")
+
+
+# The kind: its schema fragments, parser and renderer, and hooks.
+
+
+class KubeConfig(Protocol):
+    """What this kind reads of the shell's `RuntimeConfig`."""
+
+    kube_api: Any  # kubernetes.client.ApiClient
+
+
+def _schema() -> Schema:
+    return obj(
+        "A workload with a /scale subresource in the policy's namespace.",
+        {
+            "apiVersion": string("e.g. apps/v1.", minLength=1),
+            "kind": string("e.g. Deployment.", minLength=1),
+            "name": string("The workload's name.", minLength=1),
+            "namespace": string(
+                "The workload's namespace. Only the policy's own is allowed "
+                "(the default): any other is refused with the condition "
+                "reason TargetForbidden, and nothing is scaled.",
+                maxLength=63,
+            ),
+        },
+        required=["apiVersion", "kind", "name"],
+    )
+
+
+def _parse(kube: Mapping[str, Any]) -> KubernetesTarget:
+    return KubernetesTarget(kube["apiVersion"], kube["kind"], kube["name"], kube.get("namespace"))
+
+
+def _render(target: KubernetesTarget) -> dict[str, Any]:
+    workload = {"apiVersion": target.api_version, "kind": target.kind, "name": target.name}
+    workload.update({"namespace": target.namespace} if target.namespace else {})
+    return workload
+
+
+def _handoff_schema() -> Schema:
+    return obj(
+        "A HorizontalPodAutoscaler created on wake and deleted before sleep.",
+        {
+            "minReplicas": integer("HPA minimum.", minimum=1, default=1),
+            "maxReplicas": integer("HPA maximum.", minimum=1),
+            "metrics": {
+                "type": "array",
+                "description": "autoscaling/v2 metrics.",
+                "items": {
+                    "type": "object",
+                    "description": "An autoscaling/v2 MetricSpec.",
+                    "x-kubernetes-preserve-unknown-fields": True,
+                },
+            },
+            "behavior": {
+                "type": "object",
+                "description": "autoscaling/v2 behavior.",
+                "x-kubernetes-preserve-unknown-fields": True,
+            },
+        },
+        required=["maxReplicas"],
+        rules=[
+            (
+                "self.minReplicas <= self.maxReplicas",
+                "minReplicas must not exceed maxReplicas",
+            )
+        ],
+    )
+
+
+def _parse_handoff(hpa: Mapping[str, Any]) -> HPAHandoff:
+    return HPAHandoff(
+        hpa["minReplicas"],
+        hpa["maxReplicas"],
+        tuple(hpa.get("metrics", ())),
+        hpa.get("behavior"),
+    )
+
+
+def _render_handoff(handoff: HPAHandoff) -> dict[str, Any]:
+    hpa: dict[str, Any] = {
+        "minReplicas": handoff.min_replicas,
+        "maxReplicas": handoff.max_replicas,
+    }
+    if handoff.metrics:
+        hpa["metrics"] = [dict(m) for m in handoff.metrics]
+    if handoff.behavior is not None:
+        hpa["behavior"] = dict(handoff.behavior)
+    return hpa
+
+
+def _model(handoff: HPAHandoff, group: str) -> Any:
+    from autozero.handoff_model import HPAModel  # the simulator's, not the runtime's
+
+    return HPAModel(handoff, group)
+
+
+def _refusals(
+    policy: Policy,
+    group: str,
+    target: KubernetesTarget,
+    config: Any,  # noqa: ARG001
+) -> list[Refusal]:
+    """A workload outside the policy's namespace (the operator's RBAC may reach it)."""
+    if target.namespace in (None, policy.namespace):
+        return []
+    return [
+        Refusal(
+            group,
+            "TargetForbidden",
+            f"{target.kind} {target.namespace}/{target.name} is outside the "
+            f"policy's namespace {policy.namespace}; a ScalingPolicy may only scale "
+            "workloads of its own namespace",
+        )
+    ]
+
+
+def _access_checks(workload: KubernetesWorkload, handoff: HPAHandoff | None) -> list[AccessCheck]:
+    return list(checks_for(workload, handoff is not None))
+
+
+def _assemble(
+    policy: Policy, groups: Mapping[str, KubernetesTarget], env: Environment
+) -> Assembled:
+    """A workload per group; observed together (one HPA list per namespace, a `/scale` GET
+    each) when the runtime's watches cannot say."""
+    config: KubeConfig = env.config
+    api = config.kube_api
+    workloads = {
+        name: KubernetesWorkload(name, target, policy.namespace, api, env.owner)
+        for name, target in groups.items()
+    }
+
+    def observe(wanted: Collection[str]) -> dict[str, Observed | TargetError]:
+        mine = {name: w for name, w in workloads.items() if name in wanted}
+        return observe_workloads(api, mine) if mine else {}
+
+    targets: dict[str, ScaleTarget] = dict(workloads)
+    return Assembled(targets, observe, {name: w.watched() for name, w in workloads.items()})
+
+
+KIND = TargetKind(
+    key="kubernetes",
+    spec=KubernetesTarget,
+    schema=_schema,
+    parse=_parse,
+    render=_render,
+    assemble=_assemble,
+    refusals=_refusals,
+    access_checks=_access_checks,
+    handoff=HandoffKind(
+        key="hpa",
+        autoscaler="HPA",
+        schema=_handoff_schema,
+        parse=_parse_handoff,
+        render=_render_handoff,
+        model=_model,
+        named=lambda target: hpa_name(target.name),
+        examples=({"maxReplicas": 5, "metrics": [{"type": "Resource"}]},),
+    ),
+    uses_cluster=True,
+    examples=(
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "w"},
+        {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "w", "namespace": "other"},
+    ),
+)

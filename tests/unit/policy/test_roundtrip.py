@@ -32,61 +32,25 @@ from autozero.engine.spec import (
     TrackingTarget,
 )
 from autozero.policy.errors import PolicyInvalid
-from autozero.policy.model import (
-    UNITS,
-    GCEAutoscalerHandoff,
-    GCETarget,
-    GroupPolicy,
-    HPAHandoff,
-    KubernetesTarget,
-    MetricSpec,
-    Policy,
-    SecretKeyRef,
-)
+from autozero.policy.model import GroupPolicy, MetricSpec, Policy
 from autozero.policy.parse import parse_policy
 from autozero.policy.render import render_policy
+from autozero.policy.validate import apply_defaults
+from autozero.sources.registry import SOURCES
+from autozero.targets.registry import TARGETS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 NAMES = st.from_regex(r"[a-z][a-z0-9]{0,6}", fullmatch=True)
-SOURCES = [
-    (
-        "redis",
-        {
-            "url": "redis://redis:6379/0",
-            "key": "jobs",
-            "type": "list",
-            "configureNotifications": False,
-        },
-    ),
-    (
-        "rq",
-        {
-            "urlFrom": {"secretKeyRef": {"name": "rq", "key": "url"}},
-            "queue": "default",
-            "prefix": "rq",
-            "configureNotifications": False,
-        },
-    ),
-    (
-        "mrq",
-        {
-            "queue": "bids",
-            "prefix": "mrq",
-            "mongodb": {"urlFrom": {"secretKeyRef": {"name": "m", "key": "u"}}},
-        },
-    ),
-    ("rabbitmq", {"managementUrl": "http://rabbit:15672", "vhost": "/", "queue": "q"}),
-    (
-        "prometheus",
-        {
-            "serverAddress": "http://prom:9090",
-            "query": "sum(x)",
-            "timeout": "5s",
-            "insecureSkipVerify": False,
-        },
-    ),
-]
+
+
+def defaulted(example: Any, schema: dict[str, Any]) -> Any:
+    """A kind's example settings as the schema's defaults complete them (as parse sees them)."""
+    return apply_defaults(copy.deepcopy(dict(example)), schema)
+
+
+#: Every registered source's example (key, settings): a new source is covered with no edit here.
+SOURCE_EXAMPLES = [(key, defaulted(s.example, s.schema())) for key, s in SOURCES.items()]
 POLLING = timedelta(seconds=15)
 minutes = st.integers(1, 10).map(lambda n: timedelta(minutes=n))
 
@@ -183,22 +147,8 @@ def profiles(draw: st.DrawFn, metrics: list[str], bounds: Capacity) -> tuple[Pro
 
 @st.composite
 def groups(draw: st.DrawFn, name: str, metrics: list[str], units: dict[str, str]) -> GroupPolicy:
-    gce = draw(st.booleans())
-    target = (
-        GCETarget(
-            "proj",
-            "mig",
-            *(("europe-west1-c", None) if draw(st.booleans()) else (None, "europe-west1")),
-            draw(st.none() | st.just(SecretKeyRef("gce-key", "key.json"))),
-        )
-        if gce
-        else KubernetesTarget(
-            "apps/v1",
-            draw(st.sampled_from(["Deployment", "StatefulSet"])),
-            "w",
-            draw(st.none() | NAMES),
-        )
-    )
+    kind = draw(st.sampled_from(list(TARGETS.values())))  # every registered target kind
+    target = kind.parse(defaulted(draw(st.sampled_from(kind.examples)), kind.schema()))
     capacity = draw(capacities(minimum_floor=0 if metrics else 1))
     activation = (
         Activation(
@@ -210,13 +160,16 @@ def groups(draw: st.DrawFn, name: str, metrics: list[str], units: dict[str, str]
         if metrics and (capacity.minimum == 0 or draw(st.booleans()))
         else None
     )
-    handoff = draw(
-        st.none()
-        | st.just(
-            GCEAutoscalerHandoff(1, 5, timedelta(minutes=3), 0.8, None)
-            if gce
-            else HPAHandoff(1, 5, ({"type": "Resource"},), None)
+    native = kind.handoff
+    handoff = (
+        draw(
+            st.none()
+            | st.sampled_from(native.examples).map(
+                lambda e: native.parse(defaulted(e, native.schema()))
+            )
         )
+        if native is not None
+        else None
     )
     fallback = draw(st.none() | st.integers(0, capacity.maximum))
     behavior = draw(behaviors()) if handoff is None else Behavior()
@@ -240,8 +193,8 @@ def groups(draw: st.DrawFn, name: str, metrics: list[str], units: dict[str, str]
 @st.composite
 def policies(draw: st.DrawFn) -> Policy:
     metric_names = draw(st.lists(NAMES, unique=True, max_size=3))
-    metrics = tuple(MetricSpec(n, *draw(st.sampled_from(SOURCES))) for n in metric_names)
-    units = {m.name: UNITS[m.source] for m in metrics}
+    metrics = tuple(MetricSpec(n, *draw(st.sampled_from(SOURCE_EXAMPLES))) for n in metric_names)
+    units = {m.name: SOURCES[m.source].unit for m in metrics}
     group_names = draw(st.lists(NAMES, unique=True, min_size=1, max_size=3))
     return Policy(
         name=draw(NAMES),
