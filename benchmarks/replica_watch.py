@@ -26,12 +26,13 @@ class ReplicaWatcher:
     """A thread that watches Deployments in `namespace` and records (monotonic time, replicas)
     for each name whenever its `spec.replicas` changes (the first sighting included)."""
 
-    def __init__(self, api: Any, namespace: str) -> None:
+    def __init__(self, api: Any, namespace: str, cancelled: threading.Event | None = None) -> None:
         self.apps = k8s.AppsV1Api(api)
         self.namespace = namespace
         self.history: dict[str, list[tuple[float, int]]] = {}
         self._changed = threading.Condition()
         self._stop = threading.Event()
+        self._cancelled = cancelled or threading.Event()  # set: every wait stops at once
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"watch-{namespace}", daemon=True)
 
@@ -96,6 +97,8 @@ class ReplicaWatcher:
             while True:
                 if self._error is not None:
                     raise WatchFailed(f"watch of {self.namespace} failed: {self._error!r}")
+                if self._cancelled.is_set():
+                    raise WatchFailed(f"wait on {self.namespace}/{name} cancelled")
                 for seen, replicas in self.history.get(name, []):
                     if seen >= since and wanted(replicas):
                         return seen
