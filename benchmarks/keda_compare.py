@@ -174,49 +174,63 @@ def wait_fleets_ready(ground: Ground, names: list[str], timeout: float = 1800) -
     wait_for(autozero_ready, timeout=timeout, interval=2)
 
 
-def start_ground(workdir: Path, size: int) -> tuple[Ground, list[ManagedProcess]]:
-    cluster = start_cluster(workdir / "kube", audit_policy=AUDIT_POLICY)
-    assert cluster.audit_log is not None
-    api = new_client_from_config(config_file=str(cluster.kubeconfig))
-    install_keda_crds(cluster)
-    cluster.kubectl_run("apply", "-f", str(ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"))
-    cluster.wait_established("scalingpolicies.autozero.dev")
-    servers = [RedisServer(workdir / "redis-keda"), RedisServer(workdir / "redis-autozero")]
-    for server in servers:
-        server.start()
-    keda = Side("KEDA", KEDA_NAMESPACE, KEDA_USER, servers[0], keda_fleet)
-    autozero = Side("autozero", AUTOZERO_NAMESPACE, AUTOZERO_USER, servers[1], autozero_fleet)
-    ground = Ground(cluster, api, AuditLog(cluster.audit_log), keda, autozero)
-    core = k8s.CoreV1Api(api)
-    names = [member(i) for i in range(size)]
-    for side in ground.sides:
-        core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=side.namespace)))
-        create_worker_deployments(api, side.namespace, names)
-        side.watcher = ReplicaWatcher(api, side.namespace, CANCELLED)
-        side.watcher.start()
-    first = PHASES[0]
-    configure(ground, names, first.keda, first.autozero, WAKE_COOLDOWN)
-    keda_operator = KedaOperator(
-        cluster, cluster.kubeconfig_for(KEDA_USER, ("system:masters",)), workdir / "keda"
-    )
-    keda_operator.start()
-    keda.pid = keda_operator.pid
-    port = free_port()
-    autozero_operator = ManagedProcess(
-        "autozero-operator",
-        [
-            *(sys.executable, "-m", "autozero.cli", "operator"),
-            "--kubeconfig",
-            str(cluster.kubeconfig_for(AUTOZERO_USER, ("system:masters",))),
-            *("--metrics-port", str(port)),
-        ],
-        workdir=workdir / "autozero",
-        env={**os.environ, "PYTHONPATH": str(ROOT / "operator")},
-    )
-    autozero_operator.start()
-    autozero.pid = autozero_operator.pid
-    wait_fleets_ready(ground, names)
-    return ground, [autozero_operator, keda_operator.process]
+def start_ground(workdir: Path, size: int) -> tuple[Ground, list[Callable[[], None]]]:
+    """The servers, both operators and both fleets at the first phase; with what stops them (in
+    that order). A failure part way stops what had started before it is raised."""
+    stops: list[Callable[[], None]] = []
+    try:
+        cluster = start_cluster(workdir / "kube", audit_policy=AUDIT_POLICY)
+        stops.append(cluster.stop)
+        assert cluster.audit_log is not None
+        api = new_client_from_config(config_file=str(cluster.kubeconfig))
+        install_keda_crds(cluster)
+        crd = ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"
+        cluster.kubectl_run("apply", "-f", str(crd))
+        cluster.wait_established("scalingpolicies.autozero.dev")
+        servers = [RedisServer(workdir / "redis-keda"), RedisServer(workdir / "redis-autozero")]
+        for server in servers:
+            stops.insert(0, server.stop)
+            server.start()
+        keda = Side("KEDA", KEDA_NAMESPACE, KEDA_USER, servers[0], keda_fleet)
+        autozero = Side("autozero", AUTOZERO_NAMESPACE, AUTOZERO_USER, servers[1], autozero_fleet)
+        ground = Ground(cluster, api, AuditLog(cluster.audit_log), keda, autozero)
+        core = k8s.CoreV1Api(api)
+        names = [member(i) for i in range(size)]
+        for side in ground.sides:
+            core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=side.namespace)))
+            create_worker_deployments(api, side.namespace, names)
+            side.watcher = ReplicaWatcher(api, side.namespace, CANCELLED)
+            stops.insert(0, side.watcher.stop)
+            side.watcher.start()
+        first = PHASES[0]
+        configure(ground, names, first.keda, first.autozero, WAKE_COOLDOWN)
+        keda_operator = KedaOperator(
+            cluster, cluster.kubeconfig_for(KEDA_USER, ("system:masters",)), workdir / "keda"
+        )
+        stops.insert(0, keda_operator.stop)
+        keda_operator.start()
+        keda.pid = keda_operator.pid
+        port = free_port()
+        autozero_operator = ManagedProcess(
+            "autozero-operator",
+            [
+                *(sys.executable, "-m", "autozero.cli", "operator"),
+                "--kubeconfig",
+                str(cluster.kubeconfig_for(AUTOZERO_USER, ("system:masters",))),
+                *("--metrics-port", str(port)),
+            ],
+            workdir=workdir / "autozero",
+            env={**os.environ, "PYTHONPATH": str(ROOT / "operator")},
+        )
+        stops.insert(0, autozero_operator.stop)
+        autozero_operator.start()
+        autozero.pid = autozero_operator.pid
+        wait_fleets_ready(ground, names)
+    except BaseException:
+        for stop in stops:
+            stop()
+        raise
+    return ground, stops
 
 
 # --- idle -----------------------------------------------------------------------------------
@@ -404,7 +418,7 @@ def measure(size: int, trials: int, idle: float, outage: float, seed: int) -> di
     workdir = Path(tempfile.mkdtemp(prefix=f"autozero-keda-{size}-"))
     rng = random.Random(seed)
     print(f"N={size}: starting the test ground in {workdir}", flush=True)
-    ground, operators = start_ground(workdir, size)
+    ground, stops = start_ground(workdir, size)
     names = [member(i) for i in range(size)]
     out: dict[str, Any] = {"size": size, "outage": outage, "phases": [], "load_average": []}
     try:
@@ -441,13 +455,8 @@ def measure(size: int, trials: int, idle: float, outage: float, seed: int) -> di
         print("  sleep, in flight, outage", flush=True)
         out["behaviour"] = behaviour_rows(ground, outage, rng)
     finally:
-        for side in ground.sides:
-            side.watcher.stop()
-        for process in operators:
-            process.stop()
-        for side in ground.sides:
-            side.redis_server.stop()
-        ground.cluster.stop()
+        for stop in stops:
+            stop()
     return out
 
 
