@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test lint demo
+.PHONY: setup test lint demo bench-keda
 
 setup:
 	@bash scripts/setup.sh
@@ -22,3 +22,8 @@ lint: setup
 
 demo: setup
 	@PYTHONPATH=scripts $(PY) -m testground.demo $(DEMO_ARGS)
+
+# KEDA beside autozero on one test ground (benchmarks/README.md); builds KEDA's operator on first
+# use (~7 min), which `make test` never does. KEDA_ARGS="--size 1 100 1000".
+bench-keda: setup
+	@$(PY) benchmarks/keda_compare.py $(KEDA_ARGS)

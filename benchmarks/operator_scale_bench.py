@@ -49,7 +49,9 @@ from testground.kube import (  # noqa: E402
 from testground.process import free_port, stop_child, wait_for  # noqa: E402
 from testground.redis_server import RedisServer  # noqa: E402
 
-TICKS = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from procstats import cpu_seconds, percentile, rss_mib  # noqa: E402
+
 PER_POLICY = 10
 NAMESPACE = "fleet"
 OPERATOR_ONLY = {  # (resource, subresource) only the operator reads or writes
@@ -59,18 +61,6 @@ OPERATOR_ONLY = {  # (resource, subresource) only the operator reads or writes
     ("scalingpolicies", "status"),
     ("events", ""),
 }
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def policy(index: int) -> dict[str, object]:
@@ -227,11 +217,6 @@ def measure(tree: Path, size: int, idle: float, trials: int) -> Result:
             stop_child(operator)
         server.stop()
         cluster.stop()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:

@@ -5,8 +5,10 @@
 #   etcd                                              (go.etcd.io/etcd/server/v3, pinned)
 #   helm                                              (helm.sh/helm/v3, pinned)
 #   ferretdb (MongoDB wire protocol on SQLite)        (github.com/FerretDB/FerretDB, pinned)
-# A cold build takes 10-25 minutes on 2 cores; a warm run only checks the stamps.
-# Usage: scripts/build-go-tools.sh            -> prints the bin directory on its last line
+# and, only when asked with --keda (the KEDA comparison benchmark; `make test` never pays for it):
+#   keda-operator and KEDA's CRDs                     (github.com/kedacore/keda/v2, pinned)
+# A cold build takes 10-25 minutes on 2 cores (KEDA: ~7 more); a warm run only checks the stamps.
+# Usage: scripts/build-go-tools.sh [--keda]   -> prints the bin directory on its last line
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
@@ -54,6 +56,17 @@ go_download() {
     exit 1
   }
 }
+
+with_keda=0
+for arg in "$@"; do
+  case "$arg" in
+  --keda) with_keda=1 ;;
+  *)
+    log "unknown argument: $arg (usage: $0 [--keda])"
+    exit 2
+    ;;
+  esac
+done
 
 # Only one build at a time (the test suite and the demo may both ask).
 exec 9>"$AUTOZERO_CACHE/build.lock"
@@ -202,10 +215,55 @@ build_ferretdb() {
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
+build_keda() {
+  local out="$bin/keda-$KEDA_VERSION"
+  [[ -x "$out/keda-operator" ]] && return
+  log "keda $KEDA_VERSION: cold build of the operator (~7 min on 2 cores)"
+  # A wrapper module, as for kube-apiserver: KEDA's go.mod has `replace` and `exclude` lines, which
+  # `go install pkg@version` refuses. The wrapper carries the same lines, read from that go.mod.
+  local mod="$src/keda-$KEDA_VERSION"
+  rm -rf "$mod" && mkdir -p "$mod/operator"
+  go_download "github.com/kedacore/keda/v2@$KEDA_VERSION" "$mod/download.json"
+  local kdir
+  kdir="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Dir"])' "$mod/download.json")"
+  printf 'module autozero.local/keda\n\ngo 1.26.0\n\nrequire github.com/kedacore/keda/v2 %s\n' \
+    "$KEDA_VERSION" >"$mod/go.mod"
+  local edits
+  edits="$(go mod edit -json "$kdir/go.mod" | python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+def at(v):
+    return v["Path"] + ("@" + v["Version"] if v.get("Version") else "")
+for r in m.get("Replace") or []:
+    print("-replace=" + at(r["Old"]) + "=" + at(r["New"]))
+for e in m.get("Exclude") or []:
+    print("-exclude=" + at(e))
+')"
+  if [[ -n "$edits" ]]; then
+    # shellcheck disable=SC2086  # one go mod edit flag per line, none with spaces
+    (cd "$mod" && go mod edit $edits)
+  fi
+  # The upstream main package, unchanged.
+  cp "$kdir/cmd/operator/main.go" "$mod/operator/main.go"
+  chmod u+w "$mod/operator/main.go"
+  (cd "$mod" && go mod tidy >"$mod/tidy.log" 2>&1) || {
+    tail -30 "$mod/tidy.log" >&2
+    exit 1
+  }
+  local ld="-s -w -X github.com/kedacore/keda/v2/version.Version=${KEDA_VERSION#v}"
+  rm -rf "$out.tmp" && mkdir -p "$out.tmp/crds"
+  with_heartbeat "keda $KEDA_VERSION" \
+    bash -c "cd '$mod' && go build -trimpath -ldflags '$ld' -o '$out.tmp/keda-operator' ./operator"
+  cp "$kdir"/config/crd/bases/*.yaml "$out.tmp/crds/"
+  chmod u+w "$out.tmp"/crds/*.yaml
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
 start=$SECONDS
 build_etcd
 build_helm
 build_ferretdb
 build_kubernetes
+((with_keda)) && build_keda
 log "go tools ready in $((SECONDS - start))s"
 echo "$bin"

@@ -66,6 +66,29 @@ def go_tools() -> GoTools:
     )
 
 
+@dataclass(frozen=True)
+class KedaTools:
+    operator: Path
+    crds: Path  # KEDA's config/crd/bases, from the same module version
+
+
+@cache
+def keda_tools() -> KedaTools:
+    """Build (cold, ~7 min) or find KEDA's operator: only the KEDA comparison asks for it."""
+    proc = subprocess.run(
+        ["bash", str(SCRIPTS / "build-go-tools.sh"), "--keda"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise ServerStartError(
+            "keda", "scripts/build-go-tools.sh --keda failed", proc.stderr[-4000:]
+        )
+    home = Path(proc.stdout.strip().splitlines()[-1]) / f"keda-{VERSIONS['KEDA_VERSION']}"
+    return KedaTools(operator=home / "keda-operator", crds=home / "crds")
+
+
 @cache
 def debian_packages() -> None:
     """Install Redis, RabbitMQ and Prometheus from Debian's packages if they are missing."""
