@@ -204,3 +204,21 @@ def test_work_is_found_by_the_poll_when_nothing_pushes(
     finally:
         shell.stop()
         quiet.stop()
+
+
+def test_an_awake_group_scaled_to_zero_under_pending_work_is_woken_again(
+    shell: Shell, kube_api: Any, redis_server: RedisServer
+) -> None:
+    """Someone (a person, another autoscaler) writes 0 while work is pending: the watch brings
+    the new count and the group wakes again, without waiting for the work to change."""
+    shell.start(manifest(shell.namespace, redis_server.url, polling="30s"))
+    settle(lambda: "workers" in shell.log() or shell.kind == "operator", shell, 30)
+    time.sleep(2)
+    redis.Redis.from_url(redis_server.url).rpush(f"jobs:{shell.namespace}", 1, 2, 3)
+    settle(lambda: replicas(kube_api, shell.namespace) == 1, shell, 10)
+    time.sleep(1)
+    k8s.AppsV1Api(kube_api).patch_namespaced_deployment_scale(
+        "worker", shell.namespace, {"spec": {"replicas": 0}}
+    )
+    # The patch has been applied when it returns: the count is 0 until autozero writes it again.
+    settle(lambda: replicas(kube_api, shell.namespace) == 1, shell, 10)
