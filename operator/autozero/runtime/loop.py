@@ -312,7 +312,7 @@ class Runtime:
             return
         match kind:
             case TimerKind.BUILD:
-                self._spawn(self._build(key))
+                self._spawn(self._build_or_retry(key))
             case TimerKind.POLL if slot.life is not None:
                 self._polls.add(key)
                 self._arm_poll(key, slot.life)
@@ -372,8 +372,9 @@ class Runtime:
                 except Fenced:
                     log.info("%s/%s: no longer ours: the pass writes nothing", *key)
                     return
-                except Exception:
-                    log.exception("%s/%s: pass failed", *key)
+                except Exception:  # a pass with fresh reads, later: never left undecided
+                    log.exception("%s/%s: pass failed; tried again in %g s", *key, slot.retry_after)
+                    self._schedule(key, TimerKind.DEADLINE, slot.retry_after)
             while slot.want and slot.life is not None and self.slots.get(key) is slot:
                 fresh, read_now, force = slot.fresh, slot.want_read, slot.force
                 slot.want, slot.want_read, slot.fresh, slot.force = False, False, None, set()
@@ -387,8 +388,9 @@ class Runtime:
                 except Fenced:
                     log.info("%s/%s: no longer ours: the pass writes nothing", *key)
                     return
-                except Exception:
-                    log.exception("%s/%s: pass failed", *key)
+                except Exception:  # a pass with fresh reads, later: never left undecided
+                    log.exception("%s/%s: pass failed; tried again in %g s", *key, slot.retry_after)
+                    self._schedule(key, TimerKind.DEADLINE, slot.retry_after)
         finally:
             slot.task = None
 
@@ -554,6 +556,28 @@ class Runtime:
             return write.cell.name, error
 
     # Building a policy's life.
+
+    async def _build_or_retry(self, key: PolicyKey) -> None:
+        """Build the policy; if that fails in a way nobody foresaw (an apiserver that timed out
+        while its schema, state or watches were fetched), say so and build it again later:
+        a policy is never left unserved for good."""
+        try:
+            await self._build(key)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            slot = self.slots.get(key)
+            if slot is None:
+                return
+            log.error(
+                "%s/%s: not built: %s: %s; tried again in %g s",
+                *key,
+                type(exc).__name__,
+                exc,
+                slot.retry_after,
+                exc_info=not isinstance(exc, OSError | ConnectionError),
+            )
+            self._schedule(key, TimerKind.BUILD, slot.retry_after)
 
     async def _build(self, key: PolicyKey, *, watch: bool = True) -> bool:
         """Parse, check, assemble and start the policy; an unusable one is reported and tried
