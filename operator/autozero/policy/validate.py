@@ -93,9 +93,13 @@ def _path(parts: Iterator[Any] | list[Any]) -> str:
 
 
 def apply_defaults(value: Any, schema: Schema) -> Any:
-    """Fill schema defaults into present objects, as the apiserver does before validating."""
+    """Fill schema defaults into present objects, as the apiserver does before validating; a
+    field set to null that the schema does not call nullable is dropped first, as the apiserver
+    drops it (so `value: null` is a missing field, defaulted or required, not a wrong type)."""
     if isinstance(value, dict) and "properties" in schema:
         for key, sub in schema["properties"].items():
+            if key in value and value[key] is None and not sub.get("nullable"):
+                del value[key]
             if key not in value and "default" in sub:
                 value[key] = copy.deepcopy(sub["default"])
             if key in value:
@@ -109,6 +113,35 @@ def apply_defaults(value: Any, schema: Schema) -> Any:
 def _program(rule: str) -> celpy.Runner:
     environment = celpy.Environment()
     return environment.program(environment.compile(rule))
+
+
+def _holds(rule: str, value: Any) -> bool | None:
+    """Whether `rule` holds on `value`; None when CEL cannot evaluate it (an overflow, say).
+    Remembered by the value's JSON text: most nodes of the manifests of one repository (or of
+    one policy read again) are alike, and cel-python takes a millisecond a rule."""
+    try:
+        key = json.dumps(value, sort_keys=True, allow_nan=True)
+    except (TypeError, ValueError):  # keys of mixed types, a YAML date: evaluate, uncached
+        return _evaluate(rule, value)
+    if len(key) > _HELD_TEXT_MAX:  # a huge node: remembering it costs more than it saves
+        return _evaluate(rule, value)
+    if (rule, key) not in _HELD:
+        if len(_HELD) >= _HELD_MAX:
+            _HELD.clear()  # bounded: a long-running operator reads policies for weeks
+        _HELD[rule, key] = _evaluate(rule, value)
+    return _HELD[rule, key]
+
+
+_HELD: dict[tuple[str, str], bool | None] = {}
+_HELD_MAX = 8192
+_HELD_TEXT_MAX = 4096  # so the memo holds at most some 32 MiB of text
+
+
+def _evaluate(rule: str, value: Any) -> bool | None:
+    try:
+        return bool(_program(rule).evaluate({"self": json_to_cel(value)}))
+    except CELEvalError:
+        return None
 
 
 def _within(path: str, node: str) -> bool:
@@ -137,9 +170,8 @@ def _cel_errors(
             if explain is not None and not any(_within(b, f"{path}.metrics") for b in broken):
                 yield from explain(value, path)
             continue
-        try:
-            ok = _program(validation["rule"]).evaluate({"self": json_to_cel(value)})
-        except CELEvalError:
+        ok = _holds(validation["rule"], value)
+        if ok is None:
             message = validation["message"]
             yield FieldError(path, f"out of range: cannot be checked against '{message}'")
             continue
