@@ -2,7 +2,8 @@
 `autozero validate` agree on accept or reject for every one, and validate never shows a traceback.
 
 The apiserver judges each manifest as `kubectl apply --dry-run=server` with strict field
-validation would (one POST each, dryRun=All, from a few threads over one connection pool); the
+validation would (one POST each, dryRun=All, from a few threads over one connection pool, the
+JSON written as kubectl writes it from YAML: `as_kubectl_sends`); the
 installed `autozero validate` judges all of them in one run over one multi-document file, with
 `--output json`. What validate refuses beyond the CRD (time zones, dates, grains that do not fit
 the polling interval: policy/parse.py's builder) the apiserver accepts by design; so the
@@ -28,7 +29,7 @@ from autozero.policy.identity import identity_errors
 from autozero.policy.validate import schema_errors
 from kubernetes import client as k8s
 from kubernetes import config
-from support.policy_fuzz import Mutant, mutants
+from support.policy_fuzz import Mutant, as_kubectl_sends, mutants
 from testground.kube import KubeCluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +56,9 @@ def server_verdict(api: k8s.ApiClient, manifest: dict[str, Any]) -> tuple[bool, 
         "scalingpolicies?fieldValidation=Strict&dryRun=All"
     )
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    response = api.call_api("POST", url, header_params=headers, body=manifest, _request_timeout=60)
+    response = api.call_api(
+        "POST", url, header_params=headers, body=as_kubectl_sends(manifest), _request_timeout=60
+    )
     text = response.read().decode(errors="replace")
     if response.status == 201:
         return True, ""

@@ -341,3 +341,17 @@ def mutants(seed: int, count: int, namespace: str = "default") -> list[Mutant]:
         done = mutate(rng, manifest) if rng.random() >= 0.05 else []
         out.append(Mutant(index, stem, tuple(done), manifest))
     return out
+
+
+def as_kubectl_sends(value: Any) -> Any:
+    """`value` as kubectl puts it in its request: it reads YAML into Go values and writes JSON,
+    so a whole float (`1.0`) goes as `1`, as Go writes a float64 below 1e21. Sent as `1.0`, an
+    integer field fails the CRD's CEL rules (no overload for int and double); from a YAML file
+    through kubectl, which is what `autozero validate` judges, it does not (seed 7, index 257)."""
+    if isinstance(value, dict):
+        return {k: as_kubectl_sends(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_kubectl_sends(v) for v in value]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return int(value)
+    return value
