@@ -106,8 +106,8 @@ class OperatorShell:
             previous=previous,
         )
         status["conditions"].append(self._crd_condition(key, report.at, previous))
-        self._write(key, ref, status)
-        self._post_events(key, ref, report)
+        if self._write(key, ref, status):
+            self._post_events(key, ref, report)
 
     def persist(self, key: PolicyKey, states: Mapping[str, GroupState]) -> None:
         """Nothing: the durable state (idle since, last scale) is part of the status."""
@@ -143,12 +143,14 @@ class OperatorShell:
         status: dict[str, Any] = json.loads(self.statuses[key])
         return status
 
-    def _write(self, key: PolicyKey, ref: PolicyRef, status: dict[str, Any]) -> None:
-        """Patch the status subresource, only when it changed."""
+    def _write(self, key: PolicyKey, ref: PolicyRef, status: dict[str, Any]) -> bool:
+        """Patch the status subresource, only when it changed; False when the policy is gone."""
         packed = _packed(status)
         if packed != self.statuses.get(key):
-            self.cluster.patch_status(ref, status)
+            if not self.cluster.patch_status(ref, status):
+                return False
             self.statuses[key] = packed
+        return True
 
     def _post_events(self, key: PolicyKey, ref: PolicyRef, report: CycleReport) -> None:
         deduper = self.events.setdefault(key, EventDeduper())
