@@ -104,6 +104,11 @@ def _pack(body: Mapping[str, Any]) -> str:
     return json.dumps(rest, sort_keys=True, separators=(",", ":"))
 
 
+def stale_after(life: PolicyLife) -> float:
+    """Seconds after which a pass's reads are too old to decide on: one polling interval."""
+    return life.policy.polling_interval.total_seconds()
+
+
 def key_of(body: Mapping[str, Any]) -> PolicyKey:
     meta = body.get("metadata") or {}
     return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
@@ -408,6 +413,11 @@ class Runtime:
         observed, live = self._cached(life)
         if live:
             observed.update(await asyncio.to_thread(life.parts.observe_live, live))
+            if time.monotonic() - started > stale_after(life):
+                # The target was slow to answer (a throttled or slow Compute API): a decision on
+                # the reads made before it (this pass's, or the last poll's for a pass on a
+                # deadline) might put a group to sleep under work that came since.
+                read = await asyncio.to_thread(self._read_policy, life)
         done = life.plan(self._now(), observed, read=read, force=force)
         return await self._complete(key, slot, life, done, started)
 
