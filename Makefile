@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test lint demo
+.PHONY: setup test lint demo chaos
 
 setup:
 	@bash scripts/setup.sh
@@ -22,3 +22,8 @@ lint: setup
 
 demo: setup
 	@PYTHONPATH=scripts $(PY) -m testground.demo $(DEMO_ARGS)
+
+# The long chaos campaign (benchmarks/chaos.py): seeded, bounded, self-stopping; CHAOS_ARGS to
+# change it, e.g. CHAOS_ARGS="--seed 7 --faults 30". Exit 1 when an invariant was broken.
+chaos: setup
+	@$(PY) benchmarks/chaos.py $(CHAOS_ARGS)
