@@ -105,8 +105,13 @@ def proc_figures(pid: int) -> dict[str, float]:
 
 
 def series_count(url: str) -> int:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        text = response.read().decode()
+    """Series on /metrics; -1 when it did not answer within 30 s (counted, not fatal: a soak
+    on a shared machine must outlive one slow scrape, and the summary says how many there were)."""
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            text = response.read().decode()
+    except OSError:
+        return -1
     return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
 
 
@@ -278,6 +283,7 @@ def main() -> None:
                 f"{k}_first_last_max": [rows[0][k], rows[-1][k], max(r[k] for r in rows)]
                 for k in ("fds", "sockets", "threads", "series")
             },
+            "metrics_scrapes_timed_out": sum(1 for r in rows if r["series"] < 0),
             "wakes": churn.wakes,
             "drains": churn.drains,
             "redis_outages": churn.outages,
