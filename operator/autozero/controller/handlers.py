@@ -21,7 +21,7 @@ from autozero.controller.cluster import PLURAL, Cluster
 from autozero.controller.election import ElectionConfig, start_election
 from autozero.controller.served_schema import ServedSchema
 from autozero.controller.shell import OperatorShell
-from autozero.kubeconfig import configure_default
+from autozero.kubeconfig import configure_default, size_the_pool
 from autozero.policy.model import API_GROUP, API_VERSION
 from autozero.runtime.loop import Runtime, RuntimeConfig
 from autozero.runtime.metrics import Metrics, serve
@@ -98,6 +98,7 @@ def run_operator(
     )
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one line per watch event
     configure_default(kubeconfig)
+    size_the_pool(threads)
     if liveness is not None:
         check_liveness(liveness)
     api = client.ApiClient()
