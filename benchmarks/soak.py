@@ -185,6 +185,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=22)
     parser.add_argument("--tracemalloc", action="store_true", help="trace allocations (slower)")
     parser.add_argument(
+        "--tree",
+        type=Path,
+        default=ROOT,
+        help="run the operator of this checkout (e.g. a `git archive` of a commit): a long soak "
+        "then does not pick up edits made meanwhile",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=Path.home() / ".cache" / "autozero" / "soak" / time.strftime("%Y%m%dT%H%M%S"),
@@ -217,7 +224,7 @@ def main() -> None:
         metrics_url = f"http://127.0.0.1:{port}/metrics"
         env = {
             **os.environ,
-            "PYTHONPATH": str(ROOT / "operator"),
+            "PYTHONPATH": str(args.tree / "operator"),
             "AUTOZERO_SOAK_PROBE": str(out / "probes.jsonl"),
         }
         if args.tracemalloc:
