@@ -21,7 +21,8 @@ job logs (benchmarks/chaos_jobs.py) and the campaign's own clock for its faults:
 3. after each fault, converged within 3 polling intervals (from the fault's end, or from when a
    restarted operator serves /metrics): every group with work has a replica;
 4. no duplicated resize: no two accepted resizes of one group to the same size in a row;
-5. every job of every wave processed.
+5. every job of every wave processed;
+and the operator exits within 30 s of a SIGTERM (Kubernetes' grace period).
 The report gives the faults by kind, each violation with its first evidence line, the worst
 convergence, and the seed that replays the schedule.
 """
@@ -73,6 +74,7 @@ NAMESPACE = "chaos"
 PROJECT, ZONE, MIG = "chaos", "europe-west1-c", "mig"
 INTERVAL = 1.0  # the policies' pollingInterval, in seconds
 IDLE = 3.0  # activation.idleFor
+STOP_GRACE = 30.0  # Kubernetes' default terminationGracePeriodSeconds
 FAULT_KINDS = (
     "operator-sigkill",
     "operator-sigterm",
@@ -246,8 +248,9 @@ class Followers:
 
 
 class Campaign:
-    def __init__(self, seed: int, faults: int, gap: float, out: Path) -> None:
+    def __init__(self, seed: int, faults: int, gap: float, out: Path, tree: Path = ROOT) -> None:
         self.seed, self.fault_count, self.gap, self.out = seed, faults, gap, out
+        self.tree = tree  # whose operator runs (a snapshot: a long run ignores later edits)
         # Faults, their times and parameters from one stream, the jobs from another: the
         # waves follow the wall clock, so the schedule of faults replays whatever they do.
         self.rng = random.Random(seed)
@@ -343,7 +346,7 @@ class Campaign:
             [sys.executable, "-m", "autozero.cli", "operator", *args],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(ROOT / "operator"), "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONPATH": str(self.tree / "operator"), "PYTHONUNBUFFERED": "1"},
         )
         log.close()
         wait_for(self._metrics_answer, timeout=120, interval=0.1)
@@ -397,7 +400,18 @@ class Campaign:
         if kind in ("operator-sigkill", "operator-sigterm"):
             assert self.operator is not None
             self.operator.send_signal(signal.SIGKILL if kind.endswith("kill") else signal.SIGTERM)
-            self.operator.wait(timeout=60)
+            try:
+                self.operator.wait(timeout=STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                self.report.violations.append(
+                    Violation(
+                        "exits on SIGTERM",
+                        f"the operator (pid {self.operator.pid}) still ran {STOP_GRACE:.0f} s "
+                        "after SIGTERM; killed (its log: operator.log)",
+                    )
+                )
+                self.operator.kill()
+                self.operator.wait(timeout=30)
             time.sleep(rng.uniform(0.5, 3.0))
             fault.ended = time.time()
             fault.serving_again = self.start_operator()
@@ -610,9 +624,10 @@ def main() -> int:
     parser.add_argument("--gap", type=float, default=4.0, help="mean seconds between faults")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--tree", type=Path, default=ROOT, help="run this checkout's operator")
     args = parser.parse_args()
     out = args.out or Path.home() / ".cache" / "autozero" / "chaos" / f"seed-{args.seed}"
-    campaign = Campaign(args.seed, args.faults, args.gap, out)
+    campaign = Campaign(args.seed, args.faults, args.gap, out, args.tree)
     try:
         campaign.start()
         report = campaign.run()
