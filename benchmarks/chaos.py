@@ -5,7 +5,8 @@ Run: .venv/bin/python benchmarks/chaos.py --seed 22 --faults 100 [--gap 4] [--ou
 Two groups, each woken by its own RQ queue (pending and in flight, read by autozero's `rq` source
 through a TCP relay the campaign can cut): a GCE managed instance group in the emulator, whose
 instances each run a real `rq worker`, and a Deployment, whose replicas the campaign follows with
-`rq worker` processes (there is no kubelet). Waves of jobs of 1-3 s keep work often in flight.
+`rq worker` processes (there is no kubelet). Waves of jobs of 1-3 s keep work often in flight,
+and quiet spells of 8-14 s (one wave in three) let the groups sleep and wake under the faults.
 The operator runs as a child process, polling every second. Faults come one after another, at
 seeded random gaps, each drawn from: SIGKILL or SIGTERM of the operator (restarted after a
 pause), a kube-apiserver restart, the Redis relay cut (every source read fails), a burst of
@@ -455,7 +456,11 @@ class Campaign:
             while time.time() < deadline:
                 if time.time() >= next_wave:
                     self.wave()
-                    next_wave = time.time() + self.jobs_rng.uniform(2.0, 6.0)
+                    # Now and then a quiet spell longer than idleFor: the groups go to sleep and
+                    # wake again, so faults also meet sleeps, wakes and the jobs around them.
+                    quiet = self.jobs_rng.random() < 0.3
+                    pause = self.jobs_rng.uniform(8.0, 14.0) if quiet else 0.0
+                    next_wave = time.time() + self.jobs_rng.uniform(2.0, 6.0) + pause
                 time.sleep(0.2)
             kind = self.rng.choice(FAULT_KINDS)
             self.report.faults.append(self.inject(kind))
