@@ -476,8 +476,8 @@ class Campaign:
                 interval=0.5,
             )
         self.report.seconds = time.time() - started
-        self.keep_evidence()
         self.check()
+        self.keep_evidence()  # after the check: the faults' convergence times are known
         return self.report
 
     def keep_evidence(self) -> None:
