@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test lint demo bench-keda
+.PHONY: setup test lint demo bench-keda chaos
 
 setup:
 	@bash scripts/setup.sh
@@ -27,3 +27,8 @@ demo: setup
 # use (~7 min), which `make test` never does. KEDA_ARGS="--size 1 100 1000".
 bench-keda: setup
 	@$(PY) benchmarks/keda_compare.py $(KEDA_ARGS)
+
+# The long chaos campaign (benchmarks/chaos.py): seeded, bounded, self-stopping; CHAOS_ARGS to
+# change it, e.g. CHAOS_ARGS="--seed 7 --faults 30". Exit 1 when an invariant was broken.
+chaos: setup
+	@$(PY) benchmarks/chaos.py $(CHAOS_ARGS)

@@ -110,3 +110,17 @@ def configure_default(path: str | Path | None) -> None:
         _loaded(None, load)
     except KubeconfigError as exc:
         raise KubeconfigError(f"not in a cluster ({in_cluster}), and {exc}") from None
+
+
+def size_the_pool(threads: int) -> None:
+    """Let the default client keep a connection per worker thread (and a few for the informers):
+    the client's default pool holds 5 per CPU, so on 2 CPUs 16 threads overflowed it, and every
+    overflowing call paid a new TLS connection, dropped after use ("Connection pool is full,
+    discarding connection", a steady churn in the soak's sockets and CPU)."""
+    from kubernetes import client
+
+    configuration = client.Configuration.get_default_copy()
+    wanted = threads + 4
+    if (configuration.connection_pool_maxsize or 0) < wanted:
+        configuration.connection_pool_maxsize = wanted
+        client.Configuration.set_default(configuration)

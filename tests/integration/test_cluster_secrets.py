@@ -110,3 +110,30 @@ def test_the_apiservers_own_trouble_is_retryable(server: Any, says: str) -> None
         assert says in str(raised.value)
         with pytest.raises(SourceUnreachable):  # a source build that may work next time
             url_from(cluster, "batch", "queue", "url")
+
+
+def test_a_status_for_a_policy_deleted_meanwhile_is_dropped_not_an_error(
+    kube: KubeCluster, kube_api: Any, namespace: str
+) -> None:
+    """A policy deleted while its pass ran (the chaos campaign's policy-delete fault): its status
+    patch meets 404, which says it is gone, not that the pass failed; other errors still raise."""
+    from pathlib import Path
+
+    from autozero.controller.cluster import PolicyRef
+    from kubernetes.client.exceptions import ApiException
+
+    crd = Path(__file__).resolve().parents[2] / "crds" / "scalingpolicies.autozero.dev.yaml"
+    kube.kubectl_run("apply", "-f", str(crd))
+    kube.wait_established("scalingpolicies.autozero.dev")
+    cluster = Cluster(kube_api)
+    assert (
+        cluster.patch_status(PolicyRef(namespace, "gone", "uid-1"), {"observedGeneration": 1})
+        is False
+    )
+    nobody = k8s_config.new_client_from_config(str(kube.kubeconfig_for("nobody")))
+    try:
+        with pytest.raises(ApiException) as raised:  # any other answer is still an error
+            Cluster(nobody).patch_status(PolicyRef(namespace, "gone", "uid-1"), {"a": 1})
+    finally:
+        nobody.close()
+    assert raised.value.status == 403

@@ -281,3 +281,26 @@ class TestPush:
             wait_for(lambda: len(calls) > before, timeout=5)
         finally:
             watch.stop()
+
+
+def test_rq_a_job_taken_but_not_yet_started_is_in_flight(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
+    """An RQ worker BLMOVEs a job into the queue's intermediate list, then adds it to the started
+    registry: read between the two, the job was nowhere, and a group could be put to sleep under
+    a job that was starting (benchmarks/chaos.py, seed 2: "never 0 while a job runs")."""
+    from rq import Queue
+
+    queue = Queue("reports", connection=client)
+    job = queue.enqueue("slowjobs.work", 3)
+    rq_source = source("rq", {"url": redis_server.url, "queue": "reports"})
+    client.blmove(queue.key, f"{queue.key}:intermediate", 1)  # what Queue.lmove does first
+    taken = rq_source.read()
+    assert (taken.pending, taken.in_flight) == (0.0, 1.0)
+    # Then in the started registry as `job:execution` (RQ 3), and in both for a moment: once.
+    client.zadd("rq:wip:reports", {f"{job.id}:e1": time.time() + 60})
+    assert rq_source.read().in_flight == 1.0
+    client.lrem(f"{queue.key}:intermediate", 1, job.id)
+    assert rq_source.read().in_flight == 1.0
+    client.zadd("rq:wip:reports", {"dead:e2": time.time() - 5, "forever:e3": -1})
+    assert rq_source.read().in_flight == 2.0  # the expired one is a dead worker's

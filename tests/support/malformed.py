@@ -22,6 +22,12 @@ def case(id: str, changes: dict[str, Any], path: str, api_path: str | None = Non
 
 
 CASES = [
+    # metadata: a custom object's name is a DNS subdomain (found by tests/integration/
+    # test_policy_fuzz.py, seed 22: validate passed these, the apiserver refused them)
+    case("name-upper-case", {"metadata.name": "Batch"}, "metadata.name"),
+    case("name-underscore", {"metadata.name": "batch_jobs"}, "metadata.name"),
+    case("name-ends-with-a-dash", {"metadata.name": "batch-"}, "metadata.name"),
+    case("name-too-long", {"metadata.name": "x" * 254}, "metadata.name"),
     # spec
     case("polling-not-a-string", {"spec.pollingInterval": 15}, "spec.pollingInterval"),
     case("polling-bad-duration", {"spec.pollingInterval": "15 seconds"}, "spec.pollingInterval"),

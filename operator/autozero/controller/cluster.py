@@ -48,18 +48,28 @@ class PolicyRef:
 class Cluster:
     api: Any  # kubernetes.client.ApiClient
 
-    def patch_status(self, ref: PolicyRef, status: Mapping[str, Any]) -> None:
+    def patch_status(self, ref: PolicyRef, status: Mapping[str, Any]) -> bool:
+        """Patch the status; False when the policy is gone (deleted while its pass ran: its
+        deletion reaches the operator next, there is nothing to report on)."""
         from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
 
-        client.CustomObjectsApi(self.api).patch_namespaced_custom_object_status(
-            API_GROUP,
-            API_VERSION,
-            ref.namespace,
-            PLURAL,
-            ref.name,
-            {"status": dict(status)},
-            _request_timeout=TIMEOUT,
-        )
+        try:
+            client.CustomObjectsApi(self.api).patch_namespaced_custom_object_status(
+                API_GROUP,
+                API_VERSION,
+                ref.namespace,
+                PLURAL,
+                ref.name,
+                {"status": dict(status)},
+                _request_timeout=TIMEOUT,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                log.info("%s/%s: deleted before its status was written", ref.namespace, ref.name)
+                return False
+            raise
+        return True
 
     def secret(self, namespace: str, name: str, key: str) -> str:
         """One key of one Secret of the policy's own namespace (never another's).

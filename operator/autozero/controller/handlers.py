@@ -25,7 +25,7 @@ from autozero.controller.members import LeaseMembers
 from autozero.controller.served_schema import ServedSchema
 from autozero.controller.sharded import Shards
 from autozero.controller.shell import OperatorShell
-from autozero.kubeconfig import configure_default
+from autozero.kubeconfig import configure_default, size_the_pool
 from autozero.policy.model import API_GROUP, API_VERSION
 from autozero.runtime.loop import Runtime, RuntimeConfig
 from autozero.runtime.metrics import Metrics, serve
@@ -121,13 +121,10 @@ def run_operator(
     )
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one line per watch event
     configure_default(kubeconfig)
+    size_the_pool(threads)
     if liveness is not None:
         check_liveness(liveness)
-    configuration = client.Configuration.get_default_copy()
-    # Each executor thread may be in an apiserver call at once (status, Events, access reviews):
-    # a smaller pool (the client's default: 5 per CPU) discards connections, with a warning each.
-    configuration.connection_pool_maxsize = max(threads, configuration.connection_pool_maxsize)
-    api = client.ApiClient(configuration=configuration)
+    api = client.ApiClient()  # its pool sized to the threads (size_the_pool)
     if sharding is not None:  # the apiserver's audit log tells the replicas apart
         api.user_agent = f"autozero/{__version__} (replica {sharding.identity})"
     config.kube_api = api

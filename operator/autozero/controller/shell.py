@@ -114,11 +114,13 @@ class OperatorShell:
         )
         status["conditions"].append(self._crd_condition(key, report.at, previous))
         try:
-            self._write(key, ref, status)
+            written = self._write(key, ref, status)
         except REQUEST_ERRORS as exc:
             raise ReportFailed(
                 f"status not written: {request_failure(exc)}", written=False
             ) from None
+        if not written:  # the policy is gone (deleted during the pass): nothing to say
+            return
         try:
             self._post_events(key, ref, report)
         except REQUEST_ERRORS as exc:
@@ -145,11 +147,13 @@ class OperatorShell:
         status["conditions"].append(self._crd_condition(key, now, previous))
         message = "; ".join(errors)
         try:
-            self._write(key, ref, status)
+            written = self._write(key, ref, status)
         except REQUEST_ERRORS as exc:
             raise ReportFailed(
                 f"status not written: {request_failure(exc)}", written=False
             ) from None
+        if not written:  # the policy is gone
+            return
         deduper = self.events.setdefault(key, EventDeduper())
         if deduper.should_post("policy", reason, message):
             try:
@@ -171,14 +175,16 @@ class OperatorShell:
         status: dict[str, Any] = json.loads(self.statuses[key])
         return status
 
-    def _write(self, key: PolicyKey, ref: PolicyRef, status: dict[str, Any]) -> None:
-        """Patch the status subresource, only when it changed."""
+    def _write(self, key: PolicyKey, ref: PolicyRef, status: dict[str, Any]) -> bool:
+        """Patch the status subresource, only when it changed; False when the policy is gone."""
         if self.served_by is not None:
             status["servedBy"] = self.served_by
         packed = _packed(status)
         if packed != self.statuses.get(key):
-            self.cluster.patch_status(ref, status)
+            if not self.cluster.patch_status(ref, status):
+                return False
             self.statuses[key] = packed
+        return True
 
     def _post_events(self, key: PolicyKey, ref: PolicyRef, report: CycleReport) -> None:
         deduper = self.events.setdefault(key, EventDeduper())

@@ -7,6 +7,7 @@ would pass a policy that kubectl then refuses, or applies as something else.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from autozero.policy.errors import FieldError
@@ -15,6 +16,8 @@ from autozero.policy.suggest import closest, distance
 
 EXPECTED_API_VERSION = f"{API_GROUP}/{API_VERSION}"
 _KIND_SPELLINGS = (KIND, "ScalingPolicies")  # the plural is a common slip in a kind
+_NAME_MAX = 253
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 def _group(api_version: Any) -> str:
@@ -68,4 +71,23 @@ def identity_errors(manifest: dict[str, Any]) -> list[FieldError]:
     metadata = manifest.get("metadata")
     if not isinstance(metadata, dict) or not metadata.get("name"):
         errors.append(FieldError("metadata.name", "is required"))
+    else:
+        errors += name_errors(metadata["name"])
     return errors
+
+
+def name_errors(name: Any) -> list[FieldError]:
+    """The apiserver's rule for the name of a custom object: a DNS subdomain (RFC 1123)."""
+    if not isinstance(name, str):
+        return [FieldError("metadata.name", f"must be a string, not {_describe(name)}")]
+    if len(name) > _NAME_MAX:
+        return [FieldError("metadata.name", f"must be no more than {_NAME_MAX} characters")]
+    if not _DNS_SUBDOMAIN.fullmatch(name):
+        return [
+            FieldError(
+                "metadata.name",
+                f"{name!r} is not a lowercase RFC 1123 subdomain: lower case alphanumeric "
+                "characters, '-' or '.', starting and ending with an alphanumeric character",
+            )
+        ]
+    return []

@@ -7,11 +7,13 @@ After the schema, the structure is known good, so building the model reads field
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from autozero.engine.durations import format_duration, parse_duration
+from autozero.engine.durations import DURATION_PATTERN, format_duration, parse_duration
 from autozero.engine.spec import (
     ActionType,
     Activation,
@@ -39,7 +41,7 @@ from autozero.engine.spec import (
 from autozero.policy.errors import FieldError, PolicyInvalid
 from autozero.policy.identity import identity_errors
 from autozero.policy.model import DAYS, GroupPolicy, MetricSpec, Policy
-from autozero.policy.validate import schema_errors
+from autozero.policy.validate import go_duration_ns, schema_errors
 from autozero.sources.registry import SOURCES
 from autozero.targets.registry import TARGETS
 
@@ -60,6 +62,24 @@ def parse_policy(manifest: Any) -> Policy:
     return _Builder(valid).build()
 
 
+def _sub_millisecond(value: Any, path: str) -> Iterator[str]:
+    """Paths of durations above 0 but under 1 ms (`0.0001ms`): the apiserver takes them (Go
+    counts nanoseconds), the engine would read them as 0."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _sub_millisecond(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _sub_millisecond(item, f"{path}[{index}]")
+    elif isinstance(value, str) and _DURATION.fullmatch(value):
+        nanoseconds = go_duration_ns(value)
+        if nanoseconds is not None and 0 < nanoseconds < 1_000_000:
+            yield path
+
+
+_DURATION = re.compile(DURATION_PATTERN)
+
+
 def _duration(text: str) -> timedelta:
     return parse_duration(text)  # the schema's pattern guarantees the syntax
 
@@ -77,6 +97,10 @@ class _Builder:
     def build(self) -> Policy:
         metadata = self.manifest["metadata"]
         spec = self.manifest["spec"]
+        for path in _sub_millisecond(spec, "spec"):
+            self.error(path, "must be at least 1ms: autozero counts time in milliseconds")
+        if self.errors:  # a 0 grain or interval would divide by zero or never pause below
+            raise PolicyInvalid(self.errors)
         annotations = {str(k): str(v) for k, v in (metadata.get("annotations") or {}).items()}
         polling = _duration(spec["pollingInterval"])
         metrics = tuple(self._metric(m) for m in spec.get("metrics", []))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any, TypeGuard
@@ -92,10 +93,27 @@ def _path(parts: Iterator[Any] | list[Any]) -> str:
     return out
 
 
+def as_sent(value: Any) -> Any:
+    """The manifest as kubectl sends it: it reads YAML into Go values and writes JSON, where a
+    whole float64 (`12.0`) is written `12`; the apiserver, its schema and its CEL rules see an
+    integer there (and an integer field given `12.0` passes)."""
+    if isinstance(value, dict):
+        return {k: as_sent(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_sent(v) for v in value]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return int(value)
+    return value
+
+
 def apply_defaults(value: Any, schema: Schema) -> Any:
-    """Fill schema defaults into present objects, as the apiserver does before validating."""
+    """Fill schema defaults into present objects, as the apiserver does before validating; a
+    field set to null that the schema does not call nullable is dropped first, as the apiserver
+    drops it (so `value: null` is a missing field, defaulted or required, not a wrong type)."""
     if isinstance(value, dict) and "properties" in schema:
         for key, sub in schema["properties"].items():
+            if key in value and value[key] is None and not sub.get("nullable"):
+                del value[key]
             if key not in value and "default" in sub:
                 value[key] = copy.deepcopy(sub["default"])
             if key in value:
@@ -109,6 +127,71 @@ def apply_defaults(value: Any, schema: Schema) -> Any:
 def _program(rule: str) -> celpy.Runner:
     environment = celpy.Environment()
     return environment.program(environment.compile(rule))
+
+
+def _holds(rule: str, value: Any) -> bool | None:
+    """Whether `rule` holds on `value`; None when CEL cannot evaluate it (an overflow, say).
+    Remembered by the value's JSON text: most nodes of the manifests of one repository (or of
+    one policy read again) are alike, and cel-python takes a millisecond a rule."""
+    try:
+        key = json.dumps(value, sort_keys=True, allow_nan=True)
+    except (TypeError, ValueError):  # keys of mixed types, a YAML date: evaluate, uncached
+        return _evaluate(rule, value)
+    if len(key) > _HELD_TEXT_MAX:  # a huge node: remembering it costs more than it saves
+        return _evaluate(rule, value)
+    if (rule, key) not in _HELD:
+        if len(_HELD) >= _HELD_MAX:
+            _HELD.clear()  # bounded: a long-running operator reads policies for weeks
+        _HELD[rule, key] = _evaluate(rule, value)
+    return _HELD[rule, key]
+
+
+_HELD: dict[tuple[str, str], bool | None] = {}
+_HELD_MAX = 8192
+_HELD_TEXT_MAX = 4096  # so the memo holds at most some 32 MiB of text
+
+
+def _evaluate(rule: str, value: Any) -> bool | None:
+    compared = _DURATION_RULE.fullmatch(rule)
+    if compared is not None and isinstance(value, str):
+        return _compare_durations(value, compared.group(1), compared.group(2))
+    try:
+        return bool(_program(rule).evaluate({"self": json_to_cel(value)}))
+    except CELEvalError:
+        return None
+
+
+#: `duration(self) <op> duration('<limit>')`: compared in Go's nanoseconds, not cel-python's
+#: microseconds (`0.0001ms` is 100 ns to the apiserver, more than 0s; a timedelta rounds it to 0).
+_DURATION_RULE = re.compile(r"duration\(self\) (<=|<|>=|>) duration\('([^']*)'\)")
+_GO_UNITS_NS = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+_GO_PART = re.compile(r"([0-9]*)(?:\.([0-9]*))?(ms|s|m|h)")
+_GO_MAX_NS = (1 << 63) - 1
+
+
+def go_duration_ns(text: str) -> int | None:
+    """Nanoseconds, as Go's time.ParseDuration reads `text` (the apiserver's CEL `duration()`):
+    each part's fraction through a float64 and truncated; None if it overflows an int64."""
+    total, position = 0, 0
+    for part in _GO_PART.finditer(text):
+        if part.start() != position:
+            return None
+        position = part.end()
+        unit = _GO_UNITS_NS[part.group(3)]
+        whole = int(part.group(1) or "0") * unit
+        digits = (part.group(2) or "")[:18]  # Go drops the digits that would overflow
+        fraction = int(float(int(digits)) * (unit / 10 ** len(digits))) if digits else 0
+        total += whole + fraction
+        if total > _GO_MAX_NS:
+            return None
+    return total if position == len(text) and position else None
+
+
+def _compare_durations(value: str, op: str, limit: str) -> bool | None:
+    mine, theirs = go_duration_ns(value), go_duration_ns(limit)
+    if mine is None or theirs is None:
+        return None  # the apiserver cannot evaluate the rule either
+    return {"<=": mine <= theirs, "<": mine < theirs, ">=": mine >= theirs, ">": mine > theirs}[op]
 
 
 def _within(path: str, node: str) -> bool:
@@ -137,9 +220,8 @@ def _cel_errors(
             if explain is not None and not any(_within(b, f"{path}.metrics") for b in broken):
                 yield from explain(value, path)
             continue
-        try:
-            ok = _program(validation["rule"]).evaluate({"self": json_to_cel(value)})
-        except CELEvalError:
+        ok = _holds(validation["rule"], value)
+        if ok is None:
             message = validation["message"]
             yield FieldError(path, f"out of range: cannot be checked against '{message}'")
             continue
@@ -332,7 +414,7 @@ def _list_map_errors(value: Any, schema: Schema, path: str) -> Iterator[FieldErr
 def schema_errors(manifest: Any) -> tuple[list[FieldError], Any]:
     """Every error the CRD schema finds, and the manifest with defaults applied."""
     schema = openapi_schema()
-    defaulted = apply_defaults(copy.deepcopy(manifest), schema)
+    defaulted = apply_defaults(as_sent(copy.deepcopy(manifest)), schema)
     errors: list[FieldError] = []
     broken: set[str] = set()
     ordered = sorted(

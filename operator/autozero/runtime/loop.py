@@ -114,6 +114,11 @@ class Fenced(Exception):
     """The fence refused a policy's writes: this replica may no longer serve it."""
 
 
+def stale_after(life: PolicyLife) -> float:
+    """Seconds after which a pass's reads are too old to decide on: one polling interval."""
+    return life.policy.polling_interval.total_seconds()
+
+
 def key_of(body: Mapping[str, Any]) -> PolicyKey:
     meta = body.get("metadata") or {}
     return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
@@ -463,6 +468,11 @@ class Runtime:
         observed, live = self._cached(life)
         if live:
             observed.update(await asyncio.to_thread(life.parts.observe_live, live))
+            if time.monotonic() - started > stale_after(life):
+                # The target was slow to answer (a throttled or slow Compute API): a decision on
+                # the reads made before it (this pass's, or the last poll's for a pass on a
+                # deadline) might put a group to sleep under work that came since.
+                read = await asyncio.to_thread(self._read_policy, life)
         done = life.plan(self._now(), observed, read=read, force=force)
         return await self._complete(key, slot, life, done, started)
 

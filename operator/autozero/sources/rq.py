@@ -4,7 +4,11 @@ The layout, from RQ's own source (rq/queue.py, rq/registry.py, rq/defaults.py, R
 the queue is the list `<prefix>:queue:<name>`; started jobs are the sorted set
 `<prefix>:wip:<name>` scored by when their execution expires (a negative score never expires). An
 entry whose expiry has passed belongs to a dead worker (RQ's cleanup moves it away), so it is not
-counted as in flight. Both are read in the same pipeline as the other queues of the server.
+counted as in flight. A worker takes a job with BLMOVE into `<prefix>:queue:<name>:intermediate`
+(RQ 1.16 and later) and only then adds it to the started registry: a job there and not yet
+started is in flight too, else a read between the two sees nothing at all and the group may be
+put to sleep under a job that is starting (the chaos campaign's first violation). All are read
+in the same pipeline as the other queues of the server.
 """
 
 from __future__ import annotations
@@ -49,6 +53,10 @@ class RQQueue(BatchedSource):
     def started_key(self) -> str:
         return f"{self.prefix}:wip:{self.queue}"
 
+    @property
+    def intermediate_key(self) -> str:
+        return f"{self.queue_key}:intermediate"
+
     def batch_key(self) -> tuple[Any, ...]:
         return ("redis", self.url, self.timeout)
 
@@ -62,8 +70,9 @@ class RQQueue(BatchedSource):
         for source in sources:
             commands += [
                 ("llen", (source.queue_key,)),
-                ("zcard", (source.started_key,)),
-                ("zcount", (source.started_key, 0, now)),
+                ("zrangebyscore", (source.started_key, f"({now}", "+inf")),
+                ("zrangebyscore", (source.started_key, "-inf", "(0")),  # never expires
+                ("lrange", (source.intermediate_key, 0, -1)),
             ]
         try:
             answers = run_pipeline(POOLS.redis(first.url, first.timeout), commands)
@@ -71,12 +80,16 @@ class RQQueue(BatchedSource):
             return [redis_error(s.metric, first.url, exc) for s in sources]
         out: list[Reading | SourceError] = []
         for n, source in enumerate(sources):
-            queued, started, expired = answers[3 * n : 3 * n + 3]
-            failed = next((a for a in (queued, started, expired) if isinstance(a, Exception)), None)
+            queued, live, forever, taken = answers[4 * n : 4 * n + 4]
+            answered = (queued, live, forever, taken)
+            failed = next((a for a in answered if isinstance(a, Exception)), None)
             if failed is not None:
                 out.append(redis_error(source.metric, source.url, failed))
                 continue
-            in_flight = float(started - expired)
+            # Members are `job` (RQ 1) or `job:execution` (RQ 2 and 3); a taken job counts once.
+            started = [*live, *forever]
+            running = {_text(member).split(":", 1)[0] for member in started}
+            in_flight = float(len(started) + len({_text(t) for t in taken} - running))
             out.append(Reading(float(queued), pending=float(queued), in_flight=in_flight))
         return out
 
@@ -91,6 +104,10 @@ class RQQueue(BatchedSource):
             timeout=self.timeout,
             configure=self.configure_notifications,
         )
+
+
+def _text(member: bytes | str) -> str:
+    return member.decode(errors="replace") if isinstance(member, bytes) else member
 
 
 def _schema() -> Schema:
