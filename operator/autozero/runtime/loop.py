@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from urllib3.exceptions import HTTPError
+
 from autozero.engine.readings import Observation
 from autozero.engine.state import GroupState
 from autozero.policy.errors import PolicyInvalid
@@ -585,7 +587,7 @@ class Runtime:
                 type(exc).__name__,
                 exc,
                 slot.retry_after,
-                exc_info=not isinstance(exc, OSError | ConnectionError),
+                exc_info=not isinstance(exc, OSError | HTTPError),  # no answer: no traceback
             )
             self._schedule(key, TimerKind.BUILD, slot.retry_after)
 
