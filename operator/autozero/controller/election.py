@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,16 @@ class _LeaseCalls:
         return guarded
 
 
+def default_identity() -> str:
+    """This replica's name in the lease: its Pod's (the chart sets $POD_NAME), else the host,
+    the PID and a random suffix. Host and PID alone are not unique: two replicas with
+    hostNetwork on one node share the host name, and each is PID 1 in its container."""
+    pod = os.environ.get("POD_NAME")
+    if pod:
+        return pod
+    return f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
 def start_election(
     config: ElectionConfig,
     on_leading: Callable[[], None],
@@ -68,7 +79,7 @@ def start_election(
     from kubernetes.leaderelection import electionconfig, leaderelection
     from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 
-    identity = config.identity or f"{os.uname().nodename}-{os.getpid()}"
+    identity = config.identity or default_identity()
 
     def lost() -> None:
         log.error(
