@@ -60,6 +60,16 @@ class _LeaseCalls:
         return guarded
 
 
+def lease_api() -> Any:
+    """A CoordinationV1Api whose calls are tried once: the client's default three retries (after
+    a read timeout too) would stretch a hung call to four timeouts, past the renew deadline."""
+    from kubernetes import client
+
+    configuration = client.Configuration.get_default_copy()
+    configuration.retries = False
+    return client.CoordinationV1Api(client.ApiClient(configuration))
+
+
 def default_identity() -> str:
     """This replica's name in the lease: its Pod's (the chart sets $POD_NAME), else the host,
     the PID and a random suffix. Host and PID alone are not unique: two replicas with
@@ -92,7 +102,7 @@ def start_election(
         os._exit(1)
 
     lock = LeaseLock(config.name, config.namespace, identity)  # type: ignore[no-untyped-call]
-    lock.api_instance = _LeaseCalls(lock.api_instance, LEASE_CALL_TIMEOUT)  # type: ignore[assignment]
+    lock.api_instance = _LeaseCalls(lease_api(), LEASE_CALL_TIMEOUT)  # type: ignore[assignment]
     settings = electionconfig.Config(  # type: ignore[no-untyped-call]
         lock,
         lease_duration=config.lease_seconds,
