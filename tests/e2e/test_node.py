@@ -291,8 +291,9 @@ def test_helm_install_runs_the_operator_ready_through_its_probes_with_its_lease_
         lambda: leases.read_namespaced_lease("autozero-leader", NS).spec.holder_identity,
         timeout=60,
     )
-    # The identity is the Pod's hostname and PID: with hostNetwork, the node's name and 1.
-    assert holder.endswith("-1"), holder
+    # The identity is the Pod's name (POD_NAME): with hostNetwork, host name and PID (1) would
+    # be the same for every replica on the node.
+    assert holder == pod.metadata.name
     metrics = wait_for(lambda: http_get(f"http://127.0.0.1:{ports['metrics']}/metrics"))
     assert "autozero_" in metrics
 
