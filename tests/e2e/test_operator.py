@@ -309,7 +309,7 @@ def test_two_replicas_one_leader_and_a_clean_takeover(
             return str(lease.spec.holder_identity)
 
         leader_identity = holder()
-        leader = next(p for p in replicas if leader_identity.endswith(f"-{p.pid}"))
+        leader = next(p for p in replicas if f"-{p.pid}-" in leader_identity)  # HOST-PID-random
         leader.kill()  # SIGKILL: no chance to hand over
         wait_for(lambda: holder() != leader_identity, timeout=30, interval=0.5)
         assert scale_of(kube_api, namespace) == 2  # work still pending: the new leader holds
@@ -659,7 +659,7 @@ def test_a_leader_cut_off_from_the_apiserver_stops_acting(
                     return None
                 return str(lease.spec.holder_identity)
 
-            wait_for(lambda: (holder() or "").endswith(f"-{leader.pid}"), timeout=30)
+            wait_for(lambda: f"-{leader.pid}-" in (holder() or ""), timeout=30)
             relay.cut()
             code = leader.wait(timeout=30)  # before the fix: renewing died, the process lived on
         finally:
