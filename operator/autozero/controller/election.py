@@ -13,6 +13,7 @@ campaign ends the process.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import threading
@@ -60,14 +61,21 @@ class _LeaseCalls:
         return guarded
 
 
-def lease_api() -> Any:
+def lease_api(api: Any | None = None) -> Any:
     """A CoordinationV1Api whose calls are tried once: the client's default three retries (after
-    a read timeout too) would stretch a hung call to four timeouts, past the renew deadline."""
+    a read timeout too) would stretch a hung call to four timeouts, past the renew deadline.
+    `api`: the ApiClient whose configuration and user agent to keep (else the default's)."""
     from kubernetes import client
 
-    configuration = client.Configuration.get_default_copy()
+    if api is None:
+        configuration = client.Configuration.get_default_copy()
+    else:
+        configuration = copy.deepcopy(api.configuration)
     configuration.retries = False
-    return client.CoordinationV1Api(client.ApiClient(configuration))
+    once = client.ApiClient(configuration)
+    if api is not None:
+        once.user_agent = api.user_agent
+    return client.CoordinationV1Api(once)
 
 
 def default_identity() -> str:

@@ -9,11 +9,11 @@ answer) is a `MembershipError`: the caller counts it as a renewal missed, never 
 from __future__ import annotations
 
 import base64
-import copy
 import re
 from datetime import UTC, datetime
 from typing import Any
 
+from autozero.controller.election import lease_api
 from autozero.sharding.fence import Listed
 from autozero.sharding.ring import SLOTS
 
@@ -68,15 +68,8 @@ class LeaseMembers:
         lease_seconds: int,
         timeout: float = CALL_TIMEOUT,
     ) -> None:
-        from kubernetes import client
-
-        # A client of its own that tries each call once: the default retries (three, after a
-        # read timeout too) would stretch the timeout that must bound a round fourfold.
-        config = copy.deepcopy(api.configuration)
-        config.retries = False
-        lease_api = client.ApiClient(config)
-        lease_api.user_agent = api.user_agent
-        self.leases = client.CoordinationV1Api(lease_api)
+        # Calls tried once: retries would stretch the timeout that must bound a round fourfold.
+        self.leases = lease_api(api)
         self.namespace, self.group, self.identity = namespace, group, identity
         self.name = lease_name(group, identity)
         self.lease_seconds, self.timeout = lease_seconds, timeout
