@@ -128,6 +128,31 @@ def slope_per_hour(points: list[tuple[float, float]]) -> float:
     return 3600 * sum((x - mx) * (y - my) for x, y in points) / var
 
 
+def heap_slopes(probes: Path, since: float) -> dict[str, float]:
+    """MiB per hour, since the wall-clock `since`, of what the operator's probes say it holds.
+
+    `heap_system`/`heap_in_use`: glibc's heap over all arenas; `traced`: what Python allocated
+    (with `--tracemalloc`). Which of them follows RSS says where a drift lives.
+    """
+    if not probes.exists():
+        return {}
+    records = [json.loads(line) for line in probes.read_text().splitlines() if line.strip()]
+    series: dict[str, list[tuple[float, float]]] = {}
+    for record in records:
+        if record["time"] < since:
+            continue
+        heap = record.get("heap") or {}
+        figures = {"heap_system": heap.get("system"), "heap_in_use": heap.get("in_use")}
+        figures["traced"] = record.get("traced_bytes")
+        for name, value in figures.items():
+            if value is not None:
+                series.setdefault(name, []).append((record["time"], value / 2**20))
+    return {
+        f"{name}_slope_mib_per_h": round(slope_per_hour(points), 2)
+        for name, points in series.items()
+    }
+
+
 @dataclass
 class Churn:
     """Wakes and drains policies at random, and takes a Redis server down now and then."""
@@ -251,6 +276,7 @@ def main() -> None:
         threading.Thread(target=churn.run, name="churn", daemon=True).start()
         started = time.monotonic()
         rows: list[dict[str, float]] = []
+        wall_started = time.time()
         with (out / "samples.csv").open("w", newline="") as handle:
             writer = csv.DictWriter(handle, FIELDS)
             writer.writeheader()
@@ -283,6 +309,7 @@ def main() -> None:
                 slope_per_hour([(r["elapsed_s"], r["rss_mib"]) for r in window]), 2
             ),
             "rss_slope_window_minutes": round((last - window[0]["elapsed_s"]) / 60, 1),
+            **heap_slopes(out / "probes.jsonl", wall_started + window[0]["elapsed_s"]),
             "cpu_share_of_one_core": round(
                 (rows[-1]["cpu_s"] - rows[0]["cpu_s"]) / max(last, 1), 3
             ),
