@@ -36,6 +36,7 @@ from autozero.policy.parse import parse_policy
 from autozero.runtime.assemble import Assembly, assemble
 from autozero.runtime.assemble import RuntimeConfig as RuntimeConfig  # the shells import it here
 from autozero.runtime.cluster_cache import ClusterCache
+from autozero.runtime.heap import Heap
 from autozero.runtime.life import Pass, PolicyKey, PolicyLife, Write
 from autozero.runtime.metrics import Metrics
 from autozero.runtime.report import CycleReport
@@ -158,6 +159,8 @@ class Runtime:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._building = 0  # builds under way
+        self.heap = Heap()
         self.passes = 0  # passes made, for tests and benchmarks
         self.decisions = 0  # groups decided
 
@@ -255,7 +258,13 @@ class Runtime:
                 if self._polls:
                     keys, self._polls = self._polls, set()
                     self._spawn(self._poll(keys))
-                due = self.timers.next_due()
+                settle = self.heap.due() if self._building == 0 else None  # after the batch
+                if settle is not None and self.clock() >= settle:
+                    self.heap.settle()
+                    settle = None
+                due = min(
+                    (t for t in (self.timers.next_due(), settle) if t is not None), default=None
+                )
                 timeout = None if due is None else max(0.0, due - self.clock())
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._kick.wait(), timeout)
@@ -573,8 +582,10 @@ class Runtime:
         """Build the policy; if that fails in a way nobody foresaw (an apiserver that timed out
         while its schema, state or watches were fetched), say so and build it again later:
         a policy is never left unserved for good."""
+        self._building += 1
         try:
-            await self._build(key)
+            if await self._build(key):
+                self.heap.built(self.clock())
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -590,6 +601,10 @@ class Runtime:
                 exc_info=not isinstance(exc, OSError | HTTPError),  # no answer: no traceback
             )
             self._schedule(key, TimerKind.BUILD, slot.retry_after)
+        finally:
+            self._building -= 1
+            if self._building == 0:
+                self._kick.set()  # the loop may settle the heap once it has been quiet a moment
 
     async def _build(self, key: PolicyKey, *, watch: bool = True) -> bool:
         """Parse, check, assemble and start the policy; an unusable one is reported and tried
