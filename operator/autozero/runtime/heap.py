@@ -7,18 +7,35 @@ in one waits for it. So once a batch of builds has settled (no build for a momen
 collection clears what building left behind and `gc.freeze` moves the survivors to the permanent
 generation, which later collections skip. The previous freeze is undone first, so that cycles
 among objects frozen then and dead since (a rebuilt or released policy's) are collected too.
+Then the C allocator is asked to give its free pages back (glibc's `malloc_trim`): building leaves
+the heap full of holes that the process would otherwise keep for good.
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import time
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
 SETTLE_AFTER = 100  # builds since the last settling, at least, before one is worth its pause
 QUIET = 2.0  # seconds without a build: the batch (a start, a rebalance) is over
+
+
+def _malloc_trim() -> Callable[[], object] | None:
+    """glibc's `malloc_trim(0)`, or None where the C library has none (musl, macOS)."""
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+    if trim is None:
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return lambda: trim(0)
+
+
+_TRIM = _malloc_trim()
 
 
 class Heap:
@@ -46,6 +63,8 @@ class Heap:
         gc.unfreeze()
         collected = gc.collect()
         gc.freeze()
+        if _TRIM is not None:
+            _TRIM()
         self.frozen += self.pending
         self.pending = 0
         self.settled += 1
