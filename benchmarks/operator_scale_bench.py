@@ -183,9 +183,13 @@ def measure(tree: Path, size: int, idle: float, trials: int) -> Result:
         custom = k8s.CustomObjectsApi(api)
 
         def all_reported() -> bool:
-            items = custom.list_namespaced_custom_object(
-                "autozero.dev", "v1alpha1", NAMESPACE, "scalingpolicies"
-            )["items"]
+            try:
+                items = custom.list_namespaced_custom_object(
+                    "autozero.dev", "v1alpha1", NAMESPACE, "scalingpolicies"
+                )["items"]
+            except k8s.ApiException as exc:  # a loaded apiserver's 504: ask again
+                print(f"listing the policies: HTTP {exc.status}; asked again", file=sys.stderr)
+                return False
             return all((i.get("status") or {}).get("groups") for i in items)
 
         wait_for(all_reported, timeout=3600, interval=5)
