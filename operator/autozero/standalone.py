@@ -231,6 +231,14 @@ class StandaloneShell:
             )
             self.out.flush()
 
+    def begin(
+        self,
+        key: PolicyKey,  # noqa: ARG002
+        body: Mapping[str, Any],  # noqa: ARG002
+        states: Mapping[str, GroupState],
+    ) -> None:
+        save_states(self.options.state_file, states)
+
     def persist(self, key: PolicyKey, states: Mapping[str, GroupState]) -> None:  # noqa: ARG002
         save_states(self.options.state_file, states)
 

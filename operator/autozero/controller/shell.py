@@ -17,7 +17,13 @@ from urllib3.exceptions import HTTPError
 from autozero.controller.access import AccessReviewer
 from autozero.controller.cluster import Cluster, EventDeduper, PolicyRef
 from autozero.controller.served_schema import ServedSchema
-from autozero.controller.status import build_status, condition, invalid_status, restore_states
+from autozero.controller.status import (
+    begun_status,
+    build_status,
+    condition,
+    invalid_status,
+    restore_states,
+)
 from autozero.engine.decision import Action
 from autozero.engine.readings import Failure
 from autozero.engine.state import GroupState
@@ -126,6 +132,17 @@ class OperatorShell:
         except REQUEST_ERRORS as exc:
             raise ReportFailed(
                 f"an Event not posted: {request_failure(exc)}", written=True
+            ) from None
+
+    def begin(
+        self, key: PolicyKey, body: Mapping[str, Any], states: Mapping[str, GroupState]
+    ) -> None:
+        """The last status with the groups' `finishing` counts, before the writes start."""
+        try:
+            self._write(key, _ref(body), begun_status(self._status(key, body), states))
+        except REQUEST_ERRORS as exc:
+            raise ReportFailed(
+                f"status not written before a scale-out: {request_failure(exc)}", written=False
             ) from None
 
     def persist(self, key: PolicyKey, states: Mapping[str, GroupState]) -> None:

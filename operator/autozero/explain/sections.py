@@ -50,6 +50,7 @@ MEANINGS = {
     "Handoff": "a native autoscaler owns the count while the group is awake",
     "Stabilized": "a stabilization window holds the count (behavior)",
     "RateLimited": "a rate policy limits how fast the count moves (behavior)",
+    "Unfinished": "a scale-out a restart interrupted between its writes is finished",
 }
 
 
