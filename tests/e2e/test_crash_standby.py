@@ -9,7 +9,9 @@ On the way down the restarted operator finishes the sleep (resize the rest to 0)
 the group is awake at the resumed count, which nothing observable says is short: the killed
 operator wrote the count it was waking to into the status (`finishing`) before its first write,
 and the restarted one finishes the wake to it (resize the rest), with or without a handoff (the
-autoscaler created after). docs/gce.md says so.
+autoscaler created after). docs/gce.md says so. Then an uninterrupted sleep and wake: their
+Events name the pool ("resumed 1 from the suspended pool (0 left), created 1"), and the status
+and /metrics show its count.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import pytest
 import redis
 import yaml
 from kubernetes import client as k8s
-from support.operator import start_operator, status_of
+from support.operator import events_of, http_get, start_operator, status_of
 from testground.gce import compute_client, create_mig
 from testground.kube import KubeCluster, create_secret
 from testground.process import free_port, wait_for
@@ -111,11 +113,13 @@ def test_sigkill_between_pool_and_resize_converges(
     args = ["--kubeconfig", str(kube.kubeconfig), "--namespace", namespace]
     args += ["--gce-endpoint", slow_emulator.api_endpoint, "--gce-allow", f"{namespace}=acme"]
     logs: list[Any] = []
+    ports: list[int] = []
 
     def operator() -> subprocess.Popen[bytes]:
         log = (tmp_path / f"operator-{len(logs)}.log").open("w")
         logs.append(log)
-        return start_operator(log, [*args, "--metrics-port", str(free_port())])
+        ports.append(free_port())
+        return start_operator(log, [*args, "--metrics-port", str(ports[-1])])
 
     def calls() -> list[str]:
         """The writes (reads, this test's own included, are left out)."""
@@ -192,6 +196,24 @@ def test_sigkill_between_pool_and_resize_converges(
         settle(lambda: calls() == made)  # it made the rest; nothing resumed twice
         # Reported once the pass's writes are done: the wake is no longer under way.
         settle(lambda: "finishing" not in status_of(kube_api, namespace, "warm")["groups"][0])
+
+        # A sleep and a wake, uninterrupted: their Events name the pool; the status and
+        # /metrics show its count beside the running one.
+        def said(words: str) -> bool:
+            return any(words in message for _, message in events_of(kube_api, namespace))
+
+        def replicas() -> Any:
+            return status_of(kube_api, namespace, "warm")["groups"][0]["replicas"]
+
+        queue.delete(key)
+        settle(lambda: said("suspended 1 into the pool (1 suspended), deleted 1"))
+        asleep = {"current": 0, "desired": 0, "suspended": 1, "stopped": 0}
+        settle(lambda: replicas() == asleep)
+        series = f'group="warm",kind="suspended",namespace="{namespace}",policy="warm"}} 1.0'
+        settle(lambda: series in (http_get(f"http://127.0.0.1:{ports[-1]}/metrics") or ""))
+        queue.rpush(key, 1)
+        settle(lambda: said("resumed 1 from the suspended pool (0 left), created 1"))
+        settle(lambda: sizes() == (2, 0))
     finally:
         for process in running:
             if process.poll() is None:

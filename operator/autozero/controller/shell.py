@@ -219,9 +219,10 @@ class OperatorShell:
                 deduper.forget(label)
                 verb = "Would" if not group.acted else ""
                 steps = "; ".join(group.applied.steps) if group.applied else ""
+                pool = f": {group.applied.pool}" if group.applied and group.applied.pool else ""
                 message = (
                     f"{group.group}: {decision.current} -> {decision.target}: "
-                    f"{decision.message}" + (f" [{steps}]" if steps else "")
+                    f"{decision.message}{pool}" + (f" [{steps}]" if steps else "")
                 )
                 self.cluster.event(ref, reason=f"{verb}{decision.action.value}", message=message)
         if not report.read:

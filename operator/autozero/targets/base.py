@@ -88,6 +88,9 @@ class Change:
 @dataclass(frozen=True, slots=True)
 class Applied:
     steps: tuple[str, ...]  # what was done, in order ("resize 0 -> 2", "create autoscaler ...")
+    # What a change through a standby pool did, in a user's words, for the Events: "resumed 3
+    # from the suspended pool (0 left), created 2". Empty without a pool move.
+    pool: str = ""
 
     @property
     def wrote(self) -> bool:
@@ -217,6 +220,7 @@ def converge(
     done: list[str] = []
     steps = plan(change, observed, handoff=handoff, standby=standby)
     running = observed.replicas
+    pooled = taken = 0  # VMs moved into the pool, and out of it
     for n, step in enumerate(steps):
         match step.kind:
             case StepKind.CONFLICT:
@@ -237,8 +241,33 @@ def converge(
                 said, moved = move(step.was, step.to)
                 done.append(said)
                 running += moved if step.kind is StepKind.FROM_POOL else -moved
+                if step.kind is StepKind.FROM_POOL:
+                    taken += moved
+                else:
+                    pooled += moved
                 later = steps[n + 1 :]
                 if running != step.to and not any(s.kind is StepKind.RESIZE for s in later):
                     done.append(resize(running, step.to))
                     running = step.to
-    return Applied(tuple(done))
+    said = pool_summary(standby, observed, running, pooled=pooled, taken=taken)
+    return Applied(tuple(done), said)
+
+
+def pool_summary(
+    standby: Standby | None, observed: Observed, running: int, *, pooled: int, taken: int
+) -> str:
+    """A change through the pool in a user's words: how many VMs it moved, how many it created
+    or deleted besides, and what the pool holds after. Empty when nothing moved."""
+    if standby is None or not (pooled or taken):
+        return ""
+    kind = "stopped" if standby.stopped else "suspended"
+    left = standby.held(observed) + pooled - taken
+    if taken:
+        verb = "started" if standby.stopped else "resumed"
+        said = f"{verb} {taken} from the {kind} pool ({left} left)"
+        created = running - observed.replicas - taken
+        return said + (f", created {created}" if created > 0 else "")
+    verb = "stopped" if standby.stopped else "suspended"
+    said = f"{verb} {pooled} into the pool ({left} {kind})"
+    deleted = observed.replicas - pooled - running
+    return said + (f", deleted {deleted}" if deleted > 0 else "")
