@@ -37,6 +37,7 @@ from testground.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 ZONE = "europe-west1-c"
+EXPLAIN = [sys.executable, "-m", "autozero.cli", "explain"]
 
 
 @pytest.fixture
@@ -121,6 +122,18 @@ def test_sigkill_between_pool_and_resize_converges(
         ports.append(free_port())
         return start_operator(log, [*args, "--metrics-port", str(ports[-1])])
 
+    def explain() -> str:
+        """`autozero explain` of the policy, from its status (kept in tmp_path for the docs)."""
+        out = subprocess.run(
+            [*EXPLAIN, "warm", "-n", namespace, "--kubeconfig", str(kube.kubeconfig)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        (tmp_path / f"explain-{len(list(tmp_path.glob('explain-*')))}.txt").write_text(out)
+        return out
+
     def calls() -> list[str]:
         """The writes (reads, this test's own included, are left out)."""
         log = slow_emulator.control("requests", method="GET")["requests"]
@@ -187,6 +200,7 @@ def test_sigkill_between_pool_and_resize_converges(
         assert "instanceGroupManagers.resize" not in made
         # Written before the resume: the count the wake goes to.
         assert status_of(kube_api, namespace, "warm")["groups"][0]["finishing"] == 2
+        assert "a scale-out to 2 was under way (`finishing`): a restart finishes it" in explain()
         settle(lambda: sizes() == (1, 0))  # half done: the pool VM is back, one to create
         slow_emulator.control("requests", method="DELETE")
         third = operator()
@@ -209,8 +223,18 @@ def test_sigkill_between_pool_and_resize_converges(
         settle(lambda: said("suspended 1 into the pool (1 suspended), deleted 1"))
         asleep = {"current": 0, "desired": 0, "suspended": 1, "stopped": 0}
         settle(lambda: replicas() == asleep)
+        assert (
+            "standby pool (Suspend, size 1): 1 suspended beside 0 running; a wake resumes 1 of "
+            "them before creating any"
+        ) in explain()
         series = f'group="warm",kind="suspended",namespace="{namespace}",policy="warm"}} 1.0'
-        settle(lambda: series in (http_get(f"http://127.0.0.1:{ports[-1]}/metrics") or ""))
+
+        def scraped() -> str:
+            text = http_get(f"http://127.0.0.1:{ports[-1]}/metrics") or ""
+            (tmp_path / "metrics.txt").write_text(text)  # kept for the docs
+            return text
+
+        settle(lambda: series in scraped())
         queue.rpush(key, 1)
         settle(lambda: said("resumed 1 from the suspended pool (0 left), created 1"))
         settle(lambda: sizes() == (2, 0))
