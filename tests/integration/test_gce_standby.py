@@ -240,3 +240,55 @@ def test_without_standby_sleep_deletes_as_before(gce_emulator: EmulatorServer) -
     assert (slept.steps, slept.pool) == (("resize 2 -> 0",), "")
     settled(group, 0, 0)
     assert group.observe().suspended == 0
+
+
+def test_vms_still_booting_at_sleep_are_replaced_in_the_pool(
+    gce_emulator: EmulatorServer,
+) -> None:
+    """One VM runs, two are still booting when the group sleeps with room for two in the pool:
+    the running one is suspended; a booting one cannot be (the API takes running VMs only), so
+    the pool's target is raised by the room left and the group makes a new VM for it, while the
+    resize deletes the booting ones. The pool ends as full as if they had finished booting."""
+    group = make(gce_emulator, GCETarget(P, "warm", zone=ZONE, standby=POOL))
+    group.apply(Change(1), group.observe())
+    settled(group, 1, 0)
+    (ran,) = vms(group)
+    # Long enough a boot that the two are still booting when the group sleeps, just after.
+    gce_emulator.control("settings", {"instanceBootSeconds": 5})
+    group.apply(Change(3), group.observe())
+    booting = {name for name, status in vms(group).items() if status != "RUNNING"}
+    assert len(booting) == 2
+    assert {vms(group)[n] for n in booting} <= {"PROVISIONING", "STAGING"}
+    slept = group.apply(Change(0), group.observe())
+    assert slept.steps == (
+        "suspend 1 of 2 VMs (running 3 -> 2); pool 1 -> 2 for 1 still booting",
+        "resize 2 -> 0",
+    )
+    assert slept.pool == (
+        "suspended 1 into the pool, 1 new for it in place of VMs still booting (2 suspended), "
+        "deleted 2"
+    )
+    asleep = settled(group, 0, 2)
+    assert (asleep.replicas, asleep.suspended) == (0, 2)
+    kept = pooled(group)
+    assert ran in kept  # the one that ran...
+    assert not kept & booting  # ... and a new one
+
+
+def test_a_vm_still_booting_is_refused_by_suspend(gce_emulator: EmulatorServer) -> None:
+    """Why autozero does not suspend a booting VM: the API (and the emulator) refuse it."""
+    from googleapiclient.errors import HttpError
+
+    group = make(gce_emulator, GCETarget(P, "warm", zone=ZONE, standby=POOL))
+    gce_emulator.control("settings", {"instanceBootSeconds": 30})
+    group.apply(Change(1), group.observe())
+    (row,) = group.managed_instances()
+    assert row["instanceStatus"] in ("PROVISIONING", "STAGING")
+    request = group.compute.service.instanceGroupManagers().suspendInstances(
+        project=P, zone=ZONE, instanceGroupManager="warm", body={"instances": [row["instance"]]}
+    )
+    with pytest.raises(HttpError) as refused:
+        request.execute()
+    gce_emulator.control("settings", {"instanceBootSeconds": 0.2})
+    assert refused.value.resp.status == 400
+    assert "only RUNNING instances can be" in str(refused.value)
