@@ -160,13 +160,16 @@ def report_lines(report: CycleReport, output: str) -> list[str]:
             continue
         decision = group.decision
         steps = list(group.applied.steps) if group.applied else []
+        pool = group.applied.pool if group.applied else ""
         if output == "json":
             payload = decision_json(decision) | {"steps": steps, "acted": group.acted}
+            if pool:
+                payload["pool"] = pool
             if group.error is not None:
                 payload["error"] = str(group.error)
             lines.append(json.dumps(payload))
             continue
-        extra = f" [{'; '.join(steps)}]" if steps else ""
+        extra = (f": {pool}" if pool else "") + (f" [{'; '.join(steps)}]" if steps else "")
         failed = f" ERROR {group.error}" if group.error else ""
         lines.append(
             f"{timestamp(decision.at)} {group.group} {decision.action.value} "
@@ -230,6 +233,14 @@ class StandaloneShell:
                 )
             )
             self.out.flush()
+
+    def begin(
+        self,
+        key: PolicyKey,  # noqa: ARG002
+        body: Mapping[str, Any],  # noqa: ARG002
+        states: Mapping[str, GroupState],
+    ) -> None:
+        save_states(self.options.state_file, states)
 
     def persist(self, key: PolicyKey, states: Mapping[str, GroupState]) -> None:  # noqa: ARG002
         save_states(self.options.state_file, states)

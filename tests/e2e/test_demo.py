@@ -40,11 +40,13 @@ def test_the_demo_wakes_scales_out_drains_and_sleeps(mode: list[str]) -> None:
     assert summary["wakeLatencySeconds"] < 5
 
 
-def test_the_warm_demo_wakes_the_second_time_from_suspended_workers() -> None:
-    """`make demo DEMO_ARGS=--warm`: a cold wake, a Sleep into the standby pool, a wake that
-    resumes the same worker processes (not new ones), both rounds drained."""
+@pytest.mark.parametrize("mode", [[], ["--cluster"]], ids=["standalone", "operator"])
+def test_the_warm_demo_wakes_the_second_time_from_suspended_workers(mode: list[str]) -> None:
+    """`make demo DEMO_ARGS=--warm` (and `--warm --cluster`, the operator): a cold wake, a Sleep
+    into the standby pool, a wake that resumes the same worker processes (not new ones), both
+    rounds drained."""
     result = subprocess.run(
-        [sys.executable, "-m", "testground.demo", "--json", "--jobs", "100", "--warm"],
+        [sys.executable, "-m", "testground.demo", "--json", "--jobs", "100", "--warm", *mode],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT / "scripts")},
         capture_output=True,

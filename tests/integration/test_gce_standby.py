@@ -87,6 +87,9 @@ def test_sleep_into_the_pool_and_wake_from_it(
 
     slept = group.apply(Change(0), awake)
     assert slept.steps == (f"{verbs[0]} 2 of 2 VMs (running 3 -> 1)", "resize 1 -> 0")
+    kind = "stopped" if status == "TERMINATED" else "suspended"
+    past = {"suspend": "suspended", "resume": "resumed", "stop": "stopped", "start": "started"}
+    assert slept.pool == f"{past[verbs[0]]} 2 into the pool (2 {kind}), deleted 1"
     asleep = settled(group, 0, 2, status)
     assert (asleep.replicas, asleep.suspended + asleep.stopped) == (0, 2)
     kept = pooled(group, status)
@@ -94,6 +97,7 @@ def test_sleep_into_the_pool_and_wake_from_it(
 
     woke = group.apply(Change(2), asleep)
     assert woke.steps == (f"{verbs[1]} 2 of 2 VMs (running 0 -> 2)",)
+    assert woke.pool == f"{past[verbs[1]]} 2 from the {kind} pool (0 left)"
     settled(group, 2, 0, status)
     assert set(vms(group)) == kept  # the same VMs, none created
 
@@ -108,6 +112,7 @@ def test_a_wake_larger_than_the_pool_resumes_it_then_creates_the_rest(
     kept = pooled(group)
     woke = group.apply(Change(5), asleep)
     assert woke.steps == ("resume 2 of 2 VMs (running 0 -> 2)", "resize 2 -> 5")
+    assert woke.pool == "resumed 2 from the suspended pool (0 left), created 3"
     settled(group, 5, 0)
     assert kept < set(vms(group))
 
@@ -153,6 +158,7 @@ def test_a_pool_vm_deleted_underneath_is_replaced_by_a_new_one(
     wait_for(lambda: lost not in vms(group), timeout=10, interval=0.05)
     woke = group.apply(Change(2), asleep)
     assert woke.steps == ("resume 1 of 2 VMs (running 0 -> 1)", "resize 1 -> 2")
+    assert woke.pool == "resumed 1 from the suspended pool (1 left), created 1"
     seen = group.observe()
     assert (seen.replicas, seen.suspended) == (2, 1)  # the pool still wants its replacement
     assert vms(group)[survivor] in ("STAGING", "RUNNING")
@@ -194,7 +200,8 @@ def test_a_crash_between_suspend_and_resize_is_finished_by_the_next_cycle(
     restarted = GCEGroup("warm", target, client(gce_emulator))
     seen = restarted.observe()
     assert (seen.replicas, seen.suspended) == (2, 2)
-    assert restarted.apply(Change(0), seen).steps == ("resize 2 -> 0",)
+    finished = restarted.apply(Change(0), seen)
+    assert (finished.steps, finished.pool) == (("resize 2 -> 0",), "")
     settled(restarted, 0, 2)
 
 
@@ -229,6 +236,59 @@ def test_the_pool_settings_are_written_once(gce_emulator: EmulatorServer) -> Non
 def test_without_standby_sleep_deletes_as_before(gce_emulator: EmulatorServer) -> None:
     group = make(gce_emulator, GCETarget(P, "cold", zone=ZONE))
     group.apply(Change(2), group.observe())
-    assert group.apply(Change(0), settled(group, 2, 0)).steps == ("resize 2 -> 0",)
+    slept = group.apply(Change(0), settled(group, 2, 0))
+    assert (slept.steps, slept.pool) == (("resize 2 -> 0",), "")
     settled(group, 0, 0)
     assert group.observe().suspended == 0
+
+
+def test_vms_still_booting_at_sleep_are_replaced_in_the_pool(
+    gce_emulator: EmulatorServer,
+) -> None:
+    """One VM runs, two are still booting when the group sleeps with room for two in the pool:
+    the running one is suspended; a booting one cannot be (the API takes running VMs only), so
+    the pool's target is raised by the room left and the group makes a new VM for it, while the
+    resize deletes the booting ones. The pool ends as full as if they had finished booting."""
+    group = make(gce_emulator, GCETarget(P, "warm", zone=ZONE, standby=POOL))
+    group.apply(Change(1), group.observe())
+    settled(group, 1, 0)
+    (ran,) = vms(group)
+    # Long enough a boot that the two are still booting when the group sleeps, just after.
+    gce_emulator.control("settings", {"instanceBootSeconds": 5})
+    group.apply(Change(3), group.observe())
+    booting = {name for name, status in vms(group).items() if status != "RUNNING"}
+    assert len(booting) == 2
+    assert {vms(group)[n] for n in booting} <= {"PROVISIONING", "STAGING"}
+    slept = group.apply(Change(0), group.observe())
+    assert slept.steps == (
+        "suspend 1 of 2 VMs (running 3 -> 2); pool 1 -> 2 for 1 still booting",
+        "resize 2 -> 0",
+    )
+    assert slept.pool == (
+        "suspended 1 into the pool, 1 new for it in place of VMs still booting (2 suspended), "
+        "deleted 2"
+    )
+    asleep = settled(group, 0, 2)
+    assert (asleep.replicas, asleep.suspended) == (0, 2)
+    kept = pooled(group)
+    assert ran in kept  # the one that ran...
+    assert not kept & booting  # ... and a new one
+
+
+def test_a_vm_still_booting_is_refused_by_suspend(gce_emulator: EmulatorServer) -> None:
+    """Why autozero does not suspend a booting VM: the API (and the emulator) refuse it."""
+    from googleapiclient.errors import HttpError
+
+    group = make(gce_emulator, GCETarget(P, "warm", zone=ZONE, standby=POOL))
+    gce_emulator.control("settings", {"instanceBootSeconds": 30})
+    group.apply(Change(1), group.observe())
+    (row,) = group.managed_instances()
+    assert row["instanceStatus"] in ("PROVISIONING", "STAGING")
+    request = group.compute.service.instanceGroupManagers().suspendInstances(
+        project=P, zone=ZONE, instanceGroupManager="warm", body={"instances": [row["instance"]]}
+    )
+    with pytest.raises(HttpError) as refused:
+        request.execute()
+    gce_emulator.control("settings", {"instanceBootSeconds": 0.2})
+    assert refused.value.resp.status == 400
+    assert "only RUNNING instances can be" in str(refused.value)

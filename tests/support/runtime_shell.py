@@ -76,6 +76,11 @@ class FlakyShell:
         if self.events_lost:
             raise ReportFailed("an Event not posted: HTTP 503", written=True)
 
+    def begin(
+        self, key: PolicyKey, body: Mapping[str, Any], states: Mapping[str, GroupState]
+    ) -> None:
+        pass
+
     def persist(self, key: PolicyKey, states: Mapping[str, GroupState]) -> None:
         pass
 

@@ -252,3 +252,93 @@ def test_usage_errors_exit_2(
 ) -> None:
     assert main(["explain", *args]) == 2
     assert error in capsys.readouterr().err
+
+
+WARM = """
+apiVersion: autozero.dev/v1alpha1
+kind: ScalingPolicy
+metadata: {name: warm, namespace: batch}
+spec:
+  metrics:
+    - name: backlog
+      redis: {url: "redis://127.0.0.1:1/0", key: jobs}
+  groups:
+    - name: workers
+      target:
+        gce:
+          project: acme
+          zone: europe-west1-c
+          instanceGroupManager: warm
+          standby: {mode: Suspend, size: 3}
+      capacity: {minimum: 0, maximum: 5, default: 2}
+      activation: {metric: backlog, idleFor: 5m}
+"""
+
+
+@pytest.mark.parametrize(
+    ("replicas", "finishing", "sentence"),
+    [
+        pytest.param(
+            {"current": 0, "desired": 0, "suspended": 3, "stopped": 0},
+            None,
+            "standby pool (Suspend, size 3): 3 suspended beside 0 running; a wake resumes 2 of "
+            "them before creating any",
+            id="asleep",
+        ),
+        pytest.param(
+            {"current": 1, "desired": 1, "suspended": 2, "stopped": 0},
+            2,
+            "standby pool (Suspend, size 3): 2 suspended beside 1 running; Sleep keeps up to 3 "
+            "of them suspended, deletes the rest; a scale-out to 2 was under way (`finishing`): "
+            "a restart finishes it",
+            id="half-woken",
+        ),
+        pytest.param(
+            {"current": 2, "desired": 2},
+            None,
+            "standby pool (Suspend, size 3): 0 suspended beside 2 running; Sleep keeps up to 3 "
+            "of them suspended, deletes the rest",
+            id="awake-pool-empty",
+        ),
+    ],
+)
+def test_a_gce_group_with_standby_shows_its_pool_from_the_status(
+    replicas: dict[str, int], finishing: int | None, sentence: str
+) -> None:
+    count = replicas["current"]
+    decision = {
+        "time": "2026-11-24T09:11:45Z",
+        "group": "workers",
+        "profile": "default",
+        "action": "Hold",
+        "replicas": {"before": count, "after": count},
+        "reason": "Asleep" if count == 0 else "NoRules",
+        "message": "-",
+        "rules": [],
+        "failing": [],
+        "nextEvaluation": None,
+    }
+    group: dict[str, Any] = {"name": "workers", "lastDecision": decision, "replicas": replicas}
+    if finishing is not None:
+        group["finishing"] = finishing
+    body = yaml.safe_load(WARM) | {"status": {"groups": [group]}}
+    (explained,) = explain(evidence_of(body, [], now=NOW))["groups"]
+    assert explained["standby"]["sentence"] == sentence
+    assert {"topic": "standby", "text": sentence} in explained["lines"]
+
+
+def test_a_group_without_standby_has_no_pool_line() -> None:
+    status = {"groups": [{"name": "consumers", "lastDecision": {"reason": "Asleep"}}]}
+    body = body_with(status)
+    body["status"]["groups"][0]["lastDecision"] |= {
+        "action": "Hold",
+        "replicas": {"before": 0, "after": 0},
+        "message": "-",
+        "rules": [],
+        "failing": [],
+        "profile": "default",
+        "time": "2026-11-24T09:11:45Z",
+    }
+    (explained,) = explain(evidence_of(body, [], now=NOW))["groups"]
+    assert explained["standby"] is None
+    assert all(line["topic"] != "standby" for line in explained["lines"])

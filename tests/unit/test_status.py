@@ -108,3 +108,22 @@ def test_a_standby_pool_is_in_the_status_and_the_metrics_beside_the_running_coun
     other = Metrics()
     other.record("ns", bare, 0.1)
     assert 'kind="suspended"' not in generate_latest(other.registry).decode()
+
+
+def test_a_scale_out_under_way_survives_a_restart() -> None:
+    """Its count is in the status before its first write (`begun_status`), in every status
+    written while it is unfinished, in the state file, and gone once it is done."""
+    from autozero.controller.status import begun_status
+
+    state = GroupState(finishing=3)
+    before = _status(GroupState(), 1, 0)
+    begun = begun_status(before, {"workers": state})
+    assert begun["groups"][0]["finishing"] == 3  # type: ignore[index]
+    assert before["groups"][0].get("finishing") is None  # type: ignore[index]
+    assert restore_states(begun)["workers"].finishing == 3
+    assert begun_status({}, {"workers": state})["groups"] == [{"name": "workers", "finishing": 3}]
+    assert restore_states(_status(state, 1, 0))["workers"].finishing == 3
+    assert GroupState.from_json(state.to_json()).finishing == 3
+    done = state.after_scale(at=T0, was=1, now_is=3)
+    assert done.finishing is None
+    assert "finishing" not in begun_status(begun, {"workers": done})["groups"][0]  # type: ignore[index]

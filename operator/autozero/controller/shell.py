@@ -17,7 +17,13 @@ from urllib3.exceptions import HTTPError
 from autozero.controller.access import AccessReviewer
 from autozero.controller.cluster import Cluster, EventDeduper, PolicyRef
 from autozero.controller.served_schema import ServedSchema
-from autozero.controller.status import build_status, condition, invalid_status, restore_states
+from autozero.controller.status import (
+    begun_status,
+    build_status,
+    condition,
+    invalid_status,
+    restore_states,
+)
 from autozero.engine.decision import Action
 from autozero.engine.readings import Failure
 from autozero.engine.state import GroupState
@@ -128,6 +134,17 @@ class OperatorShell:
                 f"an Event not posted: {request_failure(exc)}", written=True
             ) from None
 
+    def begin(
+        self, key: PolicyKey, body: Mapping[str, Any], states: Mapping[str, GroupState]
+    ) -> None:
+        """The last status with the groups' `finishing` counts, before the writes start."""
+        try:
+            self._write(key, _ref(body), begun_status(self._status(key, body), states))
+        except REQUEST_ERRORS as exc:
+            raise ReportFailed(
+                f"status not written before a scale-out: {request_failure(exc)}", written=False
+            ) from None
+
     def persist(self, key: PolicyKey, states: Mapping[str, GroupState]) -> None:
         """Nothing: the durable state (idle since, last scale) is part of the status."""
 
@@ -202,9 +219,10 @@ class OperatorShell:
                 deduper.forget(label)
                 verb = "Would" if not group.acted else ""
                 steps = "; ".join(group.applied.steps) if group.applied else ""
+                pool = f": {group.applied.pool}" if group.applied and group.applied.pool else ""
                 message = (
                     f"{group.group}: {decision.current} -> {decision.target}: "
-                    f"{decision.message}" + (f" [{steps}]" if steps else "")
+                    f"{decision.message}{pool}" + (f" [{steps}]" if steps else "")
                 )
                 self.cluster.event(ref, reason=f"{verb}{decision.action.value}", message=message)
         if not report.read:

@@ -53,6 +53,9 @@ def _group(
     out: dict[str, Any] = {"name": report.group}
     if report.error is not None:
         out["error"] = str(report.error)
+    if state is not None and state.finishing is not None:
+        # Also written before a scale-out's first write (`Shell.begin`): a restart finishes it.
+        out["finishing"] = state.finishing
     decision = report.decision
     if decision is None:
         return out | {k: previous[k] for k in ("replicas", "lastScale") if k in previous}
@@ -94,6 +97,27 @@ def _precise(moment: float) -> str:
 
 def _parse(moment: str) -> float:
     return datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp()
+
+
+def begun_status(previous: Mapping[str, Any], states: Mapping[str, GroupState]) -> dict[str, Any]:
+    """The last status with each group's `finishing` set from `states`: written before a
+    scale-out of several writes starts, so a crash between them does not lose its count."""
+    status = dict(previous)
+    groups = [dict(g) for g in previous.get("groups") or []]
+    named = {g.get("name"): g for g in groups}
+    for name, state in states.items():
+        group = named.get(name)
+        if group is None:
+            if state.finishing is None:
+                continue
+            group = {"name": name}
+            groups.append(group)
+        if state.finishing is None:
+            group.pop("finishing", None)
+        else:
+            group["finishing"] = state.finishing
+    status["groups"] = groups
+    return status
 
 
 def build_status(
@@ -197,10 +221,11 @@ def invalid_status(
 
 
 def restore_states(status: Mapping[str, Any]) -> dict[str, GroupState]:
-    """Engine state a restarted operator resumes from: idle-since, the last scale's time and
-    the recent scale events the rate policies count. The sample windows and the rules' recent
-    recommendations start empty: until the windows refill, the rules recommend the current
-    count, so a restart can delay a scale, never hasten one (`autozero.engine.state`)."""
+    """Engine state a restarted operator resumes from: idle-since, the last scale's time, the
+    recent scale events the rate policies count and a scale-out left half done (`finishing`).
+    The sample windows and the rules' recent recommendations start empty: until the windows
+    refill, the rules recommend the current count, so a restart can delay a scale, never
+    hasten one (`autozero.engine.state`)."""
     states: dict[str, GroupState] = {}
     for group in status.get("groups") or []:
         idle = group.get("idleSince")
@@ -209,9 +234,11 @@ def restore_states(status: Mapping[str, Any]) -> dict[str, GroupState]:
             (_parse(event["time"]), int(event["change"]))
             for event in group.get("scaleEvents") or ()
         )
+        finishing = group.get("finishing")
         states[str(group.get("name"))] = GroupState(
             idle_since=_parse(idle) if idle else None,
             last_scale_at=_parse(scaled) if scaled else None,
             scale_events=events,
+            finishing=None if finishing is None else int(finishing),
         )
     return states

@@ -91,6 +91,7 @@ def record(
         state.highs,
         state.lows,
         state.scale_events,
+        state.finishing,
     )
 
 
@@ -180,8 +181,17 @@ def decide(
         else None
     )
     events = _recent(state.scale_events, t - spec.rate_seconds)
+    # A scale-out whose writes a restart interrupted (`GroupState.finishing`), still short.
+    finishing = state.finishing if 0 < current < (state.finishing or 0) else None
     new_state = GroupState(
-        windows, failures, idle_since, state.last_scale_at, state.highs, state.lows, events
+        windows,
+        failures,
+        idle_since,
+        state.last_scale_at,
+        state.highs,
+        state.lows,
+        events,
+        finishing,
     )
     # A failing source not yet Degraded: its next failed read may make the group Degraded.
     counting_failures = len(degraded) < len(failing)
@@ -286,7 +296,7 @@ def decide(
             )
             highs, lows = remember(past_highs, state.lows, t, target, keep)
             new_state = GroupState(
-                windows, failures, idle_since, state.last_scale_at, highs, lows, events
+                windows, failures, idle_since, state.last_scale_at, highs, lows, events, finishing
             )
             if stable.held_by is not None:
                 soonest = min(soonest, stable.until)
@@ -328,6 +338,11 @@ def decide(
             f"fallback to {target}: {', '.join(degraded)} failing "
             f"for {spec.failure.threshold}+ reads"
         )
+    if finishing is not None and target == current:
+        # Held where a restart left a scale-out half done (the pool resumed, the rest not yet
+        # created): the count it was going to, which no rule would ask for again.
+        target, reason = min(finishing, ceiling), Reason.UNFINISHED
+        message = f"finishing the scale-out to {finishing} a restart interrupted at {current}"
     if target == current and note:
         message = f"{message}; {note}"
     return outcome(

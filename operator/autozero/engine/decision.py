@@ -52,6 +52,7 @@ class Reason(StrEnum):
     HANDOFF = "Handoff"  # a native autoscaler owns the count while awake
     STABILIZED = "Stabilized"  # held by a recent recommendation (behavior's stabilization)
     RATE_LIMITED = "RateLimited"  # held by behavior's rate policies
+    UNFINISHED = "Unfinished"  # a scale-out a restart interrupted between its writes, finished
 
 
 class RuleStatus(StrEnum):

@@ -55,6 +55,10 @@ class GroupState:
     highs: tuple[Timed, ...] = ()
     lows: tuple[Timed, ...] = ()
     scale_events: tuple[Timed, ...] = ()
+    # The count a change of several writes (resume from a standby pool, then create the rest)
+    # was taking the group up to, kept from before its first write until its last is done: a
+    # restart between them finishes it rather than hold the group at the half-way count.
+    finishing: int | None = None
 
     def after_scale(self, *, at: datetime, was: int, now_is: int) -> GroupState:
         """The state once a change was applied at `at`: it starts every rule's cooldown, a step
@@ -65,10 +69,16 @@ class GroupState:
         when = at.timestamp()
         if 0 in (was, now_is):
             return replace(
-                self, last_scale_at=when, idle_since=None, highs=(), lows=(), scale_events=()
+                self,
+                last_scale_at=when,
+                idle_since=None,
+                highs=(),
+                lows=(),
+                scale_events=(),
+                finishing=None,
             )
         events = (*self.scale_events, (when, now_is - was)) if now_is != was else self.scale_events
-        return replace(self, last_scale_at=when, scale_events=events)
+        return replace(self, last_scale_at=when, scale_events=events, finishing=None)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +99,7 @@ class GroupState:
                 "lows": [list(p) for p in self.lows],
             },
             "scaleEvents": [list(p) for p in self.scale_events],
+            "finishing": self.finishing,
         }
 
     @classmethod
@@ -110,4 +121,5 @@ class GroupState:
             highs=_pairs(recommendations.get("highs")),
             lows=_pairs(recommendations.get("lows")),
             scale_events=_pairs(data.get("scaleEvents")),
+            finishing=None if data.get("finishing") is None else int(data["finishing"]),
         )

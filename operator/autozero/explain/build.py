@@ -25,6 +25,7 @@ from autozero.explain.sections import (
     rules,
     sources,
     stabilization,
+    standby,
     summary,
     z,
 )
@@ -146,6 +147,7 @@ def _explain_group(evidence: Evidence, name: str, blocked: str | None) -> dict[s
         ("rateLimits", rate_limits(g)),
         ("sources", sources(g)),
         ("handoff", handoff(g)),
+        ("standby", standby(g)),
         ("next", next_evaluation(g)),
     ):
         out[key] = section

@@ -61,6 +61,10 @@ class GroupEvidence:
     failures: Mapping[str, int] | None = None  # consecutive failed reads; None: not known
     recent: tuple[Recent, ...] = ()  # oldest first
     applied: bool = True  # the last decision was carried out (not paused, no error)
+    # The standby pool beside the running count ({"suspended": n, "stopped": n}); None: not
+    # known where this came from (a simulation).
+    pool: Mapping[str, int] | None = None
+    finishing: int | None = None  # a scale-out a restart interrupted, to this count
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,9 @@ def _group(
         recommendations=recommendations,
         recent=tuple(mine[-limit:]) if limit else (),
         applied=applied and not status.get("error"),
+        # The status says the pool only when it holds VMs: absent is empty.
+        pool={k: int((status.get("replicas") or {}).get(k, 0)) for k in ("suspended", "stopped")},
+        finishing=None if status.get("finishing") is None else int(status["finishing"]),
     )
 
 

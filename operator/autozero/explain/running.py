@@ -49,6 +49,7 @@ def evidence_of_life(
         report, state = cell.report, cell.state
         decision = report.decision if report is not None else None
         error = report.error if report is not None else None
+        seen = report.observed if report is not None else None
         groups[name] = GroupEvidence(
             name=name,
             decision=decision_json(decision) if decision is not None else None,
@@ -60,6 +61,8 @@ def evidence_of_life(
             failures=dict(state.failures),
             recent=tuple(recent.get(name, ())),
             applied=report is not None and report.acted and error is None,
+            pool=None if seen is None else {"suspended": seen.suspended, "stopped": seen.stopped},
+            finishing=state.finishing,
         )
     return Evidence(
         namespace=life.policy.namespace,

@@ -26,6 +26,7 @@ from autozero.engine.spec import (
 )
 from autozero.explain.evidence import GroupEvidence, parse_time
 from autozero.policy.model import DAYS, GroupPolicy
+from autozero.targets.base import Standby
 from autozero.targets.registry import handoff_of
 
 #: What each decision reason means, in a user's words (the codes are `engine.decision.Reason`).
@@ -50,6 +51,7 @@ MEANINGS = {
     "Handoff": "a native autoscaler owns the count while the group is awake",
     "Stabilized": "a stabilization window holds the count (behavior)",
     "RateLimited": "a rate policy limits how fast the count moves (behavior)",
+    "Unfinished": "a scale-out a restart interrupted between its writes is finished",
 }
 
 
@@ -499,6 +501,45 @@ def handoff(g: GroupView) -> dict[str, Any]:
         "owner": "autozero",
         "sentence": f"owner: autozero while asleep; {native} ({bounds}) takes over once it wakes",
     }
+
+
+def standby(g: GroupView) -> dict[str, Any] | None:
+    """A GCE group's standby pool: what it holds beside the running count, and what the next
+    wake takes from it. None for a group without one."""
+    pool = getattr(g.policy.target, "standby", None)
+    if not isinstance(pool, Standby):
+        return None
+    kind = "stopped" if pool.stopped else "suspended"
+    mode = "Stop" if pool.stopped else "Suspend"
+    counts = g.evidence.pool
+    held = None if counts is None else int(counts.get(kind, 0))
+    verb = "starts" if pool.stopped else "resumes"
+    if held is None:
+        sentence = f"standby pool ({mode}, size {pool.size}): its count is not known here"
+    elif g.count == 0:
+        sentence = (
+            f"standby pool ({mode}, size {pool.size}): {held} {kind} beside {g.count} running; "
+            f"a wake {verb} {min(held, _wake_count(g.capacity))} of them before creating any"
+        )
+    else:
+        sentence = (
+            f"standby pool ({mode}, size {pool.size}): {held} {kind} beside {g.count} running; "
+            f"Sleep keeps up to {pool.size} of them {kind}, deletes the rest"
+        )
+    finishing = g.evidence.finishing
+    if finishing is not None:
+        sentence += (
+            f"; a scale-out to {finishing} was under way (`finishing`): a restart finishes it"
+        )
+    out: dict[str, Any] = {"mode": mode, "size": pool.size, "sentence": sentence}
+    if counts is not None:
+        out |= {
+            "suspended": int(counts.get("suspended", 0)),
+            "stopped": int(counts.get("stopped", 0)),
+        }
+    if finishing is not None:
+        out["finishing"] = finishing
+    return out
 
 
 def next_evaluation(g: GroupView) -> dict[str, Any]:

@@ -13,7 +13,7 @@ read is only recorded (`engine.decide.record`), which keeps the windows full for
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -24,9 +24,25 @@ from autozero.engine.state import GroupState
 from autozero.policy.model import GroupPolicy, Policy
 from autozero.runtime.assemble import Assembly
 from autozero.runtime.report import CycleReport, GroupReport
-from autozero.targets.base import Applied, Change, Observed, ScaleTarget, Step, TargetError
+from autozero.targets.base import (
+    Applied,
+    Change,
+    Observed,
+    ScaleTarget,
+    Step,
+    StepKind,
+    TargetError,
+)
 
 PolicyKey = tuple[str, str]  # (namespace, name)
+
+
+def unfinishable(steps: tuple[Step, ...], was: int, to: int) -> bool:
+    """A scale-out that takes more than one write to resize (pool VMs resumed, then the rest
+    created): a crash between them leaves the group awake short of `to`, which nothing
+    observable says, so `to` is kept in the state first (`GroupState.finishing`)."""
+    sizing = (StepKind.FROM_POOL, StepKind.TO_POOL, StepKind.RESIZE)
+    return to > was and sum(1 for s in steps if s.kind in sizing) > 1
 
 
 @dataclass
@@ -143,7 +159,15 @@ class PolicyLife:
             steps = cell.target.plan(change, target)
             if steps:
                 writes.append(Write(cell, change, target, steps))
+            if unfinishable(steps, target.replicas, change.replicas):
+                cell.state = replace(cell.state, finishing=change.replicas)
         return Pass(now, writes, decided, read is not None)
+
+    @staticmethod
+    def begins(done: Pass) -> bool:
+        """Whether a write of the pass is a scale-out of several writes, whose count must be
+        kept (`Shell.begin`) before its first."""
+        return any(w.cell.state.finishing == w.change.replicas for w in done.writes)
 
     @staticmethod
     def _due(
@@ -173,7 +197,8 @@ class PolicyLife:
                 done.decided[name] = GroupReport(
                     name, report.decision, report.observed, error=result, acted=True
                 )
-                # Ask again at the next read: the write may succeed then.
+                # Ask again at the next read: the write may succeed then (a scale-out left
+                # half done keeps its `finishing` count, and is finished then).
                 write.cell.inputs = None
                 continue
             done.decided[name] = GroupReport(
@@ -184,6 +209,8 @@ class PolicyLife:
                 write.cell.state = write.cell.state.after_scale(
                     at=done.at, was=decision.current, now_is=decision.target
                 )
+            elif write.cell.state.finishing is not None:
+                write.cell.state = replace(write.cell.state, finishing=None)
         for name, report in done.decided.items():
             self.cells[name].report = report
         return CycleReport(

@@ -512,6 +512,13 @@ class Runtime:
         results: dict[str, Applied | TargetError] = {}
         if (done.writes or done.decided) and not self._may_write(key):
             raise Fenced(key)
+        if life.begins(done):
+            try:
+                await asyncio.to_thread(self.shell.begin, key, slot.body, life.states)
+            except ReportFailed as exc:
+                # The scale-out goes ahead: a crash before its last write would leave it half
+                # done (as before `begin` existed); waiting on the status would delay a wake.
+                log.warning("%s/%s: %s", *key, exc)
         if done.writes:
             outcomes = await asyncio.gather(
                 *(asyncio.to_thread(self._write, key, write) for write in done.writes)

@@ -72,6 +72,13 @@ class Shell(Protocol):
         ReportFailed when they could not be recorded."""
         ...
 
+    def begin(
+        self, key: PolicyKey, body: Mapping[str, Any], states: Mapping[str, GroupState]
+    ) -> None:
+        """A scale-out of several writes is about to start: keep the count it goes to (the
+        groups' `finishing`) where a restart finds it. ReportFailed when it could not."""
+        ...
+
     def persist(self, key: PolicyKey, states: Mapping[str, GroupState]) -> None:
         """Keep the state after a pass that changed it (a file), or nothing (the status)."""
         ...

@@ -88,6 +88,9 @@ class Change:
 @dataclass(frozen=True, slots=True)
 class Applied:
     steps: tuple[str, ...]  # what was done, in order ("resize 0 -> 2", "create autoscaler ...")
+    # What a change through a standby pool did, in a user's words, for the Events: "resumed 3
+    # from the suspended pool (0 left), created 2". Empty without a pool move.
+    pool: str = ""
 
     @property
     def wrote(self) -> bool:
@@ -190,10 +193,12 @@ def _sizes(observed: Observed, to: int, standby: Standby | None) -> list[Step]:
 @dataclass(frozen=True, slots=True)
 class PoolWrites:
     """A standby pool's writes. Moving VMs says what it did and how many it moved: fewer than
-    planned when the pool has fewer ready (one lost, or still being suspended)."""
+    planned when the pool has fewer ready (one lost, or still being suspended). Into the pool,
+    also how many new VMs it asked the group to make for the pool in place of VMs still booting
+    (which cannot be suspended or stopped; the resize after deletes them)."""
 
     configure: Callable[[Step], str]  # SET_POOL
-    to_pool: Callable[[int, int], tuple[str, int]]  # (running was, running to)
+    to_pool: Callable[[int, int], tuple[str, int, int]]  # (running was, running to)
     from_pool: Callable[[int, int], tuple[str, int]]
 
 
@@ -217,6 +222,7 @@ def converge(
     done: list[str] = []
     steps = plan(change, observed, handoff=handoff, standby=standby)
     running = observed.replicas
+    pooled = taken = made = 0  # VMs moved into the pool, out of it, made for it
     for n, step in enumerate(steps):
         match step.kind:
             case StepKind.CONFLICT:
@@ -233,12 +239,45 @@ def converge(
             case StepKind.SET_POOL:
                 done.append(pool.configure(step))
             case StepKind.TO_POOL | StepKind.FROM_POOL:
-                move = pool.to_pool if step.kind is StepKind.TO_POOL else pool.from_pool
-                said, moved = move(step.was, step.to)
+                if step.kind is StepKind.TO_POOL:
+                    said, moved, fresh = pool.to_pool(step.was, step.to)
+                    pooled, made, running = pooled + moved, made + fresh, running - moved
+                else:
+                    said, moved = pool.from_pool(step.was, step.to)
+                    taken, running = taken + moved, running + moved
                 done.append(said)
-                running += moved if step.kind is StepKind.FROM_POOL else -moved
                 later = steps[n + 1 :]
                 if running != step.to and not any(s.kind is StepKind.RESIZE for s in later):
                     done.append(resize(running, step.to))
                     running = step.to
-    return Applied(tuple(done))
+    said = pool_summary(standby, observed, running, pooled=pooled, taken=taken, made=made)
+    return Applied(tuple(done), said)
+
+
+def pool_summary(
+    standby: Standby | None,
+    observed: Observed,
+    running: int,
+    *,
+    pooled: int,
+    taken: int,
+    made: int = 0,
+) -> str:
+    """A change through the pool in a user's words: how many VMs it moved, how many it created
+    or deleted besides, and what the pool holds after. Empty when nothing moved."""
+    if standby is None or not (pooled or taken or made):
+        return ""
+    kind = "stopped" if standby.stopped else "suspended"
+    left = standby.held(observed) + pooled + made - taken
+    if taken:
+        verb = "started" if standby.stopped else "resumed"
+        said = f"{verb} {taken} from the {kind} pool ({left} left)"
+        created = running - observed.replicas - taken
+        return said + (f", created {created}" if created > 0 else "")
+    verb = "stopped" if standby.stopped else "suspended"
+    said = f"{verb} {pooled} into the pool"
+    if made:
+        said += f", {made} new for it in place of VMs still booting"
+    said += f" ({left} {kind})"
+    deleted = observed.replicas - pooled - running
+    return said + (f", deleted {deleted}" if deleted > 0 else "")

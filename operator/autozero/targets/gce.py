@@ -73,6 +73,9 @@ from autozero.targets.kind import (
 
 AUTOSCALER_PREFIX = "autozero-"
 GCE_ALLOW_ENV = "AUTOZERO_GCE_ALLOW"
+#: A VM's statuses on its way up (created, resumed, started): not yet RUNNING, so it cannot be
+#: suspended or stopped.
+BOOTING = ("PROVISIONING", "STAGING")
 
 
 def autoscaler_name(group: str) -> str:
@@ -382,11 +385,13 @@ class GCEGroup:
             request = managers.listManagedInstances_next(request, page)
         return rows
 
-    def _move(self, verb: str, status: str, count: int) -> int:
+    def _move(
+        self, verb: str, status: str, count: int, rows: list[dict[str, Any]] | None = None
+    ) -> int:
         """`verb`Instances on up to `count` VMs in `status` with nothing under way; how many."""
         chosen = [
             row["instance"]
-            for row in self.managed_instances()
+            for row in (self.managed_instances() if rows is None else rows)
             if row.get("instanceStatus") == status and row.get("currentAction") == "NONE"
         ][:count]
         if chosen:
@@ -401,11 +406,39 @@ class GCEGroup:
             )
         return len(chosen)
 
-    def to_pool(self, was: int, to: int) -> tuple[str, int]:
+    def to_pool(self, was: int, to: int) -> tuple[str, int, int]:
+        """Suspend (stop) up to `was - to` running VMs. VMs still booting cannot be (the API
+        takes running ones only): the pool's target is raised by as many of them as the pool has
+        room for, so the group makes new VMs for the pool while the resize after deletes them.
+        Returns what was done, how many were suspended, and how many the pool was raised by."""
         standby = self.target.standby
-        verb = "stop" if standby is not None and standby.stopped else "suspend"
-        moved = self._move(verb, "RUNNING", was - to)
-        return f"{verb} {moved} of {was - to} VMs (running {was} -> {was - moved})", moved
+        stopped = standby is not None and standby.stopped
+        verb = "stop" if stopped else "suspend"
+        rows = self.managed_instances()
+        moved = self._move(verb, "RUNNING", was - to, rows)
+        said = f"{verb} {moved} of {was - to} VMs (running {was} -> {was - moved})"
+        booting = sum(
+            1
+            for row in rows
+            if row.get("instanceStatus") in BOOTING and row.get("currentAction") != "DELETING"
+        )
+        fresh = min(booting, was - to - moved)
+        if fresh:
+            said += f"; {self._grow_pool(fresh, stopped)} for {fresh} still booting"
+        return said, moved, fresh
+
+    def _grow_pool(self, count: int, stopped: bool) -> str:
+        """Raise the pool's target by `count`: the group makes as many VMs for it."""
+        field = "targetStoppedSize" if stopped else "targetSuspendedSize"
+        managers = self._managers()
+        where = {
+            "project": self.target.project,
+            "instanceGroupManager": self.target.instance_group_manager,
+            **self._scope(),
+        }
+        held = int(self.compute.call(managers.get(**where), self.name, self.where).get(field, 0))
+        self._run(managers.patch(body={field: held + count}, requestId=str(uuid.uuid4()), **where))
+        return f"pool {held} -> {held + count}"
 
     def from_pool(self, was: int, to: int) -> tuple[str, int]:
         standby = self.target.standby

@@ -10,10 +10,20 @@ from typing import Any
 import yaml
 from autozero.engine.decision import Action, Reason
 from autozero.engine.readings import Failure, Reading
+from autozero.engine.state import GroupState
 from autozero.policy.parse import parse_policy
 from autozero.runtime.assemble import Assembly
 from autozero.runtime.life import PolicyLife
-from autozero.targets.base import Applied, Change, Observed, Step, TargetError, plan
+from autozero.targets.base import (
+    Applied,
+    Change,
+    Observed,
+    Standby,
+    Step,
+    StepKind,
+    TargetError,
+    plan,
+)
 
 T0 = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 
@@ -150,3 +160,78 @@ def test_a_failed_write_is_tried_again_at_the_next_read() -> None:
     group.fail = False
     assert step(subject, group, T0 + timedelta(seconds=30), queue(3)) == {"workers"}
     assert group.replicas == 2
+
+
+@dataclass
+class PoolGroup(Group):
+    """A group with a standby pool of `suspended` VMs (size 1), planned as GCE's."""
+
+    suspended: int = 1
+
+    def observe(self) -> Observed:
+        return Observed(self.replicas, suspended=self.suspended, standby_delay=0)
+
+    def plan(self, change: Change, observed: Observed) -> tuple[Step, ...]:
+        return plan(change, observed, handoff=False, standby=Standby(size=1))
+
+    def apply(self, change: Change, observed: Observed) -> Applied:
+        steps = self.plan(change, observed)
+        if self.fail:
+            raise TargetError(self.name, "refused")
+        self.writes.append(steps)
+        self.suspended -= sum(s.to - s.was for s in steps if s.kind is StepKind.FROM_POOL)
+        self.replicas = change.replicas
+        return Applied(tuple(f"{s.kind} {s.was} -> {s.to}" for s in steps))
+
+
+def test_a_wake_of_two_writes_keeps_its_count_until_both_are_done() -> None:
+    group = PoolGroup()
+    subject = life(group)
+    step(subject, group, T0, queue(0))
+    done = subject.plan(T0 + timedelta(seconds=15), {"workers": group.observe()}, read=queue(3))
+    # Resume 1, then create 1: the count is kept before the first write.
+    assert [s.kind for s in done.writes[0].steps] == [StepKind.FROM_POOL, StepKind.RESIZE]
+    assert subject.cells["workers"].state.finishing == 2
+    assert subject.begins(done)
+    write = done.writes[0]
+    subject.finish(done, {"workers": write.cell.target.apply(write.change, write.observed)})
+    assert subject.cells["workers"].state.finishing is None
+    assert group.replicas == 2
+
+
+def test_a_wake_of_one_write_keeps_no_count() -> None:
+    group = PoolGroup(suspended=0)
+    subject = life(group)
+    step(subject, group, T0, queue(0))
+    done = subject.plan(T0 + timedelta(seconds=15), {"workers": group.observe()}, read=queue(3))
+    assert [s.kind for s in done.writes[0].steps] == [StepKind.RESIZE]
+    assert subject.cells["workers"].state.finishing is None
+    assert not subject.begins(done)
+
+
+def test_a_failed_wake_keeps_its_count() -> None:
+    group = PoolGroup(fail=True)
+    subject = life(group)
+    step(subject, group, T0, queue(0))
+    step(subject, group, T0 + timedelta(seconds=15), queue(3))
+    assert subject.cells["workers"].state.finishing == 2
+
+
+def test_a_restart_between_the_writes_finishes_the_wake() -> None:
+    """Killed after the resume: awake at 1, the pool empty. A restarted life whose state says
+    the wake goes to 2 finishes it; one that does not know holds at 1."""
+    for kept, expected in ((GroupState(finishing=2), 2), (GroupState(), 1)):
+        group = PoolGroup(replicas=1, suspended=0)
+        policy = parse_policy(yaml.safe_load(POLICY))
+        parts = Assembly(sources={}, targets={"workers": group})  # type: ignore[dict-item]
+        subject = PolicyLife.of(policy, parts, {"workers": kept})
+        step(subject, group, T0, queue(3))
+        assert group.replicas == expected
+        decision = subject.cells["workers"].report.decision  # type: ignore[union-attr]
+        assert decision is not None
+        if kept.finishing:
+            assert decision.reason is Reason.UNFINISHED
+            assert "finishing the scale-out to 2" in decision.message
+            assert subject.cells["workers"].state.finishing is None  # done
+        else:
+            assert decision.action is Action.HOLD
