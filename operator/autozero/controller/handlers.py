@@ -27,11 +27,18 @@ from autozero.controller.sharded import Shards
 from autozero.controller.shell import OperatorShell
 from autozero.kubeconfig import configure_default, size_the_pool
 from autozero.policy.model import API_GROUP, API_VERSION
+from autozero.runtime.informer import RECONNECT_MAX
 from autozero.runtime.loop import Runtime, RuntimeConfig
 from autozero.runtime.metrics import Metrics, serve
 from autozero.sharding.fence import Timings
 
 log = logging.getLogger(__name__)
+
+#: kopf's waits between the tries of a failed request, its watch of the policies included. Its
+#: default (1, 1, 2, 3, 5, 8, 13, 21 s) brought that watch back up to 21 s after an apiserver
+#: restart ended, and policy changes waited for it; these never wait longer than the informers
+#: do (RECONNECT_MAX), and give up after as long as kopf's (54 s; a 429's Retry-After still wins).
+KOPF_BACKOFFS = (0.5,) + (RECONNECT_MAX,) * 54
 
 
 def make_registry(runtime_ref: dict[str, Any]) -> kopf.OperatorRegistry:
@@ -193,6 +200,7 @@ def run_operator(
             start_election(election, lead)
         settings.posting.enabled = False  # our own Events, deduplicated
         settings.watching.server_timeout = 300
+        settings.networking.error_backoffs = KOPF_BACKOFFS
 
     asyncio.run(
         kopf.operator(
