@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
+import sys
+import threading
+import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,7 +32,7 @@ from autozero.controller.shell import OperatorShell
 from autozero.kubeconfig import configure_default, size_the_pool
 from autozero.policy.model import API_GROUP, API_VERSION
 from autozero.runtime.informer import RECONNECT_MAX
-from autozero.runtime.loop import Runtime, RuntimeConfig
+from autozero.runtime.loop import SHUTDOWN_GRACE, Runtime, RuntimeConfig
 from autozero.runtime.metrics import Metrics, serve
 from autozero.sharding.fence import Timings
 
@@ -117,10 +121,12 @@ def run_operator(
     election: ElectionConfig | None = None,
     sharding: ShardingConfig | None = None,
     threads: int = 16,
+    shutdown_grace: float = SHUTDOWN_GRACE,
 ) -> None:
     """Run until interrupted: `autozero operator`. In a cluster it uses its service account;
     elsewhere the kubeconfig (`--kubeconfig` or $KUBECONFIG). KubeconfigError, LivenessError or
-    MetricsPortError before anything starts."""
+    MetricsPortError before anything starts. On SIGTERM the passes under way get
+    `shutdown_grace` seconds; then the process ends, whatever calls are still unanswered."""
     from kubernetes import client
 
     logging.basicConfig(
@@ -140,6 +146,7 @@ def run_operator(
         serve(metrics_port, metrics.registry)
     runtime_ref: dict[str, Any] = {}
     registry = make_registry(runtime_ref)
+    executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="autozero")
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
@@ -164,9 +171,7 @@ def run_operator(
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         # Every policy's blocking calls (sources, targets, status) run in these threads; the
         # default pool (CPUs + 4) would queue them behind each other on a small node.
-        asyncio.get_running_loop().set_default_executor(
-            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="autozero")
-        )
+        asyncio.get_running_loop().set_default_executor(executor)
         shell = OperatorShell(
             Cluster(api),
             default_service_account=default_service_account,
@@ -185,7 +190,14 @@ def run_operator(
             )
             shards = Shards(members, sharding.timings, metrics)
         fence = shards.may_serve if shards is not None else None
-        runtime = Runtime(shell, config, metrics, active=election is None, fence=fence)
+        runtime = Runtime(
+            shell,
+            config,
+            metrics,
+            active=election is None,
+            fence=fence,
+            shutdown_grace=shutdown_grace,
+        )
         runtime_ref["runtime"] = runtime
         runtime_ref["task"] = asyncio.get_running_loop().create_task(runtime.run())
         if shards is not None:
@@ -202,12 +214,40 @@ def run_operator(
         settings.watching.server_timeout = 300
         settings.networking.error_backoffs = KOPF_BACKOFFS
 
-    asyncio.run(
+    run_without_waiting(
         kopf.operator(
             registry=registry,
             clusterwide=not namespaces,
             namespaces=namespaces,
             standalone=True,
             liveness_endpoint=liveness,
-        )
+        ),
+        executor,
     )
+
+
+def run_without_waiting(main: Any, executor: ThreadPoolExecutor) -> None:
+    """`asyncio.run(main)`, except at the end: asyncio.run, and then the interpreter, wait
+    without a bound for the executor's threads, and a thread in a call to an apiserver that
+    accepts and never answers (its read timeout, times urllib3's retries) held a SIGTERM'd
+    operator for more than a minute. The runtime has given its passes their grace by then:
+    a call still unanswered is abandoned, and the process ends at once (`os._exit`, after
+    flushing the logs; the write it was making is repaired by the next start)."""
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(main)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+        loop.close()
+    others = [t for t in threading.enumerate() if not t.daemon and t is not threading.main_thread()]
+    deadline = time.monotonic() + 1.0  # idle threads end as soon as they see the shutdown
+    for thread in others:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    busy = [t.name for t in others if t.is_alive()]
+    if busy:
+        log.warning("exiting without waiting for %d threads still in calls: %s", len(busy), busy)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
