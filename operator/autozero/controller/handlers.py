@@ -15,9 +15,11 @@ import socket
 import sys
 import threading
 import time
+import traceback
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import kopf
@@ -146,6 +148,8 @@ def run_operator(
         serve(metrics_port, metrics.registry)
     runtime_ref: dict[str, Any] = {}
     registry = make_registry(runtime_ref)
+    # Every policy's blocking calls (sources, targets, status) run in these threads; the
+    # default pool (CPUs + 4) would queue them behind each other on a small node.
     executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="autozero")
 
     @kopf.on.login(registry=registry)
@@ -169,9 +173,6 @@ def run_operator(
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-        # Every policy's blocking calls (sources, targets, status) run in these threads; the
-        # default pool (CPUs + 4) would queue them behind each other on a small node.
-        asyncio.get_running_loop().set_default_executor(executor)
         shell = OperatorShell(
             Cluster(api),
             default_service_account=default_service_account,
@@ -234,20 +235,49 @@ def run_without_waiting(main: Any, executor: ThreadPoolExecutor) -> None:
     a call still unanswered is abandoned, and the process ends at once (`os._exit`, after
     flushing the logs; the write it was making is repaired by the next start)."""
     loop = asyncio.new_event_loop()
+    loop.set_default_executor(executor)  # before kopf starts: its own calls use it too
+    asyncio.set_event_loop(loop)
     try:
         loop.run_until_complete(main)
+        left = asyncio.all_tasks(loop)  # as asyncio.run: what is left is cancelled
+        for task in left:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
         loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
+        asyncio.set_event_loop(None)
         loop.close()
     others = [t for t in threading.enumerate() if not t.daemon and t is not threading.main_thread()]
     deadline = time.monotonic() + 1.0  # idle threads end as soon as they see the shutdown
     for thread in others:
         thread.join(max(0.0, deadline - time.monotonic()))
-    busy = [t.name for t in others if t.is_alive()]
+    frames = sys._current_frames()
+    busy = [
+        _where(t, frame)
+        for t in others
+        if t.is_alive() and not _idle_worker(frame := frames.get(t.ident or 0))
+    ]
     if busy:
         log.warning("exiting without waiting for %d threads still in calls: %s", len(busy), busy)
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+def _where(thread: threading.Thread, frame: Any) -> str:
+    """A thread's name and the call it is in (its innermost frames)."""
+    stack = traceback.extract_stack(frame)[-3:] if frame is not None else []
+    calls = " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(stack))
+    return f"{thread.name} ({calls})" if calls else thread.name
+
+
+def _idle_worker(frame: Any) -> bool:
+    """An executor's thread waiting for work (another library's pool): the interpreter ends it
+    at exit without waiting for anything."""
+    return bool(
+        frame is not None
+        and frame.f_code.co_name == "_worker"
+        and frame.f_code.co_filename.endswith(os.path.join("concurrent", "futures", "thread.py"))
+    )
