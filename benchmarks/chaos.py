@@ -126,7 +126,21 @@ rules:
 """
 
 
-def policy(name: str, queue: str, target: dict[str, Any], maximum: int = 3) -> dict[str, Any]:
+def policy(
+    name: str,
+    queue: str,
+    target: dict[str, Any],
+    maximum: int = 3,
+    handoff: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    group: dict[str, Any] = {
+        "name": name,
+        "target": target,
+        "capacity": {"minimum": 0, "maximum": maximum, "default": 1},
+        "activation": {"metric": "jobs", "idleFor": f"{IDLE:g}s"},
+    }
+    if handoff is not None:
+        group["handoff"] = handoff
     return {
         "apiVersion": "autozero.dev/v1alpha1",
         "kind": "ScalingPolicy",
@@ -142,16 +156,30 @@ def policy(name: str, queue: str, target: dict[str, Any], maximum: int = 3) -> d
                     },
                 }
             ],
-            "groups": [
-                {
-                    "name": name,
-                    "target": target,
-                    "capacity": {"minimum": 0, "maximum": maximum, "default": 1},
-                    "activation": {"metric": "jobs", "idleFor": f"{IDLE:g}s"},
-                }
-            ],
+            "groups": [group],
         },
     }
+
+
+def gce_autoscaler(maximum: int) -> dict[str, Any]:
+    """`--handoff`: awake, the MIG is the GCE autoscaler's (1 to `maximum` instances)."""
+    return {
+        "gceAutoscaler": {
+            "minReplicas": 1,
+            "maxReplicas": maximum,
+            "coolDownPeriod": "60s",
+            "cpuUtilizationTarget": 0.8,
+        }
+    }
+
+
+def converged(sizes: dict[str, int], work: dict[str, int]) -> bool:
+    """Every group with work has a replica; with handoff, the MIG has an autoscaler exactly
+    while it is awake (none left on a sleeping group, none missing on an awake one)."""
+    groups = all(sizes[g] >= 1 or not work[g] for g in ("mig", "dep"))
+    if "autoscaler" not in sizes:
+        return groups
+    return groups and bool(sizes["autoscaler"]) == (sizes["mig"] >= 1)
 
 
 GCE_POLICY = (
@@ -288,8 +316,17 @@ class Followers:
 
 
 class Campaign:
-    def __init__(self, seed: int, faults: int, gap: float, out: Path, tree: Path = ROOT) -> None:
+    def __init__(
+        self,
+        seed: int,
+        faults: int,
+        gap: float,
+        out: Path,
+        tree: Path = ROOT,
+        handoff: bool = False,
+    ) -> None:
         self.seed, self.fault_count, self.gap, self.out = seed, faults, gap, out
+        self.handoff = handoff  # the MIG handed to the GCE autoscaler while awake
         self.tree = tree  # whose operator runs (a snapshot: a long run ignores later edits)
         # Faults, their times and parameters from one stream, the jobs from another: the
         # waves follow the wall clock, so the schedule of faults replays whatever they do.
@@ -343,7 +380,7 @@ class Campaign:
         relayed = f"redis://127.0.0.1:{self.relay.port}/0"
         create_secret(self.api, NAMESPACE, "rq", {"url": relayed})
         create_worker_deployment(self.api, NAMESPACE, "dep")
-        self.apply(policy(*GCE_POLICY))
+        self.apply(self.gce_policy(3))
         self.apply(policy(*DEP_POLICY))
         self.followers = Followers([*worker, "dep"], env, lambda: self.size("dep"))
         self.followers.thread.start()
@@ -402,6 +439,10 @@ class Campaign:
         except OSError:
             return False
 
+    def gce_policy(self, maximum: int) -> dict[str, Any]:
+        handoff = gce_autoscaler(maximum) if self.handoff else None
+        return policy(*GCE_POLICY, maximum=maximum, handoff=handoff)
+
     def size(self, group: str) -> int:
         if group == "mig":
             state = self.emulator.control("state", method="GET")
@@ -423,6 +464,10 @@ class Campaign:
         while not self.stop.wait(0.25):
             with contextlib.suppress(Exception):  # the apiserver restarting: no sample
                 sizes = {g: self.size(g) for g in ("mig", "dep")}
+                if self.handoff:
+                    state = self.emulator.control("state", method="GET")["groups"]
+                    mig = next(g for g in state if g["name"] == MIG)
+                    sizes["autoscaler"] = int(bool(mig.get("status", {}).get("autoscaler")))
                 work = {g: self.work(g) for g in ("mig", "dep")}
                 self.samples.append((time.time(), sizes, work))
 
@@ -494,7 +539,7 @@ class Campaign:
             time.sleep(rng.uniform(2.0, 6.0))
             self.emulator.control("settings", {"failedOperations": 0.0})
         elif kind == "policy-edit":
-            self.apply(policy(*GCE_POLICY, maximum=rng.randint(1, 4)))
+            self.apply(self.gce_policy(rng.randint(1, 4)))
         elif kind == "policy-delete":
             self.cluster.kubectl_run("delete", "scalingpolicy", "dep", "-n", NAMESPACE)
             time.sleep(rng.uniform(0.5, 2.0))
@@ -731,10 +776,7 @@ class Campaign:
             bound = fault.serving_again + 3 * INTERVAL
             following = report.faults[n + 1].started if n + 1 < len(report.faults) else math.inf
             after = [s for s in self.samples if fault.serving_again <= s[0] <= following]
-            good = next(
-                (t for t, sizes, work in after if all(sizes[g] >= 1 or not work[g] for g in sizes)),
-                None,
-            )
+            good = next((t for t, sizes, work in after if converged(sizes, work)), None)
             if good is not None:
                 fault.converged_after = good - fault.serving_again
             if good is not None and good <= bound:
@@ -816,9 +858,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--tree", type=Path, default=ROOT, help="run this checkout's operator")
+    parser.add_argument(
+        "--handoff", action="store_true", help="the MIG handed to the GCE autoscaler while awake"
+    )
     args = parser.parse_args()
     out = args.out or Path.home() / ".cache" / "autozero" / "chaos" / f"seed-{args.seed}"
-    campaign = Campaign(args.seed, args.faults, args.gap, out, args.tree)
+    campaign = Campaign(args.seed, args.faults, args.gap, out, args.tree, args.handoff)
     try:
         campaign.start()
         report = campaign.run()
