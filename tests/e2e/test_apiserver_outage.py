@@ -114,25 +114,27 @@ def test_changes_made_as_an_apiserver_outage_ends_are_acted_on_within_three_inte
     relay.cut()  # every connection of the operator's closed, every new one refused
     time.sleep(OUTAGE)  # the fault itself, not a wait for an outcome
     relay.restore()
-    back = time.monotonic()
-    # Made just after the apiserver is reachable again (the admin's client bypasses the relay):
-    # the edit (a lower maximum) is seen through kopf's watch of the policies; the hand scaling
-    # to 0 of a group with work through the informer's watch of the Deployments (the operator's
-    # cache has the old count until then), and the group must be woken again.
+    # Made just after the apiserver is reachable again (the admin's client bypasses the relay),
+    # each timed from when the apiserver has taken it: the edit (a lower maximum) is seen through
+    # kopf's watch of the policies; the hand scaling to 0 of a group with work through the
+    # informer's watch of the Deployments (the operator's cache has the old count until then),
+    # and the group must be woken again.
+    made: dict[str, float] = {}
     kube.kubectl_run(
         "apply", "-f", "-", input_text=yaml.safe_dump(policy(namespace, "edited", key, maximum=1))
     )
+    made["edited"] = time.monotonic()
     k8s.AppsV1Api(kube_api).patch_namespaced_deployment_scale(
         "held", namespace, {"spec": {"replicas": 0}}
     )
+    made["held"] = time.monotonic()
     seen: dict[str, float] = {}
 
     def acted_on() -> bool:
-        now = time.monotonic() - back
         if "edited" not in seen and scale_of(kube_api, namespace, "edited") == 1:
-            seen["edited"] = now
+            seen["edited"] = time.monotonic() - made["edited"]
         if "held" not in seen and scale_of(kube_api, namespace, "held") == 2:
-            seen["held"] = now
+            seen["held"] = time.monotonic() - made["held"]
         return len(seen) == 2
 
     with contextlib.suppress(AssertionError):  # judged below, with what was seen
