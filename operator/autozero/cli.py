@@ -273,6 +273,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     op.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="on SIGTERM, how long the passes under way get to finish; then the operator exits "
+        "without waiting for calls still unanswered, a few seconds later at most (keep the Pod's "
+        "terminationGracePeriodSeconds 10 s above it; the chart does) (default: %(default)g)",
+    )
+    op.add_argument(
         "--liveness",
         metavar="URL",
         help="serve a liveness probe at this URL, e.g. http://0.0.0.0:8081/healthz; default: none",
@@ -572,6 +581,8 @@ def _operator_usage(args: argparse.Namespace) -> str | None:
         return f"--threads {args.threads}: at least 1"
     if args.access_recheck <= 0:
         return f"--access-recheck {args.access_recheck:g}: must be positive"
+    if args.shutdown_grace <= 0:
+        return f"--shutdown-grace {args.shutdown_grace:g}: must be positive"
     for flag in ("lease_seconds", "renew_seconds", "retry_seconds"):
         if getattr(args, flag) <= 0:
             return f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be positive"
@@ -647,6 +658,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 election=election,
                 sharding=sharding,
                 threads=args.threads,
+                shutdown_grace=args.shutdown_grace,
             )
         except (KubeconfigError, LivenessError, MetricsPortError) as exc:
             return _fail(f"operator: {exc}")

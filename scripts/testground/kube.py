@@ -100,7 +100,10 @@ class Etcd:
 
 class TcpRelay:
     """A loopback TCP relay in front of the apiserver that a test can cut and restore: a network
-    outage for the clients that go through it only (TLS passes through untouched)."""
+    outage for the clients that go through it only (TLS passes through untouched). `hang()`
+    makes it an apiserver that accepts and never answers: nothing more is passed on either way,
+    and new connections are accepted and left unanswered (`held` counts the requests, or parts
+    of them, it swallowed)."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
@@ -108,8 +111,10 @@ class TcpRelay:
         self.port: int = self._listener.getsockname()[1]
         self._lock = threading.Lock()
         self._open = True
+        self._hung = False
         self._sockets: set[socket.socket] = set()
         self.connections = 0  # accepted and relayed, over the relay's life
+        self.held = 0  # what clients sent while hung (reads of theirs, each left unanswered)
         threading.Thread(target=self._accept, name="tcp-relay", daemon=True).start()
 
     def _accept(self) -> None:
@@ -123,6 +128,11 @@ class TcpRelay:
             if not relaying:
                 client.close()  # cut: the client sees its connection closed at once
                 continue
+            if self._hung:
+                with self._lock:
+                    self._sockets.add(client)
+                threading.Thread(target=self._hold, args=(client,), daemon=True).start()
+                continue
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
             except OSError:
@@ -133,11 +143,29 @@ class TcpRelay:
                 self._sockets |= {client, upstream}
                 self.connections += 1
             for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+                threading.Thread(
+                    target=self._pump, args=(source, sink, source is client), daemon=True
+                ).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _hold(self, client: socket.socket) -> None:
+        """A connection made while hung: read what the client sends, answer nothing."""
+        try:
+            while client.recv(65536):
+                with self._lock:
+                    self.held += 1
+        except OSError:
+            pass
+        finally:
+            self._drop(client)
+
+    def _pump(self, source: socket.socket, sink: socket.socket, from_client: bool) -> None:
         try:
             while data := source.recv(65536):
+                if self._hung:  # swallowed: the other side waits for an answer that never comes
+                    if from_client:
+                        with self._lock:
+                            self.held += 1
+                    continue
                 sink.sendall(data)
         except OSError:
             pass  # either side went away (or was cut): that ends this connection, as it should
@@ -162,6 +190,11 @@ class TcpRelay:
     def restore(self) -> None:
         with self._lock:
             self._open = True
+
+    def hang(self) -> None:
+        """From now on, pass nothing on and answer nothing (until the relay is closed)."""
+        with self._lock:
+            self._hung = True
 
     def close(self) -> None:
         self.cut()

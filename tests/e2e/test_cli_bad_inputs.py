@@ -241,6 +241,8 @@ CORPUS = [
          "invalid int value: 'many'"),
     case("operator-recheck-zero",       USAGE, f"{OP} --access-recheck 0",
          "--access-recheck 0: must be positive"),
+    case("operator-shutdown-grace-zero",USAGE, f"{OP} --shutdown-grace 0",
+         "--shutdown-grace 0: must be positive"),
     case("operator-lease-zero",         USAGE, f"{OP} --leader-elect --lease-seconds 0",
          "--lease-seconds 0: must be positive"),
     case("operator-renew-past-lease",   USAGE, f"{OP} --leader-elect --renew-seconds 20",

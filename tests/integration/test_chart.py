@@ -196,6 +196,28 @@ def test_tenancy_values_become_operator_flags_and_roles(kube: KubeCluster) -> No
     assert {"team-a", "team-b"} <= roles
 
 
+@pytest.mark.parametrize(
+    ("period", "grace"),
+    [
+        pytest.param(None, "20", id="default-30s"),
+        pytest.param("60", "50", id="longer"),
+        pytest.param("5", "1", id="shorter-than-the-margin"),
+    ],
+)
+def test_the_shutdown_grace_follows_the_pods_grace_period(
+    kube: KubeCluster, period: str | None, grace: str
+) -> None:
+    """The passes get 10 s less than the Pod's grace period: the operator exits before SIGKILL."""
+    result = template(kube, *([f"terminationGracePeriodSeconds={period}"] if period else []))
+    assert result.returncode == 0, result.stderr
+    deployment = next(
+        d for d in yaml.safe_load_all(result.stdout) if d and d["kind"] == "Deployment"
+    )
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == int(period or 30)
+    assert f"--shutdown-grace={grace}" in pod["containers"][0]["args"]
+
+
 def test_install_prints_notes_that_say_what_to_do_next(kube: KubeCluster) -> None:
     result = helm(
         kube,

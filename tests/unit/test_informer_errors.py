@@ -13,7 +13,7 @@ from autozero.runtime.errors import (
     InformerUnavailable,
     from_exception,
 )
-from autozero.runtime.informer import Backoff, WatchSettings, WorkloadInformer
+from autozero.runtime.informer import RECONNECT_MAX, Backoff, WatchSettings, WorkloadInformer
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from testground.process import free_port
@@ -67,6 +67,13 @@ def test_backoff_grows_to_its_bound_with_jitter_and_resets() -> None:
     assert [lows.next() for _ in range(4)] == [0.25, 0.5, 1.0, 2.0]
     highs.reset()
     assert highs.next() == 0.5
+
+
+def test_an_apiserver_that_does_not_answer_is_tried_again_within_the_reconnect_bound() -> None:
+    backoff = Backoff(0.5, 30.0, draw=lambda: 1.0)
+    capped = [backoff.next(RECONNECT_MAX) for _ in range(8)]
+    assert capped == [0.5] + [RECONNECT_MAX] * 7  # 0.5, then never more than 1 s
+    assert backoff.next() == 30.0  # other failures (403, 404) still back off to the bound
 
 
 def test_an_unreachable_apiserver_is_reported_retried_with_backoff_and_stops_promptly() -> None:

@@ -175,6 +175,9 @@ class Emulator:
         }
         status, answer = self._api(method, parts.path, query, body, entry)
         entry["status"] = status
+        entry["answered"] = time.time()  # with `at`: how long the call took (injected latency)
+        if isinstance(answer, dict) and answer.get("kind") == "compute#operation":
+            entry["operation"] = answer.get("name")  # its outcome: GET the operation
         with self.world.lock:
             self.log.append(entry)
         return status, answer

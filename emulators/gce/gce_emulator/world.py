@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import math
 import os
+import random
 import signal
 import subprocess
 import threading
@@ -51,6 +52,7 @@ class Settings:
     requests_per_minute: int | None = None  # the rate quota; None: unlimited
     instance_command: list[str] | None = None  # run while each instance is RUNNING (the demo)
     instance_env: dict[str, str] = field(default_factory=dict)
+    failed_operations: float = 0.0  # the share of new operations that end in error (faults)
 
 
 @dataclass
@@ -157,6 +159,7 @@ class World:
     def __init__(self, base_url: str, settings: Settings | None = None) -> None:
         self.base_url = base_url.rstrip("/") + "/compute/v1/"
         self.settings = settings or Settings()
+        self.failing = random.Random(0)  # which operations `failed_operations` fails
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.groups: dict[tuple[str, str, str, str], Group] = {}
@@ -217,6 +220,10 @@ class World:
                 return previous
         now = time.time()
         length = self.settings.operation_seconds
+        if self.settings.failed_operations and (
+            self.failing.random() < self.settings.failed_operations
+        ):
+            effect = _operation_failed  # accepted, then DONE with an error and no effect
         op = Operation(
             scope=scope,
             name=f"operation-{int(now * 1000)}-{self.next_id()}",
@@ -604,3 +611,7 @@ class World:
             self.autoscalers.clear()
             self.operations.clear()
             self.request_ids.clear()
+
+
+def _operation_failed() -> None:
+    raise ApiError(500, "internalError", "Internal error. The operation failed; try again.")

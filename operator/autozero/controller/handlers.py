@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
+import sys
+import threading
+import time
+import traceback
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import kopf
@@ -27,11 +33,18 @@ from autozero.controller.sharded import Shards
 from autozero.controller.shell import OperatorShell
 from autozero.kubeconfig import configure_default, size_the_pool
 from autozero.policy.model import API_GROUP, API_VERSION
-from autozero.runtime.loop import Runtime, RuntimeConfig
+from autozero.runtime.informer import RECONNECT_MAX
+from autozero.runtime.loop import SHUTDOWN_GRACE, Runtime, RuntimeConfig
 from autozero.runtime.metrics import Metrics, serve
 from autozero.sharding.fence import Timings
 
 log = logging.getLogger(__name__)
+
+#: kopf's waits between the tries of a failed request, its watch of the policies included. Its
+#: default (1, 1, 2, 3, 5, 8, 13, 21 s) brought that watch back up to 21 s after an apiserver
+#: restart ended, and policy changes waited for it; these never wait longer than the informers
+#: do (RECONNECT_MAX), and give up after as long as kopf's (54 s; a 429's Retry-After still wins).
+KOPF_BACKOFFS = (0.5,) + (RECONNECT_MAX,) * 54
 
 
 def make_registry(runtime_ref: dict[str, Any]) -> kopf.OperatorRegistry:
@@ -110,10 +123,12 @@ def run_operator(
     election: ElectionConfig | None = None,
     sharding: ShardingConfig | None = None,
     threads: int = 16,
+    shutdown_grace: float = SHUTDOWN_GRACE,
 ) -> None:
     """Run until interrupted: `autozero operator`. In a cluster it uses its service account;
     elsewhere the kubeconfig (`--kubeconfig` or $KUBECONFIG). KubeconfigError, LivenessError or
-    MetricsPortError before anything starts."""
+    MetricsPortError before anything starts. On SIGTERM the passes under way get
+    `shutdown_grace` seconds; then the process ends, whatever calls are still unanswered."""
     from kubernetes import client
 
     logging.basicConfig(
@@ -133,6 +148,9 @@ def run_operator(
         serve(metrics_port, metrics.registry)
     runtime_ref: dict[str, Any] = {}
     registry = make_registry(runtime_ref)
+    # Every policy's blocking calls (sources, targets, status) run in these threads; the
+    # default pool (CPUs + 4) would queue them behind each other on a small node.
+    executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="autozero")
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
@@ -155,11 +173,6 @@ def run_operator(
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-        # Every policy's blocking calls (sources, targets, status) run in these threads; the
-        # default pool (CPUs + 4) would queue them behind each other on a small node.
-        asyncio.get_running_loop().set_default_executor(
-            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="autozero")
-        )
         shell = OperatorShell(
             Cluster(api),
             default_service_account=default_service_account,
@@ -178,7 +191,14 @@ def run_operator(
             )
             shards = Shards(members, sharding.timings, metrics)
         fence = shards.may_serve if shards is not None else None
-        runtime = Runtime(shell, config, metrics, active=election is None, fence=fence)
+        runtime = Runtime(
+            shell,
+            config,
+            metrics,
+            active=election is None,
+            fence=fence,
+            shutdown_grace=shutdown_grace,
+        )
         runtime_ref["runtime"] = runtime
         runtime_ref["task"] = asyncio.get_running_loop().create_task(runtime.run())
         if shards is not None:
@@ -193,13 +213,71 @@ def run_operator(
             start_election(election, lead)
         settings.posting.enabled = False  # our own Events, deduplicated
         settings.watching.server_timeout = 300
+        settings.networking.error_backoffs = KOPF_BACKOFFS
 
-    asyncio.run(
+    run_without_waiting(
         kopf.operator(
             registry=registry,
             clusterwide=not namespaces,
             namespaces=namespaces,
             standalone=True,
             liveness_endpoint=liveness,
-        )
+        ),
+        executor,
+    )
+
+
+def run_without_waiting(main: Any, executor: ThreadPoolExecutor) -> None:
+    """`asyncio.run(main)`, except at the end: asyncio.run, and then the interpreter, wait
+    without a bound for the executor's threads, and a thread in a call to an apiserver that
+    accepts and never answers (its read timeout, times urllib3's retries) held a SIGTERM'd
+    operator for more than a minute. The runtime has given its passes their grace by then:
+    a call still unanswered is abandoned, and the process ends at once (`os._exit`, after
+    flushing the logs; the write it was making is repaired by the next start)."""
+    loop = asyncio.new_event_loop()
+    loop.set_default_executor(executor)  # before kopf starts: its own calls use it too
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(main)
+        left = asyncio.all_tasks(loop)  # as asyncio.run: what is left is cancelled
+        for task in left:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+        asyncio.set_event_loop(None)
+        loop.close()
+    others = [t for t in threading.enumerate() if not t.daemon and t is not threading.main_thread()]
+    deadline = time.monotonic() + 1.0  # idle threads end as soon as they see the shutdown
+    for thread in others:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    frames = sys._current_frames()
+    busy = [
+        _where(t, frame)
+        for t in others
+        if t.is_alive() and not _idle_worker(frame := frames.get(t.ident or 0))
+    ]
+    if busy:
+        log.warning("exiting without waiting for %d threads still in calls: %s", len(busy), busy)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def _where(thread: threading.Thread, frame: Any) -> str:
+    """A thread's name and the call it is in (its innermost frames)."""
+    stack = traceback.extract_stack(frame)[-3:] if frame is not None else []
+    calls = " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(stack))
+    return f"{thread.name} ({calls})" if calls else thread.name
+
+
+def _idle_worker(frame: Any) -> bool:
+    """An executor's thread waiting for work (another library's pool): the interpreter ends it
+    at exit without waiting for anything."""
+    return bool(
+        frame is not None
+        and frame.f_code.co_name == "_worker"
+        and frame.f_code.co_filename.endswith(os.path.join("concurrent", "futures", "thread.py"))
     )

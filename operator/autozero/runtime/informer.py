@@ -11,6 +11,9 @@ read timeout (bookmarks arrive about once a minute, so a longer silence is a dea
   deletes included.
 - Any other failure is reported (`error`, `on_error`) and retried with bounded exponential backoff
   and jitter; 401/403 (`InformerForbidden`) are reported the same way, never retried at full speed.
+  An apiserver that does not answer (refused, reset, 429/5xx: a restart) is tried again at least
+  every `RECONNECT_MAX` seconds: it is back within seconds, and a watch that came back half a
+  minute after it would leave the runtime deciding on counts it no longer sees change.
 
 The cache keeps slim records (`records.py`), never the objects. `on_change(old, new)` is called
 from the informer's thread for every meaningful difference (new None: deleted; old None: added,
@@ -46,6 +49,11 @@ from autozero.runtime.resources import HPA, Resource, ResourceResolver
 
 log = logging.getLogger(__name__)
 
+#: The longest wait between two tries to reach an apiserver that did not answer: the shortest
+#: polling interval (`runtime.loop` polls at most once a second), so a watch is back within one
+#: interval of the apiserver's return, well inside the 3 intervals a fault may take to converge.
+RECONNECT_MAX = 1.0
+
 R = TypeVar("R")
 Key = tuple[str, str]  # (namespace, name); namespace "" for a cluster-scoped object
 
@@ -73,8 +81,10 @@ class Backoff:
         self.initial, self.maximum, self.draw = initial, maximum, draw
         self.failures = 0
 
-    def next(self) -> float:
-        ceiling = min(self.maximum, self.initial * (1 << min(self.failures, 32)))
+    def next(self, maximum: float | None = None) -> float:
+        """The next delay; `maximum`, when given and lower, caps this one (the count goes on)."""
+        cap = self.maximum if maximum is None else min(self.maximum, maximum)
+        ceiling = min(cap, self.initial * (1 << min(self.failures, 32)))
         self.failures += 1
         return ceiling * (0.5 + 0.5 * self.draw())
 
@@ -258,7 +268,7 @@ class Informer(ABC, Generic[R]):
                 continue
             except InformerError as error:
                 self._failed(error)
-                delay = backoff.next()
+                delay = backoff.next(RECONNECT_MAX if error.transient else None)
             except Exception as exc:  # an answer we cannot read: keep the informer alive, loudly
                 log.exception("informer for %s: unexpected failure", self.what)
                 self._failed(InformerError(self.what, f"unexpected {type(exc).__name__}: {exc}"))

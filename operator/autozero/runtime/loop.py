@@ -51,6 +51,7 @@ from autozero.tenancy import refusals
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 10.0  # seconds the passes under way get to finish when the runtime stops
+STOP_WATCHES_WITHIN = 2.0  # seconds the watches get to stop, after the grace, when it stops
 POLL_SLICE = 50  # policies passed in a row before other work gets the loop
 
 
@@ -138,8 +139,10 @@ class Runtime:
         active: bool = True,
         clock: Callable[[], float] = time.time,
         fence: Callable[[PolicyKey], bool] | None = None,
+        shutdown_grace: float = SHUTDOWN_GRACE,
     ) -> None:
         self.shell, self.config, self.metrics = shell, config, metrics
+        self.shutdown_grace = shutdown_grace  # seconds the passes under way get when it stops
         # Kubernetes groups are observed from watches (informers), shared by every policy.
         self.cluster: ClusterCache | None = None
         if config.kube_api is not None:
@@ -204,7 +207,7 @@ class Runtime:
             self._stop_watches(slot)
         passes = [slot.task for _, slot in released if slot.task is not None]
         if passes:
-            await asyncio.wait(passes, timeout=SHUTDOWN_GRACE)
+            await asyncio.wait(passes, timeout=self.shutdown_grace)
         for key, slot in released:
             if slot.task is not None:
                 slot.task.cancel()
@@ -295,18 +298,30 @@ class Runtime:
         self._call(self.stop)
 
     async def _shutdown(self) -> None:
-        """Let the passes under way finish (a write half made is repaired next time anyway,
-        but its state would not be saved), then stop everything."""
+        """Let the passes under way finish, for `shutdown_grace` at most (a write half made is
+        repaired next time anyway, but its state would not be saved), then stop everything. No
+        pass starts meanwhile. A call that has not returned by then is left to its thread: the
+        runtime does not wait for it (an apiserver that accepts and never answers would hold
+        the exit past the Pod's grace period, and SIGKILL would then lose what the grace saved)."""
+        self._stopping = True
         passes = [slot.task for slot in self.slots.values() if slot.task is not None]
         if passes:
-            await asyncio.wait(passes, timeout=SHUTDOWN_GRACE)
+            _, late = await asyncio.wait(passes, timeout=self.shutdown_grace)
+            if late:
+                log.warning(
+                    "%d passes still waiting for an answer after %g s: stopped without them",
+                    len(late),
+                    self.shutdown_grace,
+                )
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for slot in self.slots.values():
             self._stop_watches(slot)
         if self.cluster is not None:
-            await asyncio.to_thread(self.cluster.stop)
+            stopping = asyncio.ensure_future(asyncio.to_thread(self.cluster.stop))
+            if not (await asyncio.wait([stopping], timeout=STOP_WATCHES_WITHIN))[0]:
+                log.warning("the watches did not stop within %g s", STOP_WATCHES_WITHIN)
 
     def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -359,7 +374,7 @@ class Runtime:
         force: Collection[str] = (),
     ) -> None:
         slot = self.slots.get(key)
-        if slot is None or slot.life is None or not self.active:
+        if slot is None or slot.life is None or not self.active or self._stopping:
             return
         slot.want = True
         slot.want_read = slot.want_read or read
@@ -391,7 +406,12 @@ class Runtime:
                 except Exception:  # a pass with fresh reads, later: never left undecided
                     log.exception("%s/%s: pass failed; tried again in %g s", *key, slot.retry_after)
                     self._schedule(key, TimerKind.DEADLINE, slot.retry_after)
-            while slot.want and slot.life is not None and self.slots.get(key) is slot:
+            while (
+                slot.want
+                and slot.life is not None
+                and self.slots.get(key) is slot
+                and not self._stopping
+            ):
                 fresh, read_now, force = slot.fresh, slot.want_read, slot.force
                 slot.want, slot.want_read, slot.fresh, slot.force = False, False, None, set()
                 life = slot.life
