@@ -176,7 +176,7 @@ def run_operator(
                 sharding.identity,
                 lease_seconds=int(sharding.timings.lease),
             )
-            shards = Shards(members, sharding.timings, metrics)
+            shards = Shards(members, sharding.timings, metrics, Cluster(api).policies)
         fence = shards.may_serve if shards is not None else None
         runtime = Runtime(shell, config, metrics, active=election is None, fence=fence)
         runtime_ref["runtime"] = runtime

@@ -12,6 +12,12 @@ read timeout (bookmarks arrive about once a minute, so a longer silence is a dea
 - Any other failure is reported (`error`, `on_error`) and retried with bounded exponential backoff
   and jitter; 401/403 (`InformerForbidden`) are reported the same way, never retried at full speed.
 
+A *scoped* informer keeps only the objects it was asked for (`want`): a sharded replica lists and
+watches the whole namespace (a label selector cannot name a replica's share of users' workloads)
+but caches only what its policies name. An object becomes *known* when a LIST that began after it
+was wanted, a watch event, or a GET (`prime`) said what it is; until then `known` is False and the
+caller asks the API itself, so nothing acts on an entry that is missing or older than the watch.
+
 The cache keeps slim records (`records.py`), never the objects. `on_change(old, new)` is called
 from the informer's thread for every meaningful difference (new None: deleted; old None: added,
 including every object of the first list), so the runtime can evaluate the affected group at once.
@@ -48,6 +54,9 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 Key = tuple[str, str]  # (namespace, name); namespace "" for a cluster-scoped object
+#: A scoped LIST leaves out what became wanted while its pages came; up to this many are then
+#: fetched one GET each, more by another LIST (a fleet being built wants thousands at once).
+REFETCH_MAX = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +143,7 @@ class Informer(ABC, Generic[R]):
         on_change: Callable[[R | None, R | None], None] | None = None,
         on_error: Callable[[InformerError | None], None] | None = None,
         settings: WatchSettings | None = None,
+        scoped: bool = False,
     ) -> None:
         self.api_client = api_client
         self.namespace = namespace or None
@@ -153,6 +163,11 @@ class Informer(ABC, Generic[R]):
         self._response: Any = None  # the open LIST or WATCH response, for stop() to cut
         self._response_lock = threading.Lock()
         self._watch: Any = None
+        # Scoped: the keys to keep (None: every object), those whose state is known, and how
+        # many LISTs have replaced the cache (a GET begun before one may be older than it).
+        self._wanted: set[Key] | None = set() if scoped else None
+        self._known: set[Key] = set()
+        self._lists = 0
 
     # -- what a subclass provides ------------------------------------------------------------
 
@@ -236,6 +251,82 @@ class Informer(ABC, Generic[R]):
         with self._lock:
             return len(self._cache)
 
+    # -- scope (a scoped informer only) --------------------------------------------------------
+
+    @property
+    def scoped(self) -> bool:
+        return self._wanted is not None
+
+    def want(self, namespace: str, name: str) -> None:
+        """Keep this object from now on (it is not known until a list, event or GET says)."""
+        with self._lock:
+            if self._wanted is not None:
+                self._wanted.add((namespace, name))
+
+    def unwant(self, namespace: str, name: str) -> None:
+        """Keep it no longer: its entry is dropped (no change is emitted: nobody asks for it)."""
+        key = (namespace, name)
+        with self._lock:
+            if self._wanted is None:
+                return
+            self._wanted.discard(key)
+            self._known.discard(key)
+            old = self._cache.pop(key, None)
+            if old is not None:
+                self._remove_from_index(key, old)
+
+    def known(self, namespace: str, name: str) -> bool:
+        """Whether `get` answers for this object: always, unscoped; once synced for it, scoped."""
+        if not self._synced.is_set():
+            return False
+        with self._lock:
+            return self._wanted is None or (namespace, name) in self._known
+
+    def prime(self, namespace: str, name: str) -> bool:
+        """GET a wanted object the cache does not know yet, so that the first pass finds it.
+        Only once synced (the first LIST, or the GETs after it, cover the rest). True when it is
+        known afterwards; a failed GET is logged and leaves it unknown (the caller reads it
+        itself, and the next LIST covers it)."""
+        if not self._synced.is_set() or self.resource is None:
+            return self.known(namespace, name)
+        with self._lock:
+            if self._wanted is None or (namespace, name) in self._known:
+                return True
+            lists = self._lists
+        return self._fetch((namespace, name), lists)
+
+    def _fetch(self, key: Key, lists: int) -> bool:
+        from kubernetes.client.exceptions import ApiException
+
+        assert self.resource is not None
+        namespace, name = key
+        path = f"{self.resource.path(namespace or None)}/{name}"
+        try:
+            response = open_get(self.api_client, path, (), self.settings.list_timeout)
+            try:
+                obj = json.loads(response.data)
+            finally:
+                response.release_conn()
+            record: R | None = self._project(obj)
+        except ApiException as exc:
+            if exc.status != 404:
+                log.warning("informer for %s: GET %s/%s: %s", self.what, namespace, name, exc)
+                return False
+            record = None
+        except (HTTPError, OSError, ValueError) as exc:
+            log.warning("informer for %s: GET %s/%s: %s", self.what, namespace, name, exc)
+            return False
+        with self._lock:
+            if self._wanted is None or key not in self._wanted or lists != self._lists:
+                return False  # unwanted meanwhile, or a LIST replaced the cache: it decides
+            if key in self._known:
+                return True  # a watch event came first: it is as new as the stream
+            if record is not None:
+                self._cache[key] = record
+                self._add_to_index(key, record)
+            self._known.add(key)
+        return True
+
     # -- the thread ----------------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -302,6 +393,8 @@ class Informer(ABC, Generic[R]):
         fresh: dict[Key, R] = {}
         version: str | None = None
         token: str | None = None
+        with self._lock:  # what this LIST covers: the keys wanted before it began
+            covered = set(self._wanted) if self._wanted is not None else None
         while True:
             query: list[tuple[str, str | int | bool]] = [("limit", self.settings.page_size)]
             if token:
@@ -319,7 +412,9 @@ class Informer(ABC, Generic[R]):
                     return
                 raise self._request_failed(exc) from exc  # 410: the continue token expired
             for obj in page.get("items") or ():
-                fresh[object_key(obj)] = self._project(obj)
+                key = object_key(obj)
+                if self._wanted is None or key in self._wanted:  # scoped: filtered on ingest
+                    fresh[key] = self._project(obj)
             meta = page.get("metadata") or {}
             version = version or meta.get("resourceVersion")
             token = meta.get("continue")
@@ -329,8 +424,19 @@ class Informer(ABC, Generic[R]):
                 return
         if not version:
             raise InformerError(self.what, "the LIST answer carries no resourceVersion")
+        uncovered: dict[Key, R | None] = {}
         with self._lock:
-            old, self._cache = self._cache, fresh
+            old = self._cache
+            if self._wanted is not None and covered is not None:
+                wanted = self._wanted
+                fresh = {key: record for key, record in fresh.items() if key in wanted}
+                # Wanted while the pages came: absent from them proves nothing; GET them below.
+                for key in wanted - covered - fresh.keys():
+                    uncovered[key] = old.get(key)
+                self._known = (covered & wanted) | fresh.keys()
+            self._cache = fresh
+            self._lists += 1
+            lists = self._lists
             self._index = {}
             for key, record in fresh.items():
                 self._add_to_index(key, record)
@@ -343,8 +449,18 @@ class Informer(ABC, Generic[R]):
             if was != record:
                 self._emit(was, record)
         for key, was in old.items():
-            if key not in fresh:
+            if key not in fresh and key not in uncovered:
                 self._emit(was, None)
+        if len(uncovered) > REFETCH_MAX:  # many wanted during the pages: a LIST is cheaper
+            self._resource_version = None
+            return
+        for key, was in uncovered.items():
+            if self._stopping.is_set():
+                return
+            if self._fetch(key, lists):
+                now = self.get(*key)
+                if now != was:
+                    self._emit(was, now)
 
     def _open_watch(self, **kwargs: Any) -> Any:
         """The function `Watch.stream` calls (it adds watch=True, _preload_content=False)."""
@@ -404,6 +520,11 @@ class Informer(ABC, Generic[R]):
             key = object_key(obj)
             new = None if kind == "DELETED" else self._project(obj)
             with self._lock:
+                if self._wanted is not None:
+                    if key not in self._wanted:  # outside the scope: not kept
+                        new = None
+                    else:
+                        self._known.add(key)
                 old = self._cache.pop(key, None)
                 if old is not None:
                     self._remove_from_index(key, old)
@@ -481,9 +602,15 @@ class WorkloadInformer(Informer[WorkloadRecord]):
         on_change: Callable[[WorkloadRecord | None, WorkloadRecord | None], None] | None = None,
         on_error: Callable[[InformerError | None], None] | None = None,
         settings: WatchSettings | None = None,
+        scoped: bool = False,
     ) -> None:
         super().__init__(
-            api_client, namespace, on_change=on_change, on_error=on_error, settings=settings
+            api_client,
+            namespace,
+            on_change=on_change,
+            on_error=on_error,
+            settings=settings,
+            scoped=scoped,
         )
         self.api_version, self.kind = api_version, kind
         self.resolver = resolver or ResourceResolver(api_client)
