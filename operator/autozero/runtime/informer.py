@@ -295,26 +295,33 @@ class Informer(ABC, Generic[R]):
             lists = self._lists
         return self._fetch((namespace, name), lists)
 
-    def _fetch(self, key: Key, lists: int) -> bool:
+    def _get_object(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        """GET one object (None: 404); raises ApiException, urllib3 or socket errors."""
         from kubernetes.client.exceptions import ApiException
 
         assert self.resource is not None
-        namespace, name = key
         path = f"{self.resource.path(namespace or None)}/{name}"
         try:
             response = open_get(self.api_client, path, (), self.settings.list_timeout)
-            try:
-                obj = json.loads(response.data)
-            finally:
-                response.release_conn()
-            record: R | None = self._project(obj)
         except ApiException as exc:
-            if exc.status != 404:
-                log.warning("informer for %s: GET %s/%s: %s", self.what, namespace, name, exc)
-                return False
-            record = None
-        except (HTTPError, OSError, ValueError) as exc:
-            log.warning("informer for %s: GET %s/%s: %s", self.what, namespace, name, exc)
+            if exc.status == 404:
+                return None
+            raise
+        try:
+            found: Mapping[str, Any] = json.loads(response.data)
+        finally:
+            response.release_conn()
+        return found
+
+    def _fetch(self, key: Key, lists: int) -> bool:
+        """Make a wanted key known by a GET, unless a watch event or a LIST did meanwhile."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            obj = self._get_object(*key)
+            record = None if obj is None else self._project(obj)
+        except (ApiException, HTTPError, OSError, ValueError) as exc:
+            log.warning("informer for %s: GET %s/%s: %s", self.what, *key, exc)
             return False
         with self._lock:
             if self._wanted is None or key not in self._wanted or lists != self._lists:
