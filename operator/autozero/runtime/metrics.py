@@ -40,16 +40,26 @@ class CacheSize(Collector):
     """`autozero_informer_objects{kind}`: the objects the informers hold, counted at scrape time
     (a sharded replica holds its share of the workloads, not the namespace's)."""
 
+    labelnames = ("kind",)
+
     def __init__(self) -> None:
         self.count: Callable[[], Mapping[str, int]] = dict
 
+    def describe(self) -> Iterator[Metric]:
+        yield self._family()
+
     def collect(self) -> Iterator[Metric]:
-        family = GaugeMetricFamily(
-            "autozero_informer_objects", "Objects held in the informers' caches", labels=["kind"]
-        )
+        family = self._family()
         for kind, count in sorted(self.count().items()):
             family.add_metric([kind], count)
         yield family
+
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "autozero_informer_objects",
+            "Objects held in the informers' caches",
+            labels=list(self.labelnames),
+        )
 
 
 class Metrics:
