@@ -128,7 +128,7 @@ def test_many_wanted_while_the_list_pages_came_make_another_list() -> None:
     informer.on_page = page
     informer._relist()
     assert informer.gets == []
-    assert informer.resource_version is None  # the informer's loop lists again at once
+    assert informer._relist_asked  # the informer's loop lists again at once
     informer.on_page = lambda _n: None
     informer._relist()
     assert len(informer) == count

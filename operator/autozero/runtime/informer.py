@@ -104,11 +104,12 @@ class InformerStats:
     events: int = 0  # ADDED, MODIFIED and DELETED events applied
     bookmarks: int = 0
     callback_errors: int = 0  # exceptions raised by on_change / on_error (logged)
+    gets: int = 0  # single objects fetched (a scoped informer: what a LIST did not cover)
 
     @property
     def requests(self) -> int:
         """Requests this informer sent for its resource (discovery excluded)."""
-        return self.list_requests + self.watch_requests
+        return self.list_requests + self.watch_requests + self.gets
 
 
 class _Gone(Exception):
@@ -168,6 +169,9 @@ class Informer(ABC, Generic[R]):
         self._wanted: set[Key] | None = set() if scoped else None
         self._known: set[Key] = set()
         self._lists = 0
+        self._listed = threading.Condition(self._lock)  # notified when a key may be known
+        self._relist_asked = False  # many wanted at once: one LIST rather than a GET each
+        self._watching = False
 
     # -- what a subclass provides ------------------------------------------------------------
 
@@ -202,6 +206,8 @@ class Informer(ABC, Generic[R]):
         `timeout` (a discovery request in flight: it ends at its own timeout)."""
         self._stopping.set()
         self._interrupt()
+        with self._lock:
+            self._listed.notify_all()  # a `prime` waiting for a LIST: there will be none
         if self._thread is None:
             return True
         if self._thread is threading.current_thread():  # stopped from a callback: it ends next
@@ -283,17 +289,34 @@ class Informer(ABC, Generic[R]):
             return self._wanted is None or (namespace, name) in self._known
 
     def prime(self, namespace: str, name: str) -> bool:
-        """GET a wanted object the cache does not know yet, so that the first pass finds it.
-        Only once synced (the first LIST, or the GETs after it, cover the rest). True when it is
-        known afterwards; a failed GET is logged and leaves it unknown (the caller reads it
-        itself, and the next LIST covers it)."""
+        """Fetch a wanted object the cache does not know yet, so that the first pass finds it:
+        one GET, or, when more than REFETCH_MAX wanted objects are unknown (a take-over), wait
+        for one LIST that covers them all. Only once synced (the first LIST, and the GETs after
+        it, cover the rest). True when it is known afterwards; a failed GET is logged and leaves
+        it unknown (the caller reads it itself, and the next LIST covers it)."""
         if not self._synced.is_set() or self.resource is None:
             return self.known(namespace, name)
+        key = (namespace, name)
         with self._lock:
-            if self._wanted is None or (namespace, name) in self._known:
+            if self._wanted is None or key in self._known:
                 return True
             lists = self._lists
-        return self._fetch((namespace, name), lists)
+            if len(self._wanted) - len(self._known) > REFETCH_MAX:
+                # A take-over or a fleet being built: the next LIST covers them all at once.
+                wanted = self._wanted
+                self._ask_relist()
+                self._listed.wait_for(
+                    lambda: key in self._known or key not in wanted or self._stopping.is_set(),
+                    self.settings.list_timeout,
+                )
+                return key in self._known
+        return self._fetch(key, lists)
+
+    def _ask_relist(self) -> None:
+        """(Under the lock.) Make the thread LIST again: cut the watch under way, if any."""
+        self._relist_asked = True
+        if self._watching:
+            self._interrupt()
 
     def _get_object(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         """GET one object (None: 404); raises ApiException, urllib3 or socket errors."""
@@ -318,6 +341,7 @@ class Informer(ABC, Generic[R]):
         from kubernetes.client.exceptions import ApiException
 
         try:
+            self.stats.gets += 1
             obj = self._get_object(*key)
             record = None if obj is None else self._project(obj)
         except (ApiException, HTTPError, OSError, ValueError) as exc:
@@ -332,6 +356,7 @@ class Informer(ABC, Generic[R]):
                 self._cache[key] = record
                 self._add_to_index(key, record)
             self._known.add(key)
+            self._listed.notify_all()
         return True
 
     # -- the thread ----------------------------------------------------------------------------
@@ -342,6 +367,8 @@ class Informer(ABC, Generic[R]):
             try:
                 if self.resource is None:
                     self.resource = self._resolve()
+                if self._relist_asked:
+                    self._resource_version = None
                 if self._resource_version is None:
                     self._relist()
                     backoff.reset()
@@ -402,6 +429,7 @@ class Informer(ABC, Generic[R]):
         token: str | None = None
         with self._lock:  # what this LIST covers: the keys wanted before it began
             covered = set(self._wanted) if self._wanted is not None else None
+            self._relist_asked = False
         while True:
             query: list[tuple[str, str | int | bool]] = [("limit", self.settings.page_size)]
             if token:
@@ -444,6 +472,7 @@ class Informer(ABC, Generic[R]):
             self._cache = fresh
             self._lists += 1
             lists = self._lists
+            self._listed.notify_all()
             self._index = {}
             for key, record in fresh.items():
                 self._add_to_index(key, record)
@@ -459,7 +488,8 @@ class Informer(ABC, Generic[R]):
             if key not in fresh and key not in uncovered:
                 self._emit(was, None)
         if len(uncovered) > REFETCH_MAX:  # many wanted during the pages: a LIST is cheaper
-            self._resource_version = None
+            with self._lock:
+                self._relist_asked = True
             return
         for key, was in uncovered.items():
             if self._stopping.is_set():
@@ -480,6 +510,10 @@ class Informer(ABC, Generic[R]):
         self.stats.watch_requests += 1
         timeouts = (self.settings.connect_timeout, self.settings.read_timeout)
         response = self._open(query, timeouts)
+        with self._lock:
+            self._watching = True
+            if self._relist_asked:  # asked while this watch was being opened
+                self._interrupt()
         self._clear_error()
         return response
 
@@ -500,7 +534,7 @@ class Informer(ABC, Generic[R]):
                 resource_version=self._resource_version,
                 timeout_seconds=random.randint(low, high),
             ):
-                if self._stopping.is_set():
+                if self._stopping.is_set() or self._relist_asked:
                     break
                 delivered = True
                 self._apply(event)
@@ -508,14 +542,16 @@ class Informer(ABC, Generic[R]):
             self.stats.read_timeouts += 1
             return True
         except (HTTPError, OSError) as exc:  # a connection lost mid-stream, or refused
-            if delivered or self._stopping.is_set():
+            if delivered or self._stopping.is_set() or self._relist_asked:
                 return True
             raise self._request_failed(exc) from exc
         except ApiException as exc:  # an HTTP status, or an ERROR event (watch.py raises it)
             raise self._request_failed(exc) from exc
         finally:
+            with self._lock:
+                self._watching = False
             self._forget_response()
-        return delivered
+        return delivered or self._relist_asked
 
     def _apply(self, event: Mapping[str, Any]) -> None:
         kind = event.get("type")
