@@ -171,7 +171,6 @@ def run_tree(
         time.sleep(20)  # past the first full interval after the last status
         before = {name: cpu_seconds(p.pid) for name, p in replicas.items()}
         time.sleep(args.idle)
-        now = time.time()
         print(
             "| tree | replica | policies served | Deployments cached | CPU per 15 s "
             "| share of one core | RSS | stalest | load (1, 5, 15 min) |"
@@ -179,6 +178,7 @@ def run_tree(
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for name, process in replicas.items():
             text = scrape(f"http://127.0.0.1:{ports[name]}/metrics")
+            now = time.time()  # after the scrape: a pass made meanwhile is not in the future
             cpu = (cpu_seconds(process.pid) - before[name]) * 15 / args.idle
             seen = samples(text, "autozero_last_evaluation_timestamp_seconds")
             served = sum(samples(text, "autozero_shard_policies"))
