@@ -214,3 +214,16 @@ def test_an_unscoped_informer_keeps_everything_and_knows_it_once_synced() -> Non
     assert informer.known(NS, "zzz")
     assert informer.prime(NS, "a")
     assert informer.gets == []
+
+
+def test_a_policy_leaving_while_a_list_reports_its_changes_does_not_break_the_list() -> None:
+    """Other threads change a scoped cache (a policy detached, another primed) while the
+    informer's thread reports what a LIST changed: seen at 30,000 groups as "dictionary changed
+    size during iteration", the LIST lost and made again."""
+    informer = Scripted({n: deployment(n, 1) for n in ("a", "b", "c")})
+    for name in ("a", "b", "c"):
+        informer.want(NS, name)
+    informer.on_change = lambda old, new: informer.unwant(NS, "c")  # a detach, meanwhile
+    informer._relist()
+    assert informer.stats.lists == 1
+    assert names(informer) == ["a", "b"]

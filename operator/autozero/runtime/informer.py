@@ -476,16 +476,19 @@ class Informer(ABC, Generic[R]):
             self._index = {}
             for key, record in fresh.items():
                 self._add_to_index(key, record)
+            # From here the cache is changed by other threads too (`want`, `prime`, `unwant`):
+            # the differences are taken from what this LIST found.
+            listed = dict(fresh)
         self._resource_version = version
         self.stats.lists += 1
         self._clear_error()
         self._synced.set()
-        for key, record in fresh.items():
+        for key, record in listed.items():
             was = old.get(key)
             if was != record:
                 self._emit(was, record)
         for key, was in old.items():
-            if key not in fresh and key not in uncovered:
+            if key not in listed and key not in uncovered:
                 self._emit(was, None)
         if len(uncovered) > REFETCH_MAX:  # many wanted during the pages: a LIST is cheaper
             with self._lock:
