@@ -8,6 +8,7 @@ an object wanted while a LIST's pages come, or between a GET and its answer, are
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -227,3 +228,30 @@ def test_a_policy_leaving_while_a_list_reports_its_changes_does_not_break_the_li
     informer._relist()
     assert informer.stats.lists == 1
     assert names(informer) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("namespace_size", "taken_over", "lists", "gets"),
+    [
+        pytest.param(400, 150, 2, 0, id="a-third-of-a-small-namespace-one-list"),
+        pytest.param(4000, 150, 1, 150, id="a-few-of-a-large-namespace-a-get-each"),
+    ],
+)
+def test_a_take_over_is_fetched_by_the_cheaper_of_a_list_and_gets(
+    namespace_size: int, taken_over: int, lists: int, gets: int
+) -> None:
+    informer = Scripted({f"w{n:05}": deployment(f"w{n:05}", 1) for n in range(namespace_size)})
+    informer.page_size = 500
+    informer._relist()
+    informer._synced.set()
+    relists: list[threading.Thread] = []
+
+    def ask_relist() -> None:  # as the informer's thread would: once the lock is free
+        relists.append(threading.Thread(target=informer._relist))
+        relists[-1].start()
+
+    informer._ask_relist = ask_relist  # type: ignore[method-assign]
+    for n in range(taken_over):
+        informer.want(NS, f"w{n:05}")
+    assert all(informer.prime(NS, f"w{n:05}") for n in range(taken_over))
+    assert (1 + len(relists), len(informer.gets)) == (lists, gets)
