@@ -2,7 +2,10 @@
 policies served twice (from the apiserver's audit log, not the replicas' word).
 
 Run: .venv/bin/python benchmarks/shard_bench.py --groups 3000 [--replicas 3] [--idle 60]
-        [--lease 20 --renew 10 --retry 2]
+        [--lease 20 --renew 10 --retry 2] [--no-takeover] [--tree before=/path/to/a/checkout]
+
+`--tree NAME=PATH` runs the same replicas from another checkout's package on the same fleet,
+after this tree's, so that both are measured side by side under the same load.
 
 The fleet is operator_scale_bench.py's (10 Deployment groups per policy, one Redis list each,
 asleep, polled every 15 s); `--replicas` operators run with `--sharding`. Once every policy has
@@ -48,8 +51,14 @@ from operator_scale_bench import (  # noqa: E402
     samples,
     scrape,
 )
+from procstats import load_average  # noqa: E402
 from testground.audit import AuditLog  # noqa: E402
-from testground.kube import create_secret, create_worker_deployments, start_cluster  # noqa: E402
+from testground.kube import (  # noqa: E402
+    KubeCluster,
+    create_secret,
+    create_worker_deployments,
+    start_cluster,
+)
 from testground.process import free_port, stop_child, wait_for  # noqa: E402
 from testground.redis_server import RedisServer  # noqa: E402
 
@@ -121,6 +130,111 @@ def served_twice(log: AuditLog, mark: tuple[int, object]) -> tuple[int, int]:
     return overlapping, back
 
 
+def run_tree(
+    label: str,
+    tree: Path,
+    args: argparse.Namespace,
+    cluster: KubeCluster,
+    audit: AuditLog,
+    policies: int,
+    workdir: Path,
+) -> None:
+    """Start `--replicas` operators from `tree`'s package, measure them idle, SIGKILL one and
+    SIGTERM another, then stop the last and clear the Leases for the next tree."""
+    mark = audit.mark()
+    MOST_IN_TWO[0] = 0
+    replicas: dict[str, subprocess.Popen[bytes]] = {}
+    ports: dict[str, int] = {}
+    try:
+        for n in range(args.replicas):
+            name = f"replica-{n}"
+            ports[name] = free_port()
+            replicas[name] = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "autozero.cli", "operator", "--sharding"),
+                    *("--kubeconfig", str(cluster.kubeconfig), "--metrics-port", str(ports[name])),
+                    *("--identity", name, "--lease-namespace", NAMESPACE),
+                    *("--lease-seconds", str(args.lease), "--renew-seconds", str(args.renew)),
+                    *("--retry-seconds", str(args.retry)),
+                ],
+                stdout=(workdir / f"{label}-{name}.log").open("w"),
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONPATH": str(tree / "operator")},
+            )
+        started = time.monotonic()
+        wait_for(lambda: all_evaluated(ports, policies), timeout=args.wait, interval=5)
+        print(
+            f"[{label}] every policy served {time.monotonic() - started:.0f} s after start "
+            f"(load {load():s})",
+            flush=True,
+        )
+        time.sleep(20)  # past the first full interval after the last status
+        before = {name: cpu_seconds(p.pid) for name, p in replicas.items()}
+        time.sleep(args.idle)
+        print(
+            "| tree | replica | policies served | Deployments cached | CPU per 15 s "
+            "| share of one core | RSS | stalest | load (1, 5, 15 min) |"
+        )
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for name, process in replicas.items():
+            text = scrape(f"http://127.0.0.1:{ports[name]}/metrics")
+            now = time.time()  # after the scrape: a pass made meanwhile is not in the future
+            cpu = (cpu_seconds(process.pid) - before[name]) * 15 / args.idle
+            seen = samples(text, "autozero_last_evaluation_timestamp_seconds")
+            served = sum(samples(text, "autozero_shard_policies"))
+            cached = re.search(r'^autozero_informer_objects\{kind="Deployment"\} (\S+)', text, re.M)
+            print(
+                f"| {label} | {name} | {served:.0f} "
+                f"| {float(cached.group(1)) if cached else float('nan'):.0f} "
+                f"| {cpu:.2f} s | {100 * cpu / 15:.1f} % "
+                f"| {rss_mib(process.pid):.0f} MiB | {max(now - t for t in seen):.1f} s "
+                f"| {load()} |",
+                flush=True,
+            )
+        if args.no_takeover:
+            return
+        killed, stopped = "replica-0", "replica-1"
+        count = len(evaluated(ports[killed]))
+        t0 = time.monotonic()
+        replicas[killed].send_signal(signal.SIGKILL)
+        replicas[killed].wait()
+        survivors = {name: port for name, port in ports.items() if name != killed}
+        kill = takeover(survivors, policies, t0)
+        print(
+            f"[{label}] SIGKILL {killed} ({count} policies): all served again after {kill:.1f} s "
+            f"(load {load()})",
+            flush=True,
+        )
+        count = len(evaluated(ports[stopped]))
+        t0 = time.monotonic()
+        replicas[stopped].send_signal(signal.SIGTERM)
+        last = {name: port for name, port in survivors.items() if name != stopped}
+        term = takeover(last, policies, t0)
+        print(
+            f"[{label}] SIGTERM {stopped} ({count} policies): all served again after "
+            f"{term:.1f} s (load {load()})",
+            flush=True,
+        )
+        replicas[stopped].wait(timeout=60)
+        time.sleep(5)  # the audit log's last events
+        overlapping, back = served_twice(audit, mark)
+        print(f"[{label}] objects written by two replicas at once: {overlapping}; again: {back}")
+        print(
+            f"[{label}] policies two replicas' /metrics both listed in one poll: {MOST_IN_TWO[0]}"
+        )
+    finally:
+        for process in replicas.values():
+            if process.poll() is None:
+                stop_child(process)
+        api = new_client_from_config(config_file=str(cluster.kubeconfig))
+        k8s.CoordinationV1Api(api).delete_collection_namespaced_lease(NAMESPACE)
+        api.close()
+
+
+def load() -> str:
+    return ", ".join(f"{x:.1f}" for x in load_average())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--groups", type=int, default=3000)
@@ -129,16 +243,26 @@ def main() -> None:
     parser.add_argument("--lease", type=int, default=20)
     parser.add_argument("--renew", type=int, default=10)
     parser.add_argument("--retry", type=int, default=2)
+    parser.add_argument("--wait", type=float, default=3600.0, help="seconds for every first pass")
+    parser.add_argument("--no-takeover", action="store_true", help="measure idle replicas only")
+    parser.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="also run the autozero package of another checkout, on the same fleet",
+    )
     args = parser.parse_args()
+    trees = [("this", ROOT)] + [
+        (name, Path(path)) for name, path in (t.split("=", 1) for t in args.tree)
+    ]
     workdir = Path(tempfile.mkdtemp(prefix="autozero-shard-"))
     cluster = start_cluster(workdir, controller_manager=False, audit_policy=AUDIT)
     server = RedisServer()
     server.start()
-    replicas: dict[str, subprocess.Popen[bytes]] = {}
     try:
         assert cluster.audit_log is not None
         audit = AuditLog(cluster.audit_log)
-        mark = audit.mark()
         api = new_client_from_config(config_file=str(cluster.kubeconfig))
         core = k8s.CoreV1Api(api)
         cluster.kubectl_run("apply", "-f", str(ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"))
@@ -154,65 +278,10 @@ def main() -> None:
             manifests = [policy(p) for p in range(start, min(policies, start + 500))]
             cluster.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump_all(manifests))
         print(f"replicas' logs in {workdir}", flush=True)
-        print(f"fleet created in {time.monotonic() - created:.0f} s", flush=True)
-        ports: dict[str, int] = {}
-        for n in range(args.replicas):
-            name = f"replica-{n}"
-            ports[name] = free_port()
-            replicas[name] = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "autozero.cli", "operator", "--sharding"),
-                    *("--kubeconfig", str(cluster.kubeconfig), "--metrics-port", str(ports[name])),
-                    *("--identity", name, "--lease-namespace", NAMESPACE),
-                    *("--lease-seconds", str(args.lease), "--renew-seconds", str(args.renew)),
-                    *("--retry-seconds", str(args.retry)),
-                ],
-                stdout=(workdir / f"{name}.log").open("w"),
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONPATH": str(ROOT / "operator")},
-            )
-        started = time.monotonic()
-        wait_for(lambda: all_evaluated(ports, policies), timeout=3600, interval=5)
-        print(f"every policy served {time.monotonic() - started:.0f} s after start", flush=True)
-        time.sleep(20)  # past the first full interval after the last status
-        before = {name: cpu_seconds(p.pid) for name, p in replicas.items()}
-        time.sleep(args.idle)
-        now = time.time()
-        print("| replica | policies served | CPU per 15 s | share of one core | RSS | stalest |")
-        print("| --- | --- | --- | --- | --- | --- |")
-        for name, process in replicas.items():
-            text = scrape(f"http://127.0.0.1:{ports[name]}/metrics")
-            cpu = (cpu_seconds(process.pid) - before[name]) * 15 / args.idle
-            seen = samples(text, "autozero_last_evaluation_timestamp_seconds")
-            served = sum(samples(text, "autozero_shard_policies"))
-            print(
-                f"| {name} | {served:.0f} | {cpu:.2f} s | {100 * cpu / 15:.1f} % "
-                f"| {rss_mib(process.pid):.0f} MiB | {max(now - t for t in seen):.1f} s |",
-                flush=True,
-            )
-        killed, stopped = "replica-0", "replica-1"
-        count = len(evaluated(ports[killed]))
-        t0 = time.monotonic()
-        replicas[killed].send_signal(signal.SIGKILL)
-        replicas[killed].wait()
-        survivors = {name: port for name, port in ports.items() if name != killed}
-        kill = takeover(survivors, policies, t0)
-        print(f"SIGKILL {killed} ({count} policies): all served again after {kill:.1f} s")
-        count = len(evaluated(ports[stopped]))
-        t0 = time.monotonic()
-        replicas[stopped].send_signal(signal.SIGTERM)
-        last = {name: port for name, port in survivors.items() if name != stopped}
-        term = takeover(last, policies, t0)
-        print(f"SIGTERM {stopped} ({count} policies): all served again after {term:.1f} s")
-        replicas[stopped].wait(timeout=60)
-        time.sleep(5)  # the audit log's last events
-        overlapping, back = served_twice(audit, mark)
-        print(f"objects written by two replicas at once: {overlapping}; by one again: {back}")
-        print(f"policies two replicas' /metrics both listed in one poll: {MOST_IN_TWO[0]}")
+        print(f"fleet created in {time.monotonic() - created:.0f} s (load {load()})", flush=True)
+        for label, tree in trees:
+            run_tree(label, tree, args, cluster, audit, policies, workdir)
     finally:
-        for process in replicas.values():
-            if process.poll() is None:
-                stop_child(process)
         server.stop()
         cluster.stop()
 

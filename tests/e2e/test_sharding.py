@@ -19,7 +19,7 @@ import redis
 import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
-from support.operator import start_operator
+from support.operator import http_get, start_operator
 from testground.audit import AuditedRequest, AuditLog
 from testground.kube import (
     KubeCluster,
@@ -108,14 +108,16 @@ def fleet(cluster: KubeCluster, api: Any, redis_url: str) -> str:
     return namespace
 
 
-def replica(kubeconfig: Path, namespace: str, name: str, log: Path) -> subprocess.Popen[bytes]:
+def replica(
+    kubeconfig: Path, namespace: str, name: str, log: Path, port: int | None = None
+) -> subprocess.Popen[bytes]:
     return start_operator(
         log.open("w"),
         [
             "--kubeconfig",
             str(kubeconfig),
             "--metrics-port",
-            str(free_port()),
+            str(port or free_port()),
             "--namespace",
             namespace,
             "--sharding",
@@ -368,3 +370,74 @@ def _logged_at(path: Path, text: str) -> str:
     found = [at for at, line in _lines(path) if text in line]
     assert found, path.read_text()[-2000:]
     return found[0]
+
+
+def cached(port: int) -> tuple[float, float] | None:
+    """(Deployments in the replica's informer cache, policies it serves), from its /metrics."""
+    text = http_get(f"http://127.0.0.1:{port}/metrics")
+    if text is None:
+        return None
+    found = re.search(r'^autozero_informer_objects\{kind="Deployment"\} (\S+)$', text, re.M)
+    served = re.search(r"^autozero_shard_policies\{[^}]*\} (\S+)$", text, re.M)
+    if found is None or served is None:
+        return None
+    return float(found.group(1)), float(served.group(1))
+
+
+def test_each_replica_caches_only_its_share_and_a_rebalance_acts_on_fresh_entries(
+    audited: KubeCluster, api: Any, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Two replicas, 30 policies each naming one Deployment, and 20 Deployments nobody names:
+    each replica caches only the Deployments of the policies it serves. Then one leaves: the
+    other caches the Deployments it takes over, as they are now (woken by the one that left),
+    not as it last saw them, and puts every group to sleep when the queues empty."""
+    assert audited.audit_log is not None
+    audit = AuditLog(audited.audit_log)
+    mark = audit.mark()
+    namespace = fleet(audited, api, redis_server.url)
+    for n in range(20):
+        create_worker_deployment(api, namespace, f"bystander-{n}")
+    queue = redis.Redis.from_url(redis_server.url)
+    ports = {name: free_port() for name in ("replica-a", "replica-b")}
+    processes = {
+        name: replica(audited.kubeconfig, namespace, name, tmp_path / f"{name}.log", port)
+        for name, port in ports.items()
+    }
+    try:
+        for n in range(POLICIES):
+            queue.rpush(f"jobs:{namespace}:{n}", 1)
+        wait_for(lambda: scales(api, namespace) == [2] * POLICIES, timeout=120, interval=1)
+        owners = wait_for(lambda: all_served(api, namespace), timeout=60)
+        share = {name: sum(1 for o in owners.values() if o == name) for name in ports}
+        assert all(share.values()), share  # both serve some (30 policies over 1,024 slots)
+
+        def holds_its_share(name: str) -> bool:
+            found = cached(ports[name])
+            return found == (share[name], share[name])
+
+        for name in ports:  # before: each held all 50 Deployments of the namespace
+            wait_for(lambda name=name: holds_its_share(name), timeout=30, interval=0.5)
+
+        # replica-a leaves: replica-b takes its policies, their Deployments at 2 (replica-a woke
+        # them; replica-b never cached them), and acts on them as they are.
+        processes["replica-a"].send_signal(signal.SIGTERM)
+        assert processes["replica-a"].wait(timeout=30) == 0
+        wait_for(
+            lambda: set(served_by(api, namespace).values()) == {"replica-b"},
+            timeout=60,
+            interval=0.5,
+        )
+        wait_for(lambda: cached(ports["replica-b"]) == (POLICIES, POLICIES), timeout=30)
+        for n in range(POLICIES):
+            queue.delete(f"jobs:{namespace}:{n}")
+        wait_for(lambda: scales(api, namespace) == [0] * POLICIES, timeout=120, interval=1)
+        requests = logged(audit, mark, namespace, lambda n: 2)
+        scaled = writes(requests, namespace, "apps/deployments/scale")
+        assert {name: (who[0], who[1:]) for name, who in scaled.items()} == {
+            f"worker-{n}": (owners[f"policy-{n}"], ["replica-b"]) for n in range(POLICIES)
+        }  # one wake by its first replica, one sleep by replica-b: nothing missed or doubled
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)

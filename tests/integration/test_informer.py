@@ -17,7 +17,7 @@ from autozero.runtime.errors import (
     InformerUnavailable,
     NotScalable,
 )
-from autozero.runtime.informer import Informer, WatchSettings, WorkloadInformer
+from autozero.runtime.informer import REFETCH_MAX, Informer, WatchSettings, WorkloadInformer
 from autozero.runtime.informers import InformerKey, InformerSet
 from autozero.runtime.resources import ResourceResolver
 from kubernetes import client as k8s
@@ -479,3 +479,31 @@ def test_a_per_namespace_informer_set_runs_one_informer_per_namespace(kube_api: 
         informers.stop()
     assert not a.running
     assert not b.running
+
+
+def test_a_scoped_informer_fetches_one_object_with_a_get_and_many_with_one_list(
+    kube_api: Any, namespace: str, started: list[Informer[Any]]
+) -> None:
+    """A sharded replica taking over a share wants thousands of workloads at once: one LIST of
+    the namespace makes them known, not a GET each; the watch goes on after it, unharmed."""
+    count = REFETCH_MAX + 20
+    for n in range(count):
+        create_worker_deployment(kube_api, namespace, f"w-{n}")
+    informer = WorkloadInformer(
+        kube_api, "apps/v1", "Deployment", namespace, settings=FAST, scoped=True
+    )
+    started.append(informer.start())
+    assert informer.wait_synced(WAIT), f"not synced: {informer.error}"
+    assert len(informer) == 0  # nothing wanted: nothing kept
+    informer.want(namespace, "w-0")
+    assert informer.prime(namespace, "w-0")
+    assert informer.stats.gets == 1
+    for n in range(1, count):
+        informer.want(namespace, f"w-{n}")
+    assert all(informer.prime(namespace, f"w-{n}") for n in range(count))
+    assert len(informer) == count
+    assert informer.stats.gets == 1  # before: one GET per object
+    assert informer.stats.lists == 2
+    assert informer.stats.errors == 0  # the watch cut for the LIST is no failure
+    scale(kube_api, namespace, "w-5", 3)
+    wait_for(lambda: (r := informer.get(namespace, "w-5")) is not None and r.replicas == 3)

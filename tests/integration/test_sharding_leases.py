@@ -49,15 +49,26 @@ class Served:
 
     def __init__(self) -> None:
         self.keys: set[PolicyKey] = set()
+        self.bodies: dict[PolicyKey, Mapping[str, Any]] = {}
 
     def serve(self, body: Mapping[str, Any]) -> None:
         self.keys.add(key_of(body))
+        self.bodies[key_of(body)] = body
 
     async def release(self, keys: Collection[PolicyKey]) -> None:
         self.keys -= set(keys)
 
     async def forget(self, key: PolicyKey) -> None:
         self.keys.discard(key)
+
+    @property
+    def slots(self) -> set[PolicyKey]:
+        return self.keys
+
+
+def read(namespace: str) -> list[dict[str, Any]]:
+    """The policies of a namespace, as the apiserver would list them."""
+    return [p for p in POLICIES if p["metadata"]["namespace"] == namespace]
 
 
 @pytest.fixture
@@ -69,7 +80,7 @@ def lease_namespace(kube_api: Any) -> str:
 
 def replica(kube_api: Any, namespace: str, identity: str, clock: Clock) -> tuple[Shards, Served]:
     members = LeaseMembers(kube_api, namespace, "test", identity, lease_seconds=15)
-    shards = Shards(members, T, Metrics(), clock=clock)
+    shards = Shards(members, T, Metrics(), read, clock=clock)
     served = Served()
     shards.runtime = served  # type: ignore[assignment]
     for body in POLICIES:
@@ -199,6 +210,39 @@ def test_claims_round_trip_through_the_annotation() -> None:
     assert decode_claims(None) == frozenset()
 
 
+def test_a_replica_keeps_only_keys_and_serves_what_it_takes_over_from_a_fresh_read(
+    kube_api: Any, lease_namespace: str
+) -> None:
+    """A replica keeps nothing of the policies it does not serve but their keys; the policies of
+    the slots it takes over are read after the slot became its own, so a change made while it did
+    not serve them is seen, and a policy deleted meanwhile is not served."""
+    changed = {**POLICIES[1], "spec": {"pollingInterval": "30s"}}
+    latest = {key_of(p): p for p in POLICIES} | {key_of(changed): changed}
+    del latest[key_of(POLICIES[2])]  # deleted; its event is still on its way
+
+    def fresh_read(namespace: str) -> list[dict[str, Any]]:
+        return [p for p in latest.values() if p["metadata"]["namespace"] == namespace]
+
+    async def scenario() -> None:
+        clock = Clock()
+        members = LeaseMembers(kube_api, lease_namespace, "test", "replica-a", lease_seconds=15)
+        a = Shards(members, T, Metrics(), fresh_read, clock=clock)
+        served = Served()
+        a.runtime = served  # type: ignore[assignment]
+        for body in POLICIES:  # as the watch showed them before the slots were ours
+            a.seen(body)
+        for _ in range(2):
+            await a.round()
+            await a.settled()
+            clock.now += T.period
+        assert a.serving == ALL
+        assert served.bodies[key_of(changed)] == changed  # before: the manifest seen earlier
+        assert key_of(POLICIES[2]) not in served.keys  # before: served from what was kept
+        assert served.keys == set(latest)
+
+    asyncio.run(scenario())
+
+
 class SlowRelease(Served):
     """A Runtime whose hand-over waits for a pass that will not end until told."""
 
@@ -241,6 +285,7 @@ def test_a_slow_hand_over_holds_no_renewal_and_keeps_its_slots_claimed(
             clock.now += T.period
         assert a.serving | b.serving == ALL
         assert not a.serving & b.serving
+        await b.settled()
         assert b_runtime.keys
 
     asyncio.run(scenario())

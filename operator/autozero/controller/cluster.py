@@ -44,9 +44,45 @@ class PolicyRef:
         }
 
 
+class PolicyListFailed(Exception):
+    """The policies of a namespace could not be listed (a sharded replica taking slots over)."""
+
+    def __init__(self, namespace: str, detail: str) -> None:
+        super().__init__(f"listing the ScalingPolicies of namespace {namespace}: {detail}")
+        self.namespace = namespace
+
+
 @dataclass
 class Cluster:
     api: Any  # kubernetes.client.ApiClient
+
+    def policies(self, namespace: str, page: int = 500) -> list[dict[str, Any]]:
+        """Every ScalingPolicy of `namespace`, as plain dicts, a page at a time. A sharded
+        replica keeps only the keys of policies it does not serve, and reads the manifests of
+        those it takes over here."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        from autozero.runtime.kubeapi import collection_path, get_json
+
+        path = collection_path(API_GROUP, API_VERSION, PLURAL, namespace)
+        out: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            query: list[tuple[str, str | int | bool]] = [("limit", page)]
+            if token:
+                query.append(("continue", token))
+            try:
+                answer = get_json(self.api, path, query, timeout=TIMEOUT * 3)
+            except (ApiException, HTTPError, OSError, ValueError) as exc:
+                raise PolicyListFailed(namespace, str(exc).strip()) from exc
+            for item in answer.get("items") or ():
+                item.setdefault("apiVersion", f"{API_GROUP}/{API_VERSION}")
+                item.setdefault("kind", KIND)
+                out.append(item)
+            token = str((answer.get("metadata") or {}).get("continue") or "")
+            if not token:
+                return out
 
     def patch_status(self, ref: PolicyRef, status: Mapping[str, Any]) -> bool:
         """Patch the status; False when the policy is gone (deleted while its pass ran: its

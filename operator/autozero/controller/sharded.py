@@ -1,7 +1,10 @@
 """A sharded replica: kopf's policy events in, the Runtime's share of them out.
 
-Every replica watches every policy and keeps it (as compact JSON) by slot; it hands the Runtime
-only the policies of the slots it serves. Each round (every `timings.period`) it lists its
+Every replica watches every policy but keeps only its key (by slot: what the hashing needs); it
+hands the Runtime the policies of the slots it serves. A slot it takes over is served from a
+fresh list of its policies' namespaces (`read`), read after the slot became ours, so that no
+policy is built from a manifest older than the watch; the watch's events for a served slot go
+to the Runtime directly. Each round (every `timings.period`) it lists its
 group's Leases, lets `sharding.fence.plan` say what to release, acquire and claim, releases first,
 renews its Lease with its claims, and then serves what it acquired. The Runtime asks `may_serve`
 before every write, so a replica whose renewals fail stops writing at the renew deadline even
@@ -12,14 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from autozero.controller.cluster import PolicyListFailed
 from autozero.controller.members import LeaseMembers, MembershipError
 from autozero.runtime.life import PolicyKey
 from autozero.runtime.loop import Runtime, key_of
@@ -36,14 +39,16 @@ class Shards:
         members: LeaseMembers,
         timings: Timings,
         metrics: Metrics,
+        read: Callable[[str], list[dict[str, Any]]],
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.members, self.timings, self.metrics, self.clock = members, timings, metrics, clock
+        self.read = read  # the policies of one namespace (Cluster.policies)
         self.identity = members.identity
         self.runtime: Runtime | None = None
-        self.bodies: dict[PolicyKey, str] = {}  # every policy seen, as compact JSON
-        self.by_slot: dict[int, set[PolicyKey]] = {}
+        self.by_slot: dict[int, set[PolicyKey]] = {}  # every policy seen: its key only
+        self._reads: set[asyncio.Task[None]] = set()
         self.serving: frozenset[int] = frozenset()
         self.releasing: frozenset[int] = frozenset()  # no longer served, passes still ending
         self._releases: set[asyncio.Task[None]] = set()
@@ -62,13 +67,11 @@ class Shards:
         """A policy was added or changed: kept, and served when its slot is ours."""
         key = key_of(body)
         slot = slot_of(key)
-        self.bodies[key] = json.dumps(body, separators=(",", ":"))
         self.by_slot.setdefault(slot, set()).add(key)
         if slot in self.serving and self.runtime is not None:
             self.runtime.serve(body)
 
     async def deleted(self, key: PolicyKey) -> None:
-        self.bodies.pop(key, None)
         self.by_slot.get(slot_of(key), set()).discard(key)
         if self.runtime is not None:
             await self.runtime.forget(key)
@@ -96,9 +99,9 @@ class Shards:
             self._calls.shutdown(wait=False)
 
     async def settled(self) -> None:
-        """Return once the hand-overs under way have ended."""
-        if self._releases:
-            await asyncio.wait(self._releases)
+        """Return once the hand-overs and take-overs under way have ended."""
+        if self._releases or self._reads:
+            await asyncio.wait(self._releases | self._reads)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -170,9 +173,42 @@ class Shards:
         keys = [key for slot in slots for key in self.by_slot.get(slot, ())]
         log.info("sharding: serving %d more slots (%d policies)", len(slots), len(keys))
         self.metrics.shard_rebalances.labels(self.identity, "acquired").inc()
+        if keys:
+            task = asyncio.get_running_loop().create_task(self._take_over(slots, keys))
+            self._reads.add(task)
+            task.add_done_callback(self._reads.discard)
+
+    async def _take_over(self, slots: frozenset[int], keys: Collection[PolicyKey]) -> None:
+        """Read the manifests of the policies of `slots` (one list per namespace) and serve
+        those still ours. Retried each round until it succeeds or the slots are gone: a slot
+        whose policies could not be read is served by nobody meanwhile, so the failure is loud."""
+        namespaces = sorted({namespace for namespace, _ in keys})
+        while slots & self.serving and not self._stopping.is_set():
+            try:
+                bodies = await asyncio.to_thread(self._read_all, namespaces)
+            except PolicyListFailed as exc:
+                log.error("sharding: cannot serve the slots taken over yet: %s", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.timings.period)
+                continue
+            self._serve_read(bodies)
+            return
+
+    def _read_all(self, namespaces: list[str]) -> list[dict[str, Any]]:
+        return [body for namespace in namespaces for body in self.read(namespace)]
+
+    def _serve_read(self, bodies: list[dict[str, Any]]) -> None:
+        """Serve what was read, for the slots still ours. A policy the watch has not shown us
+        yet (created meanwhile) or has shown deleted is skipped: its event serves or forgets it.
+        One the Runtime already has came by the watch while reading, and stays as it came."""
         assert self.runtime is not None
-        for key in keys:
-            self.runtime.serve(json.loads(self.bodies[key]))
+        for body in bodies:
+            key = key_of(body)
+            slot = slot_of(key)
+            if slot not in self.serving or key not in self.by_slot.get(slot, ()):
+                continue
+            if key not in self.runtime.slots:
+                self.runtime.serve(body)
 
     def _release(self, slots: frozenset[int]) -> None:
         """Stop serving these slots now (the fence refuses their writes from here on), and hand

@@ -7,6 +7,11 @@ is observed from the cache while both informers are synced and healthy; otherwis
 it cannot answer and the runtime falls back to its kind's live observation (one `/scale` GET per
 group), and says so (`problems`). A change to a watched workload or HPA calls
 `on_group_changed(policy, group)`, so the group is decided at once.
+
+The workload informers are scoped: they list and watch the whole namespace (or cluster) but keep
+only the workloads some attached policy names, so a sharded replica holds its share and no more.
+A workload newly named is fetched (one GET) before the policy's first pass when its informer is
+synced; until it is known, `lookup` says it cannot answer, and the pass reads it live.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ class ClusterCache:
             api_client,
             cluster_wide=cluster_wide,
             on_change=self._changed,
+            scoped=True,
         )
         self._lock = threading.Lock()
         self._interest: dict[Ident, set[tuple[PolicyKey, str]]] = defaultdict(set)
@@ -57,13 +63,22 @@ class ClusterCache:
         """Start (or share) the informers the policy's watched groups need."""
         self.detach(key)
         held: list[WatchedWorkload] = []
+        fetch: list[tuple[WatchedWorkload, Any]] = []
         for name, target in life.parts.watched.items():
-            self.informers.acquire_workloads(target.api_version, target.kind, target.namespace)
+            informer = self.informers.acquire_workloads(
+                target.api_version, target.kind, target.namespace
+            )
             self.informers.acquire_hpas(target.namespace)
             held.append(target)
             with self._lock:
-                self._interest[ident(target)].add((key, name))
+                interested = self._interest[ident(target)]
+                if not interested:  # under the lock: a detach cannot unwant it in between
+                    informer.want(target.namespace, target.name)
+                    fetch.append((target, informer))
+                interested.add((key, name))
         self._held[key] = held
+        for target, informer in fetch:  # before the first pass, so it finds them
+            informer.prime(target.namespace, target.name)
 
     def detach(self, key: PolicyKey) -> None:
         """Release what `attach` took (the last user of an informer stops it)."""
@@ -74,6 +89,11 @@ class ClusterCache:
                     interested.discard((key, target.group))
                     if not interested:
                         del self._interest[ident(target)]
+                        informer = self.informers.workloads(
+                            target.api_version, target.kind, target.namespace
+                        )
+                        if informer is not None:  # its entry goes with its last policy
+                            informer.unwant(target.namespace, target.name)
             self.informers.release_workloads(target.api_version, target.kind, target.namespace)
             self.informers.release_hpas(target.namespace)
 
@@ -88,6 +108,8 @@ class ClusterCache:
             error = informer.error
             if not informer.synced or (error is not None and not error.transient):
                 return None
+        if not workloads.known(target.namespace, target.name):  # not fetched yet: ask the API
+            return None
         record = workloads.get(target.namespace, target.name)
         if record is None:
             return TargetNotFound(target.group, f"{target.what} not found")
@@ -106,6 +128,9 @@ class ClusterCache:
                 if error is not None and not error.transient:
                     out.append(f"{name}: {error} (observed with a GET per evaluation)")
         return sorted(set(out))
+
+    def counts(self) -> dict[str, int]:
+        return self.informers.counts()
 
     def stop(self) -> None:
         self.informers.stop()

@@ -15,6 +15,12 @@ read timeout (bookmarks arrive about once a minute, so a longer silence is a dea
   every `RECONNECT_MAX` seconds: it is back within seconds, and a watch that came back half a
   minute after it would leave the runtime deciding on counts it no longer sees change.
 
+A *scoped* informer keeps only the objects it was asked for (`want`): a sharded replica lists and
+watches the whole namespace (a label selector cannot name a replica's share of users' workloads)
+but caches only what its policies name. An object becomes *known* when a LIST that began after it
+was wanted, a watch event, or a GET (`prime`) said what it is; until then `known` is False and the
+caller asks the API itself, so nothing acts on an entry that is missing or older than the watch.
+
 The cache keeps slim records (`records.py`), never the objects. `on_change(old, new)` is called
 from the informer's thread for every meaningful difference (new None: deleted; old None: added,
 including every object of the first list), so the runtime can evaluate the affected group at once.
@@ -56,6 +62,12 @@ RECONNECT_MAX = 1.0
 
 R = TypeVar("R")
 Key = tuple[str, str]  # (namespace, name); namespace "" for a cluster-scoped object
+#: A scoped LIST leaves out what became wanted while its pages came; up to this many are then
+#: fetched one GET each, more by another LIST (a fleet being built wants thousands at once)...
+REFETCH_MAX = 100
+#: ...unless they are fewer than this share of what the last LIST held: a take-over of 1,000
+#: workloads in a namespace of 100,000 costs 1,000 small GETs rather than 200 pages of 500.
+REFETCH_SHARE = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +117,12 @@ class InformerStats:
     events: int = 0  # ADDED, MODIFIED and DELETED events applied
     bookmarks: int = 0
     callback_errors: int = 0  # exceptions raised by on_change / on_error (logged)
+    gets: int = 0  # single objects fetched (a scoped informer: what a LIST did not cover)
 
     @property
     def requests(self) -> int:
         """Requests this informer sent for its resource (discovery excluded)."""
-        return self.list_requests + self.watch_requests
+        return self.list_requests + self.watch_requests + self.gets
 
 
 class _Gone(Exception):
@@ -144,6 +157,7 @@ class Informer(ABC, Generic[R]):
         on_change: Callable[[R | None, R | None], None] | None = None,
         on_error: Callable[[InformerError | None], None] | None = None,
         settings: WatchSettings | None = None,
+        scoped: bool = False,
     ) -> None:
         self.api_client = api_client
         self.namespace = namespace or None
@@ -163,6 +177,15 @@ class Informer(ABC, Generic[R]):
         self._response: Any = None  # the open LIST or WATCH response, for stop() to cut
         self._response_lock = threading.Lock()
         self._watch: Any = None
+        # Scoped: the keys to keep (None: every object), those whose state is known, and how
+        # many LISTs have replaced the cache (a GET begun before one may be older than it).
+        self._wanted: set[Key] | None = set() if scoped else None
+        self._known: set[Key] = set()
+        self._lists = 0
+        self._listed_total = 0  # objects the last LIST returned, kept or not
+        self._listed = threading.Condition(self._lock)  # notified when a key may be known
+        self._relist_asked = False  # many wanted at once: one LIST rather than a GET each
+        self._watching = False
 
     # -- what a subclass provides ------------------------------------------------------------
 
@@ -197,6 +220,8 @@ class Informer(ABC, Generic[R]):
         `timeout` (a discovery request in flight: it ends at its own timeout)."""
         self._stopping.set()
         self._interrupt()
+        with self._lock:
+            self._listed.notify_all()  # a `prime` waiting for a LIST: there will be none
         if self._thread is None:
             return True
         if self._thread is threading.current_thread():  # stopped from a callback: it ends next
@@ -246,6 +271,112 @@ class Informer(ABC, Generic[R]):
         with self._lock:
             return len(self._cache)
 
+    # -- scope (a scoped informer only) --------------------------------------------------------
+
+    @property
+    def scoped(self) -> bool:
+        return self._wanted is not None
+
+    def want(self, namespace: str, name: str) -> None:
+        """Keep this object from now on (it is not known until a list, event or GET says)."""
+        with self._lock:
+            if self._wanted is not None:
+                self._wanted.add((namespace, name))
+
+    def unwant(self, namespace: str, name: str) -> None:
+        """Keep it no longer: its entry is dropped (no change is emitted: nobody asks for it)."""
+        key = (namespace, name)
+        with self._lock:
+            if self._wanted is None:
+                return
+            self._wanted.discard(key)
+            self._known.discard(key)
+            old = self._cache.pop(key, None)
+            if old is not None:
+                self._remove_from_index(key, old)
+
+    def known(self, namespace: str, name: str) -> bool:
+        """Whether `get` answers for this object: always, unscoped; once synced for it, scoped."""
+        if not self._synced.is_set():
+            return False
+        with self._lock:
+            return self._wanted is None or (namespace, name) in self._known
+
+    def prime(self, namespace: str, name: str) -> bool:
+        """Fetch a wanted object the cache does not know yet, so that the first pass finds it:
+        one GET, or, when many wanted objects are unknown (a take-over, `_many`), wait
+        for one LIST that covers them all. Only once synced (the first LIST, and the GETs after
+        it, cover the rest). True when it is known afterwards; a failed GET is logged and leaves
+        it unknown (the caller reads it itself, and the next LIST covers it)."""
+        if not self._synced.is_set() or self.resource is None:
+            return self.known(namespace, name)
+        key = (namespace, name)
+        with self._lock:
+            if self._wanted is None or key in self._known:
+                return True
+            lists = self._lists
+            if self._many(len(self._wanted) - len(self._known)):
+                # A take-over or a fleet being built: the next LIST covers them all at once.
+                wanted = self._wanted
+                self._ask_relist()
+                self._listed.wait_for(
+                    lambda: key in self._known or key not in wanted or self._stopping.is_set(),
+                    self.settings.list_timeout,
+                )
+                return key in self._known
+        return self._fetch(key, lists)
+
+    def _many(self, unknown: int) -> bool:
+        """Whether `unknown` objects are better fetched by one LIST than by a GET each."""
+        return unknown > max(REFETCH_MAX, self._listed_total // REFETCH_SHARE)
+
+    def _ask_relist(self) -> None:
+        """(Under the lock.) Make the thread LIST again: cut the watch under way, if any."""
+        self._relist_asked = True
+        if self._watching:
+            self._interrupt()
+
+    def _get_object(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        """GET one object (None: 404); raises ApiException, urllib3 or socket errors."""
+        from kubernetes.client.exceptions import ApiException
+
+        assert self.resource is not None
+        path = f"{self.resource.path(namespace or None)}/{name}"
+        try:
+            response = open_get(self.api_client, path, (), self.settings.list_timeout)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        try:
+            found: Mapping[str, Any] = json.loads(response.data)
+        finally:
+            response.release_conn()
+        return found
+
+    def _fetch(self, key: Key, lists: int) -> bool:
+        """Make a wanted key known by a GET, unless a watch event or a LIST did meanwhile."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.stats.gets += 1
+            obj = self._get_object(*key)
+            record = None if obj is None else self._project(obj)
+        except (ApiException, HTTPError, OSError, ValueError) as exc:
+            log.warning("informer for %s: GET %s/%s: %s", self.what, *key, exc)
+            return False
+        with self._lock:
+            if self._wanted is None or key not in self._wanted or lists != self._lists:
+                return False  # unwanted meanwhile, or a LIST replaced the cache: it decides
+            if key in self._known:
+                return True  # a watch event came first: it is as new as the stream
+            if record is not None:
+                self._cache[key] = record
+                self._add_to_index(key, record)
+            self._known.add(key)
+            self._listed.notify_all()
+        return True
+
     # -- the thread ----------------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -254,6 +385,8 @@ class Informer(ABC, Generic[R]):
             try:
                 if self.resource is None:
                     self.resource = self._resolve()
+                if self._relist_asked:
+                    self._resource_version = None
                 if self._resource_version is None:
                     self._relist()
                     backoff.reset()
@@ -310,8 +443,12 @@ class Informer(ABC, Generic[R]):
         from kubernetes.client.exceptions import ApiException
 
         fresh: dict[Key, R] = {}
+        total = 0
         version: str | None = None
         token: str | None = None
+        with self._lock:  # what this LIST covers: the keys wanted before it began
+            covered = set(self._wanted) if self._wanted is not None else None
+            self._relist_asked = False
         while True:
             query: list[tuple[str, str | int | bool]] = [("limit", self.settings.page_size)]
             if token:
@@ -329,7 +466,10 @@ class Informer(ABC, Generic[R]):
                     return
                 raise self._request_failed(exc) from exc  # 410: the continue token expired
             for obj in page.get("items") or ():
-                fresh[object_key(obj)] = self._project(obj)
+                total += 1
+                key = object_key(obj)
+                if self._wanted is None or key in self._wanted:  # scoped: filtered on ingest
+                    fresh[key] = self._project(obj)
             meta = page.get("metadata") or {}
             version = version or meta.get("resourceVersion")
             token = meta.get("continue")
@@ -339,22 +479,49 @@ class Informer(ABC, Generic[R]):
                 return
         if not version:
             raise InformerError(self.what, "the LIST answer carries no resourceVersion")
+        uncovered: dict[Key, R | None] = {}
         with self._lock:
-            old, self._cache = self._cache, fresh
+            old = self._cache
+            if self._wanted is not None and covered is not None:
+                wanted = self._wanted
+                fresh = {key: record for key, record in fresh.items() if key in wanted}
+                # Wanted while the pages came: absent from them proves nothing; GET them below.
+                for key in wanted - covered - fresh.keys():
+                    uncovered[key] = old.get(key)
+                self._known = (covered & wanted) | fresh.keys()
+            self._cache = fresh
+            self._listed_total = total
+            self._lists += 1
+            lists = self._lists
+            self._listed.notify_all()
             self._index = {}
             for key, record in fresh.items():
                 self._add_to_index(key, record)
+            # From here the cache is changed by other threads too (`want`, `prime`, `unwant`):
+            # the differences are taken from what this LIST found.
+            listed = dict(fresh)
         self._resource_version = version
         self.stats.lists += 1
         self._clear_error()
         self._synced.set()
-        for key, record in fresh.items():
+        for key, record in listed.items():
             was = old.get(key)
             if was != record:
                 self._emit(was, record)
         for key, was in old.items():
-            if key not in fresh:
+            if key not in listed and key not in uncovered:
                 self._emit(was, None)
+        if self._many(len(uncovered)):  # many wanted during the pages: a LIST is cheaper
+            with self._lock:
+                self._relist_asked = True
+            return
+        for key, was in uncovered.items():
+            if self._stopping.is_set():
+                return
+            if self._fetch(key, lists):
+                now = self.get(*key)
+                if now != was:
+                    self._emit(was, now)
 
     def _open_watch(self, **kwargs: Any) -> Any:
         """The function `Watch.stream` calls (it adds watch=True, _preload_content=False)."""
@@ -367,6 +534,10 @@ class Informer(ABC, Generic[R]):
         self.stats.watch_requests += 1
         timeouts = (self.settings.connect_timeout, self.settings.read_timeout)
         response = self._open(query, timeouts)
+        with self._lock:
+            self._watching = True
+            if self._relist_asked:  # asked while this watch was being opened
+                self._interrupt()
         self._clear_error()
         return response
 
@@ -387,7 +558,7 @@ class Informer(ABC, Generic[R]):
                 resource_version=self._resource_version,
                 timeout_seconds=random.randint(low, high),
             ):
-                if self._stopping.is_set():
+                if self._stopping.is_set() or self._relist_asked:
                     break
                 delivered = True
                 self._apply(event)
@@ -395,14 +566,16 @@ class Informer(ABC, Generic[R]):
             self.stats.read_timeouts += 1
             return True
         except (HTTPError, OSError) as exc:  # a connection lost mid-stream, or refused
-            if delivered or self._stopping.is_set():
+            if delivered or self._stopping.is_set() or self._relist_asked:
                 return True
             raise self._request_failed(exc) from exc
         except ApiException as exc:  # an HTTP status, or an ERROR event (watch.py raises it)
             raise self._request_failed(exc) from exc
         finally:
+            with self._lock:
+                self._watching = False
             self._forget_response()
-        return delivered
+        return delivered or self._relist_asked
 
     def _apply(self, event: Mapping[str, Any]) -> None:
         kind = event.get("type")
@@ -414,6 +587,11 @@ class Informer(ABC, Generic[R]):
             key = object_key(obj)
             new = None if kind == "DELETED" else self._project(obj)
             with self._lock:
+                if self._wanted is not None:
+                    if key not in self._wanted:  # outside the scope: not kept
+                        new = None
+                    else:
+                        self._known.add(key)
                 old = self._cache.pop(key, None)
                 if old is not None:
                     self._remove_from_index(key, old)
@@ -491,9 +669,15 @@ class WorkloadInformer(Informer[WorkloadRecord]):
         on_change: Callable[[WorkloadRecord | None, WorkloadRecord | None], None] | None = None,
         on_error: Callable[[InformerError | None], None] | None = None,
         settings: WatchSettings | None = None,
+        scoped: bool = False,
     ) -> None:
         super().__init__(
-            api_client, namespace, on_change=on_change, on_error=on_error, settings=settings
+            api_client,
+            namespace,
+            on_change=on_change,
+            on_error=on_error,
+            settings=settings,
+            scoped=scoped,
         )
         self.api_version, self.kind = api_version, kind
         self.resolver = resolver or ResourceResolver(api_client)

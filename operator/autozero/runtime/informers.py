@@ -62,9 +62,11 @@ class InformerSet:
         on_error: ErrorCallback | None = None,
         settings: WatchSettings | None = None,
         client_factory: Callable[[], Any] | None = None,
+        scoped: bool = False,
     ) -> None:
         self.api_client = api_client
         self.cluster_wide = cluster_wide
+        self.scoped = scoped  # workload informers keep only the objects wanted of them
         self.on_change = on_change
         self.on_error = on_error
         self.settings = settings or WatchSettings()
@@ -100,6 +102,7 @@ class InformerSet:
                 on_change=self._changed(key),
                 on_error=self._failed(key),
                 settings=self.settings,
+                scoped=self.scoped,
             )
 
         return self._acquire(key, create, WorkloadInformer)
@@ -138,6 +141,13 @@ class InformerSet:
     def informers(self) -> dict[InformerKey, Informer[Any]]:
         with self._lock:
             return dict(self._informers)
+
+    def counts(self) -> dict[str, int]:
+        """Objects held in cache, by kind (summed over namespaces): `autozero_informer_objects`."""
+        out: dict[str, int] = {}
+        for key, informer in self.informers().items():
+            out[key.kind] = out.get(key.kind, 0) + len(informer)
+        return out
 
     def users(self, key: InformerKey) -> int:
         with self._lock:

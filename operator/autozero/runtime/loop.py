@@ -151,6 +151,7 @@ class Runtime:
                 cluster_wide=cluster_wide,
                 on_group_changed=self.target_changed,
             )
+            metrics.cache_size.count = self.cluster.counts
         self.active = active  # False for a follower: it knows every policy and acts on none
         self.clock = clock
         self.report_retry = 2.0  # seconds before a pass the shell could not record is tried again

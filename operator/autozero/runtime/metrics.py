@@ -6,9 +6,11 @@ a message or a URL, so the series count is bounded by the policies' size.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from autozero.engine.readings import Failure, Reading
 from autozero.runtime.report import CycleReport
@@ -32,6 +34,32 @@ def serve(port: int, registry: CollectorRegistry) -> None:
             f"--metrics-port {port}: cannot serve /metrics there: {exc.strerror}; "
             "choose another port"
         ) from None
+
+
+class CacheSize(Collector):
+    """`autozero_informer_objects{kind}`: the objects the informers hold, counted at scrape time
+    (a sharded replica holds its share of the workloads, not the namespace's)."""
+
+    labelnames = ("kind",)
+
+    def __init__(self) -> None:
+        self.count: Callable[[], Mapping[str, int]] = dict
+
+    def describe(self) -> Iterator[Metric]:
+        yield self._family()
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        for kind, count in sorted(self.count().items()):
+            family.add_metric([kind], count)
+        yield family
+
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "autozero_informer_objects",
+            "Objects held in the informers' caches",
+            labels=list(self.labelnames),
+        )
 
 
 class Metrics:
@@ -103,6 +131,8 @@ class Metrics:
             ["replica", "direction"],
             registry=self.registry,
         )
+        self.cache_size = CacheSize()
+        self.registry.register(self.cache_size)
 
     def forget(self, namespace: str, policy: str) -> int:
         """Drop every series of a policy (it was deleted): no stale gauges. Returns how many."""
