@@ -307,7 +307,7 @@ def later_instants(now: datetime, deadline: datetime | None, fraction: float) ->
 # --- properties -----------------------------------------------------------------------------
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(scenario=scenarios(), fraction=st.floats(0, 1, exclude_max=True))
 def test_nothing_changes_before_the_deadline(scenario: Scenario, fraction: float) -> None:
     assert_nothing_changes_before_the_deadline(scenario, fraction)
@@ -322,7 +322,7 @@ def assert_nothing_changes_before_the_deadline(s: Scenario, fraction: float) -> 
         assert key(later) == key(first), (t, first, later)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     scenario=scenarios(),
     fractions=st.lists(st.floats(0, 1, exclude_min=True, exclude_max=True), min_size=2, max_size=5),
@@ -412,7 +412,7 @@ def behavior_scenarios(draw: st.DrawFn) -> Scenario:
     return Scenario(spec, state, reads, now, draw(st.integers(1, maximum)))
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(scenario=behavior_scenarios(), fraction=st.floats(0, 1, exclude_max=True))
 def test_behavior_holds_nothing_past_its_deadline(scenario: Scenario, fraction: float) -> None:
     assert_nothing_changes_before_the_deadline(scenario, fraction)
