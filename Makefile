@@ -8,7 +8,12 @@ PY := $(VENV)/bin/python
 setup:
 	@bash scripts/setup.sh
 
-# The whole test suite against the real servers (they start and stop inside pytest).
+# The whole test suite against the real servers (they start and stop inside pytest), on
+# TEST_WORKERS processes, each given whole test files (a file's fixtures stay in one process, each
+# worker starts its own servers); the slowest tests are listed at the end. Most of a test's time is
+# spent waiting on servers and timers, so two workers fit two cores.
+TEST_WORKERS ?= 2
+PYTEST_ARGS ?= -n $(TEST_WORKERS) --dist loadfile --durations=25
 test: setup
 	@start=$$SECONDS; $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  printf '[test] %-28s %4ss\n' "pytest" "$$((SECONDS - start))"; exit $$rc
