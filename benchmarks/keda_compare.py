@@ -187,7 +187,11 @@ def start_ground(workdir: Path, size: int) -> tuple[Ground, list[Callable[[], No
         crd = ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"
         cluster.kubectl_run("apply", "-f", str(crd))
         cluster.wait_established("scalingpolicies.autozero.dev")
-        servers = [RedisServer(workdir / "redis-keda"), RedisServer(workdir / "redis-autozero")]
+        # Append-only: the lists outlive the outage row's stop, as a production queue's would.
+        servers = [
+            RedisServer(workdir / "redis-keda", persist=True),
+            RedisServer(workdir / "redis-autozero", persist=True),
+        ]
         for server in servers:
             stops.insert(0, server.stop)
             server.start()
@@ -396,8 +400,10 @@ def behaviour_rows(ground: Ground, outage: float, rng: random.Random) -> dict[st
         side.redis_server.start()
     restarted = time.monotonic()
     for side in ground.sides:
-        for name in OUTAGE_MEMBERS:  # a persisted queue would still hold the job
-            side.queue.rpush(list_key(name), "job")
+        # Persisted (appendonly): the job outlived the stop; recorded, so the row can say so.
+        result[side.name]["outage_jobs_after_restart"] = {
+            name: side.queue.llen(list_key(name)) for name in OUTAGE_MEMBERS
+        }
     time.sleep(60)
     end = time.monotonic()
     for side in ground.sides:
@@ -537,10 +543,21 @@ def rows(result: dict[str, Any]) -> list[str]:
             "during: {during}; after: {after}".format(**behaviour[s]["outage"][name])
             for s in ("KEDA", "autozero")
         ]
+        kept = [
+            behaviour[s].get("outage_jobs_after_restart", {}).get(name)
+            for s in ("KEDA", "autozero")
+        ]
+        back = (
+            "Redis back with its lists (appendonly), the job still queued"
+            if kept == [1, 1]
+            else f"Redis back with {kept} jobs"
+            if None not in kept
+            else "Redis back empty, the job pushed again at once"
+        )
         down = f"{result['outage']:.0f} s"
         row(
             f"Redis down {down} with the group awake, {label} fallback: replicas during; after "
-            "(Redis back empty, the job pushed again at once)",
+            f"({back})",
             *cells,
         )
     return lines
