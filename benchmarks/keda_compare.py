@@ -49,11 +49,14 @@ from keda_fleet import (  # noqa: E402
     AUTOZERO_NAMESPACE,
     KEDA_NAMESPACE,
     PHASES,
+    STREAM_GROUP,
     Mode,
     autozero_fleet,
     keda_fleet,
     list_key,
     member,
+    stream_fleets,
+    stream_key,
 )
 from keda_measure import (  # noqa: E402
     commands_per_minute,
@@ -91,6 +94,10 @@ BEHAVIOUR_AUTOZERO = Mode(15, push=True)
 SLEEP_MEMBERS = [f"sleep-{i}" for i in range(5)]
 HELD_MEMBER = "held"
 OUTAGE_MEMBERS = {"outage-plain": None, "outage-fallback": FALLBACK}
+STREAM_HELD = "stream-held"  # a stream entry read at once and held HOLD s before XACK
+STREAM_UNREAD = "stream-unread"  # a stream entry nobody reads
+STREAM_MEMBERS = [STREAM_HELD, STREAM_UNREAD]
+UNREAD_WAIT = 2 * BEHAVIOUR_KEDA.polling + 30  # how long an unread entry is given to wake one
 CANCELLED = threading.Event()  # set by SIGTERM: the trial threads stop waiting, the servers stop
 
 
@@ -366,17 +373,70 @@ def held_trial(side: Side, name: str) -> dict[str, Any]:
     return {"to_zero": None if seen is None else seen - taken, "hold": HOLD}
 
 
+def stream_held_trial(side: Side, name: str) -> dict[str, Any]:
+    """XADD an entry; a consumer of the group reads it at once (XREADGROUP) and holds it HOLD
+    seconds before XACK: the replicas from the XADD until COOLDOWN + 90 s after the XACK."""
+    key = stream_key(name)
+    added = time.monotonic()
+    side.queue.xadd(key, {"job": "1"})
+    read = side.queue.xreadgroup(STREAM_GROUP, "worker-1", {key: ">"}, count=1)
+    ((_, [(entry, _)]),) = read
+    taken = time.monotonic()
+    time.sleep(max(0.0, taken + HOLD - time.monotonic()))
+    side.queue.xack(key, STREAM_GROUP, entry)
+    acked = time.monotonic()
+    time.sleep(COOLDOWN + 90)
+    changes = side.watcher.between(name, added, time.monotonic())
+    woke = next((t for t, r in changes if t >= added and r >= 1), None)
+    under = next((t for t, r in changes if woke and t > woke and r == 0 and t < acked), None)
+    return {
+        "timeline": timeline(changes, added),
+        "woke": None if woke is None else woke - added,
+        "zero_under_job": None if under is None else under - added,
+        "acked": acked - added,
+    }
+
+
+def stream_unread_trial(side: Side, name: str) -> dict[str, Any]:
+    """XADD an entry nobody reads (no consumer runs while the group is at 0): does it wake?"""
+    added = time.monotonic()
+    side.queue.xadd(stream_key(name), {"job": "1"})
+    seen = side.watcher.first(name, lambda r: r >= 1, since=added, timeout=UNREAD_WAIT)
+    return {"woke": None if seen is None else seen - added, "waited": UNREAD_WAIT}
+
+
+def configure_streams(ground: Ground) -> None:
+    """The stream members: each side's streams with the group made (as a worker would at its
+    start; KEDA's and autozero's reads both need it), then both fleets."""
+    for side in ground.sides:
+        for name in STREAM_MEMBERS:
+            side.queue.xgroup_create(stream_key(name), STREAM_GROUP, id="$", mkstream=True)
+    keda, autozero = stream_fleets(
+        STREAM_MEMBERS,
+        ground.keda.address,
+        ground.autozero.address,
+        BEHAVIOUR_KEDA,
+        BEHAVIOUR_AUTOZERO,
+        COOLDOWN,
+    )
+    apply(ground.cluster, keda)
+    apply(ground.cluster, autozero)
+
+
 def behaviour_rows(ground: Ground, outage: float, rng: random.Random) -> dict[str, dict[str, Any]]:
     extras = [*SLEEP_MEMBERS, HELD_MEMBER]
     for side in ground.sides:
-        create_worker_deployments(ground.api, side.namespace, [*extras, *OUTAGE_MEMBERS])
+        create_worker_deployments(
+            ground.api, side.namespace, [*extras, *OUTAGE_MEMBERS, *STREAM_MEMBERS]
+        )
     configure(ground, extras, BEHAVIOUR_KEDA, BEHAVIOUR_AUTOZERO, COOLDOWN)
     for name, fallback in OUTAGE_MEMBERS.items():
         configure(ground, [name], BEHAVIOUR_KEDA, BEHAVIOUR_AUTOZERO, COOLDOWN, fallback=fallback)
-    wait_fleets_ready(ground, [*extras, *OUTAGE_MEMBERS], timeout=300)
+    configure_streams(ground)
+    wait_fleets_ready(ground, [*extras, *OUTAGE_MEMBERS, *STREAM_MEMBERS], timeout=300)
     result: dict[str, dict[str, Any]] = {s.name: {} for s in ground.sides}
     pauses = [rng.uniform(0, BEHAVIOUR_KEDA.polling) for _ in SLEEP_MEMBERS]  # the same for both
-    with ThreadPoolExecutor(len(extras) * 2) as pool:
+    with ThreadPoolExecutor((len(extras) + len(STREAM_MEMBERS)) * 2) as pool:
         sleeps = {
             s.name: [
                 pool.submit(sleep_trial, s, n, p)
@@ -385,10 +445,19 @@ def behaviour_rows(ground: Ground, outage: float, rng: random.Random) -> dict[st
             for s in ground.sides
         }
         held = {s.name: pool.submit(held_trial, s, HELD_MEMBER) for s in ground.sides}
+        streams = {
+            s.name: (
+                pool.submit(stream_held_trial, s, STREAM_HELD),
+                pool.submit(stream_unread_trial, s, STREAM_UNREAD),
+            )
+            for s in ground.sides
+        }
         for side in ground.sides:
             result[side.name]["sleep"] = [f.result() for f in sleeps[side.name]]
             result[side.name]["held"] = held[side.name].result()
-    print("  sleep and in-flight rows done", flush=True)
+            result[side.name]["stream_held"] = streams[side.name][0].result()
+            result[side.name]["stream_unread"] = streams[side.name][1].result()
+    print("  sleep, in-flight and stream rows done", flush=True)
     for side in ground.sides:
         for name in OUTAGE_MEMBERS:
             wake_one(side, name)
@@ -420,7 +489,9 @@ def behaviour_rows(ground: Ground, outage: float, rng: random.Random) -> dict[st
 # --- one size -------------------------------------------------------------------------------
 
 
-def measure(size: int, trials: int, idle: float, outage: float, seed: int) -> dict[str, Any]:
+def measure(
+    size: int, trials: int, idle: float, outage: float, seed: int, phases: bool = True
+) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix=f"autozero-keda-{size}-"))
     rng = random.Random(seed)
     print(f"N={size}: starting the test ground in {workdir}", flush=True)
@@ -428,7 +499,7 @@ def measure(size: int, trials: int, idle: float, outage: float, seed: int) -> di
     names = [member(i) for i in range(size)]
     out: dict[str, Any] = {"size": size, "outage": outage, "phases": [], "load_average": []}
     try:
-        for index, phase in enumerate(PHASES):
+        for index, phase in enumerate(PHASES if phases else ()):
             if index:
                 configure(ground, names, phase.keda, phase.autozero, WAKE_COOLDOWN)
             time.sleep(2 * max(phase.keda.polling, phase.autozero.polling) + 10)
@@ -538,6 +609,8 @@ def rows(result: dict[str, Any]) -> list[str]:
         held_cell("KEDA"),
         held_cell("autozero"),
     )
+    if "stream_held" in behaviour["KEDA"]:
+        lines.extend(stream_rows(n, behaviour))
     for name, label in (("outage-plain", "without"), ("outage-fallback", "with")):
         cells = [
             "during: {during}; after: {after}".format(**behaviour[s]["outage"][name])
@@ -561,6 +634,35 @@ def rows(result: dict[str, Any]) -> list[str]:
             *cells,
         )
     return lines
+
+
+def stream_rows(n: str, behaviour: dict[str, Any]) -> list[str]:
+    """The stream rows: KEDA's `redis-streams` trigger (pendingEntriesCount) beside the policy
+    `autozero convert keda` prints for it."""
+
+    def held(side: str) -> str:
+        trial = behaviour[side]["stream_held"]
+        if trial["woke"] is None:
+            verdict = "never woke"
+        elif trial["zero_under_job"] is not None:
+            verdict = f"yes: 0 at +{trial['zero_under_job']:.0f} s"
+        else:
+            verdict = "no"
+        return f"{verdict} (XACK at +{trial['acked']:.0f} s; replicas {trial['timeline']})"
+
+    def unread(side: str) -> str:
+        trial = behaviour[side]["stream_unread"]
+        if trial["woke"] is None:
+            return f"no: still 0 after {trial['waited']:.0f} s"
+        return f"yes, in {trial['woke']:.1f} s"
+
+    what = "a Redis stream with a consumer group (KEDA `redis-streams`, pendingEntriesCount)"
+    return [
+        f"| {n} | {what}: an entry read at once and held {HOLD:.0f} s before XACK: scaled to 0 "
+        f"under it? | {held('KEDA')} | {held('autozero')} |",
+        f"| {n} | {what}: an entry nobody reads (no consumer while at 0): woke? "
+        f"| {unread('KEDA')} | {unread('autozero')} |",
+    ]
 
 
 def machine() -> str:
@@ -601,6 +703,11 @@ def main() -> None:
     parser.add_argument("--outage", type=float, default=120.0, help="seconds Redis is down")
     parser.add_argument("--seed", type=int, default=21)
     parser.add_argument("--out", type=Path, default=Path("keda-compare.json"))
+    parser.add_argument(
+        "--behaviour-only",
+        action="store_true",
+        help="only the sleep, in-flight, stream and outage rows (no idle or wake phases)",
+    )
     parser.add_argument("--table", type=Path, help="only print the table of a saved --out file")
     args = parser.parse_args()
     if args.table:
@@ -621,7 +728,9 @@ def main() -> None:
     print(header, flush=True)
     results = []
     for size in args.size:
-        results.append(measure(size, args.trials, args.idle, args.outage, args.seed))
+        results.append(
+            measure(size, args.trials, args.idle, args.outage, args.seed, not args.behaviour_only)
+        )
         args.out.write_text(json.dumps({"machine": header, "results": results}, indent=1))
         print("| N | measure | KEDA | autozero |\n| --- | --- | --- | --- |", flush=True)
         for result in results:
