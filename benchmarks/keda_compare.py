@@ -94,9 +94,11 @@ BEHAVIOUR_AUTOZERO = Mode(15, push=True)
 SLEEP_MEMBERS = [f"sleep-{i}" for i in range(5)]
 HELD_MEMBER = "held"
 OUTAGE_MEMBERS = {"outage-plain": None, "outage-fallback": FALLBACK}
-STREAM_HELD = "stream-held"  # a stream entry read at once and held HOLD s before XACK
+STREAM_HELD = "stream-held"  # an entry read once the group is awake, held HOLD s before XACK
+STREAM_OUTSIDE = "stream-outside"  # an entry read at once by a consumer outside the group
 STREAM_UNREAD = "stream-unread"  # a stream entry nobody reads
-STREAM_MEMBERS = [STREAM_HELD, STREAM_UNREAD]
+STREAM_MEMBERS = [STREAM_HELD, STREAM_OUTSIDE, STREAM_UNREAD]
+READ_GRACE = 5.0  # seconds the held entry waits for the group to wake before it is read anyway
 UNREAD_WAIT = 2 * BEHAVIOUR_KEDA.polling + 30  # how long an unread entry is given to wake one
 CANCELLED = threading.Event()  # set by SIGTERM: the trial threads stop waiting, the servers stop
 
@@ -373,12 +375,15 @@ def held_trial(side: Side, name: str) -> dict[str, Any]:
     return {"to_zero": None if seen is None else seen - taken, "hold": HOLD}
 
 
-def stream_held_trial(side: Side, name: str) -> dict[str, Any]:
-    """XADD an entry; a consumer of the group reads it at once (XREADGROUP) and holds it HOLD
-    seconds before XACK: the replicas from the XADD until COOLDOWN + 90 s after the XACK."""
+def stream_held_trial(side: Side, name: str, grace: float) -> dict[str, Any]:
+    """XADD an entry; a consumer of the group reads it (XREADGROUP) as soon as the group is
+    awake, or after `grace` seconds if it is not (0: at once, a consumer outside the group), and
+    holds it HOLD seconds before XACK: the replicas from the XADD until COOLDOWN + 90 s after."""
     key = stream_key(name)
     added = time.monotonic()
     side.queue.xadd(key, {"job": "1"})
+    if grace:
+        side.watcher.first(name, lambda r: r >= 1, since=added, timeout=grace)
     read = side.queue.xreadgroup(STREAM_GROUP, "worker-1", {key: ">"}, count=1)
     ((_, [(entry, _)]),) = read
     taken = time.monotonic()
@@ -390,6 +395,7 @@ def stream_held_trial(side: Side, name: str) -> dict[str, Any]:
     woke = next((t for t, r in changes if t >= added and r >= 1), None)
     under = next((t for t, r in changes if woke and t > woke and r == 0 and t < acked), None)
     return {
+        "read": taken - added,
         "timeline": timeline(changes, added),
         "woke": None if woke is None else woke - added,
         "zero_under_job": None if under is None else under - added,
@@ -447,7 +453,8 @@ def behaviour_rows(ground: Ground, outage: float, rng: random.Random) -> dict[st
         held = {s.name: pool.submit(held_trial, s, HELD_MEMBER) for s in ground.sides}
         streams = {
             s.name: (
-                pool.submit(stream_held_trial, s, STREAM_HELD),
+                pool.submit(stream_held_trial, s, STREAM_HELD, READ_GRACE),
+                pool.submit(stream_held_trial, s, STREAM_OUTSIDE, 0.0),
                 pool.submit(stream_unread_trial, s, STREAM_UNREAD),
             )
             for s in ground.sides
@@ -456,7 +463,8 @@ def behaviour_rows(ground: Ground, outage: float, rng: random.Random) -> dict[st
             result[side.name]["sleep"] = [f.result() for f in sleeps[side.name]]
             result[side.name]["held"] = held[side.name].result()
             result[side.name]["stream_held"] = streams[side.name][0].result()
-            result[side.name]["stream_unread"] = streams[side.name][1].result()
+            result[side.name]["stream_outside"] = streams[side.name][1].result()
+            result[side.name]["stream_unread"] = streams[side.name][2].result()
     print("  sleep, in-flight and stream rows done", flush=True)
     for side in ground.sides:
         for name in OUTAGE_MEMBERS:
@@ -640,15 +648,16 @@ def stream_rows(n: str, behaviour: dict[str, Any]) -> list[str]:
     """The stream rows: KEDA's `redis-streams` trigger (pendingEntriesCount) beside the policy
     `autozero convert keda` prints for it."""
 
-    def held(side: str) -> str:
-        trial = behaviour[side]["stream_held"]
+    def held(side: str, row: str = "stream_held") -> str:
+        trial = behaviour[side][row]
         if trial["woke"] is None:
             verdict = "never woke"
         elif trial["zero_under_job"] is not None:
             verdict = f"yes: 0 at +{trial['zero_under_job']:.0f} s"
         else:
             verdict = "no"
-        return f"{verdict} (XACK at +{trial['acked']:.0f} s; replicas {trial['timeline']})"
+        read = f"read at +{trial['read']:.1f} s, " if "read" in trial else ""
+        return f"{verdict} ({read}XACK at +{trial['acked']:.0f} s; replicas {trial['timeline']})"
 
     def unread(side: str) -> str:
         trial = behaviour[side]["stream_unread"]
@@ -657,9 +666,19 @@ def stream_rows(n: str, behaviour: dict[str, Any]) -> list[str]:
         return f"yes, in {trial['woke']:.1f} s"
 
     what = "a Redis stream with a consumer group (KEDA `redis-streams`, pendingEntriesCount)"
+    lines = [
+        f"| {n} | {what}: an entry read by the group's worker once it is awake (after "
+        f"{READ_GRACE:.0f} s if it is not) and held {HOLD:.0f} s before XACK: scaled to 0 under "
+        f"it? | {held('KEDA')} | {held('autozero')} |",
+    ]
+    if "stream_outside" in behaviour["KEDA"]:
+        lines.append(
+            f"| {n} | {what}: an entry read at once by a consumer outside the group, held "
+            f"{HOLD:.0f} s: woke, and scaled to 0 under it? "
+            f"| {held('KEDA', 'stream_outside')} | {held('autozero', 'stream_outside')} |"
+        )
     return [
-        f"| {n} | {what}: an entry read at once and held {HOLD:.0f} s before XACK: scaled to 0 "
-        f"under it? | {held('KEDA')} | {held('autozero')} |",
+        *lines,
         f"| {n} | {what}: an entry nobody reads (no consumer while at 0): woke? "
         f"| {unread('KEDA')} | {unread('autozero')} |",
     ]
