@@ -137,9 +137,12 @@ class Ground:
         return (self.keda, self.autozero)
 
 
+APPLY_CHUNK = 100  # objects per kubectl apply: 500 took over kubectl_run's 120 s at N = 1,000
+
+
 def apply(cluster: KubeCluster, manifests: list[dict[str, Any]]) -> None:
-    for start in range(0, len(manifests), 500):
-        chunk = manifests[start : start + 500]
+    for start in range(0, len(manifests), APPLY_CHUNK):
+        chunk = manifests[start : start + APPLY_CHUNK]
         cluster.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump_all(chunk))
 
 
@@ -244,6 +247,57 @@ def start_ground(workdir: Path, size: int) -> tuple[Ground, list[Callable[[], No
             stop()
         raise
     return ground, stops
+
+
+# --- a reconfiguration taking effect ---------------------------------------------------------
+
+READ_COMMAND = {"KEDA": "eval", "autozero": "llen"}  # one per list per read (KEDA: its script)
+
+
+def read_rate(side: Side, seconds: float) -> float:
+    """The lists `side`'s operator reads per second, over `seconds`, from its Redis."""
+    command = READ_COMMAND[side.name]
+    before = commandstats_calls(side.queue.info("commandstats")).get(command, 0)
+    started = time.monotonic()
+    time.sleep(seconds)
+    after = commandstats_calls(side.queue.info("commandstats")).get(command, 0)
+    return (after - before) / (time.monotonic() - started)
+
+
+def wait_polling(
+    ground: Ground, count: int, modes: dict[str, tuple[Mode, Mode]], timeout: float = 1200
+) -> dict[str, dict[str, float]]:
+    """Until each operator reads its `count` lists at its new interval (modes: name -> (before,
+    after)): a reconfiguration of 1,000 objects is not in effect when the apply returns (KEDA
+    restarts each one's scale loop in its reconciler, a few a second here), and a phase measured
+    before then would time the old interval. Faster: until the read rate is 0.8 of the new one;
+    slower: until it is at most 1.25 of it (over two new intervals). Not failing at `timeout`:
+    the figures say how far it got."""
+    settled: dict[str, dict[str, float]] = {}
+    for side in ground.sides:
+        before, after = modes[side.name]
+        expected = count / after.polling
+        faster = after.polling < before.polling
+        window = max(10.0, 2.0 * after.polling)
+        started = time.monotonic()
+        rate = read_rate(side, window)
+        while (
+            (rate < 0.8 * expected if faster else rate > 1.25 * expected)
+            and time.monotonic() - started < timeout
+            and after.polling != before.polling
+        ):
+            rate = read_rate(side, window)
+        settled[side.name] = {
+            "after": time.monotonic() - started,
+            "reads_per_second": rate,
+            "expected": expected,
+        }
+        print(
+            f"    {side.name}: reading {rate:.1f} lists/s (expected {expected:.1f}) "
+            f"{settled[side.name]['after']:.0f} s after the reconfiguration",
+            flush=True,
+        )
+    return settled
 
 
 # --- idle -----------------------------------------------------------------------------------
@@ -508,8 +562,18 @@ def measure(
     out: dict[str, Any] = {"size": size, "outage": outage, "phases": [], "load_average": []}
     try:
         for index, phase in enumerate(PHASES if phases else ()):
+            settled = None
             if index:
                 configure(ground, names, phase.keda, phase.autozero, WAKE_COOLDOWN)
+                previous = PHASES[index - 1]
+                settled = wait_polling(
+                    ground,
+                    size,
+                    {
+                        "KEDA": (previous.keda, phase.keda),
+                        "autozero": (previous.autozero, phase.autozero),
+                    },
+                )
             time.sleep(2 * max(phase.keda.polling, phase.autozero.polling) + 10)
             print(f"  {phase.name}: idle window", flush=True)
             idle_result = idle_window(ground, idle)
@@ -532,6 +596,7 @@ def measure(
                     "name": phase.name,
                     "keda": phase.keda.label("KEDA"),
                     "autozero": phase.autozero.label("autozero"),
+                    "settled": settled,
                     "idle": idle_result,
                     "wake": wake,
                 }
