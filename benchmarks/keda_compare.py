@@ -49,11 +49,14 @@ from keda_fleet import (  # noqa: E402
     AUTOZERO_NAMESPACE,
     KEDA_NAMESPACE,
     PHASES,
+    STREAM_GROUP,
     Mode,
     autozero_fleet,
     keda_fleet,
     list_key,
     member,
+    stream_fleets,
+    stream_key,
 )
 from keda_measure import (  # noqa: E402
     commands_per_minute,
@@ -91,6 +94,12 @@ BEHAVIOUR_AUTOZERO = Mode(15, push=True)
 SLEEP_MEMBERS = [f"sleep-{i}" for i in range(5)]
 HELD_MEMBER = "held"
 OUTAGE_MEMBERS = {"outage-plain": None, "outage-fallback": FALLBACK}
+STREAM_HELD = "stream-held"  # an entry read once the group is awake, held HOLD s before XACK
+STREAM_OUTSIDE = "stream-outside"  # an entry read at once by a consumer outside the group
+STREAM_UNREAD = "stream-unread"  # a stream entry nobody reads
+STREAM_MEMBERS = [STREAM_HELD, STREAM_OUTSIDE, STREAM_UNREAD]
+READ_GRACE = 5.0  # seconds the held entry waits for the group to wake before it is read anyway
+UNREAD_WAIT = 2 * BEHAVIOUR_KEDA.polling + 30  # how long an unread entry is given to wake one
 CANCELLED = threading.Event()  # set by SIGTERM: the trial threads stop waiting, the servers stop
 
 
@@ -128,9 +137,12 @@ class Ground:
         return (self.keda, self.autozero)
 
 
+APPLY_CHUNK = 100  # objects per kubectl apply: 500 took over kubectl_run's 120 s at N = 1,000
+
+
 def apply(cluster: KubeCluster, manifests: list[dict[str, Any]]) -> None:
-    for start in range(0, len(manifests), 500):
-        chunk = manifests[start : start + 500]
+    for start in range(0, len(manifests), APPLY_CHUNK):
+        chunk = manifests[start : start + APPLY_CHUNK]
         cluster.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump_all(chunk))
 
 
@@ -187,7 +199,11 @@ def start_ground(workdir: Path, size: int) -> tuple[Ground, list[Callable[[], No
         crd = ROOT / "crds" / "scalingpolicies.autozero.dev.yaml"
         cluster.kubectl_run("apply", "-f", str(crd))
         cluster.wait_established("scalingpolicies.autozero.dev")
-        servers = [RedisServer(workdir / "redis-keda"), RedisServer(workdir / "redis-autozero")]
+        # Append-only: the lists outlive the outage row's stop, as a production queue's would.
+        servers = [
+            RedisServer(workdir / "redis-keda", persist=True),
+            RedisServer(workdir / "redis-autozero", persist=True),
+        ]
         for server in servers:
             stops.insert(0, server.stop)
             server.start()
@@ -231,6 +247,57 @@ def start_ground(workdir: Path, size: int) -> tuple[Ground, list[Callable[[], No
             stop()
         raise
     return ground, stops
+
+
+# --- a reconfiguration taking effect ---------------------------------------------------------
+
+READ_COMMAND = {"KEDA": "eval", "autozero": "llen"}  # one per list per read (KEDA: its script)
+
+
+def read_rate(side: Side, seconds: float) -> float:
+    """The lists `side`'s operator reads per second, over `seconds`, from its Redis."""
+    command = READ_COMMAND[side.name]
+    before = commandstats_calls(side.queue.info("commandstats")).get(command, 0)
+    started = time.monotonic()
+    time.sleep(seconds)
+    after = commandstats_calls(side.queue.info("commandstats")).get(command, 0)
+    return (after - before) / (time.monotonic() - started)
+
+
+def wait_polling(
+    ground: Ground, count: int, modes: dict[str, tuple[Mode, Mode]], timeout: float = 1200
+) -> dict[str, dict[str, float]]:
+    """Until each operator reads its `count` lists at its new interval (modes: name -> (before,
+    after)): a reconfiguration of 1,000 objects is not in effect when the apply returns (KEDA
+    restarts each one's scale loop in its reconciler, a few a second here), and a phase measured
+    before then would time the old interval. Faster: until the read rate is 0.8 of the new one;
+    slower: until it is at most 1.25 of it (over two new intervals). Not failing at `timeout`:
+    the figures say how far it got."""
+    settled: dict[str, dict[str, float]] = {}
+    for side in ground.sides:
+        before, after = modes[side.name]
+        expected = count / after.polling
+        faster = after.polling < before.polling
+        window = max(10.0, 2.0 * after.polling)
+        started = time.monotonic()
+        rate = read_rate(side, window)
+        while (
+            (rate < 0.8 * expected if faster else rate > 1.25 * expected)
+            and time.monotonic() - started < timeout
+            and after.polling != before.polling
+        ):
+            rate = read_rate(side, window)
+        settled[side.name] = {
+            "after": time.monotonic() - started,
+            "reads_per_second": rate,
+            "expected": expected,
+        }
+        print(
+            f"    {side.name}: reading {rate:.1f} lists/s (expected {expected:.1f}) "
+            f"{settled[side.name]['after']:.0f} s after the reconfiguration",
+            flush=True,
+        )
+    return settled
 
 
 # --- idle -----------------------------------------------------------------------------------
@@ -362,17 +429,74 @@ def held_trial(side: Side, name: str) -> dict[str, Any]:
     return {"to_zero": None if seen is None else seen - taken, "hold": HOLD}
 
 
+def stream_held_trial(side: Side, name: str, grace: float) -> dict[str, Any]:
+    """XADD an entry; a consumer of the group reads it (XREADGROUP) as soon as the group is
+    awake, or after `grace` seconds if it is not (0: at once, a consumer outside the group), and
+    holds it HOLD seconds before XACK: the replicas from the XADD until COOLDOWN + 90 s after."""
+    key = stream_key(name)
+    added = time.monotonic()
+    side.queue.xadd(key, {"job": "1"})
+    if grace:
+        side.watcher.first(name, lambda r: r >= 1, since=added, timeout=grace)
+    read = side.queue.xreadgroup(STREAM_GROUP, "worker-1", {key: ">"}, count=1)
+    ((_, [(entry, _)]),) = read
+    taken = time.monotonic()
+    time.sleep(max(0.0, taken + HOLD - time.monotonic()))
+    side.queue.xack(key, STREAM_GROUP, entry)
+    acked = time.monotonic()
+    time.sleep(COOLDOWN + 90)
+    changes = side.watcher.between(name, added, time.monotonic())
+    woke = next((t for t, r in changes if t >= added and r >= 1), None)
+    under = next((t for t, r in changes if woke and t > woke and r == 0 and t < acked), None)
+    return {
+        "read": taken - added,
+        "timeline": timeline(changes, added),
+        "woke": None if woke is None else woke - added,
+        "zero_under_job": None if under is None else under - added,
+        "acked": acked - added,
+    }
+
+
+def stream_unread_trial(side: Side, name: str) -> dict[str, Any]:
+    """XADD an entry nobody reads (no consumer runs while the group is at 0): does it wake?"""
+    added = time.monotonic()
+    side.queue.xadd(stream_key(name), {"job": "1"})
+    seen = side.watcher.first(name, lambda r: r >= 1, since=added, timeout=UNREAD_WAIT)
+    return {"woke": None if seen is None else seen - added, "waited": UNREAD_WAIT}
+
+
+def configure_streams(ground: Ground) -> None:
+    """The stream members: each side's streams with the group made (as a worker would at its
+    start; KEDA's and autozero's reads both need it), then both fleets."""
+    for side in ground.sides:
+        for name in STREAM_MEMBERS:
+            side.queue.xgroup_create(stream_key(name), STREAM_GROUP, id="$", mkstream=True)
+    keda, autozero = stream_fleets(
+        STREAM_MEMBERS,
+        ground.keda.address,
+        ground.autozero.address,
+        BEHAVIOUR_KEDA,
+        BEHAVIOUR_AUTOZERO,
+        COOLDOWN,
+    )
+    apply(ground.cluster, keda)
+    apply(ground.cluster, autozero)
+
+
 def behaviour_rows(ground: Ground, outage: float, rng: random.Random) -> dict[str, dict[str, Any]]:
     extras = [*SLEEP_MEMBERS, HELD_MEMBER]
     for side in ground.sides:
-        create_worker_deployments(ground.api, side.namespace, [*extras, *OUTAGE_MEMBERS])
+        create_worker_deployments(
+            ground.api, side.namespace, [*extras, *OUTAGE_MEMBERS, *STREAM_MEMBERS]
+        )
     configure(ground, extras, BEHAVIOUR_KEDA, BEHAVIOUR_AUTOZERO, COOLDOWN)
     for name, fallback in OUTAGE_MEMBERS.items():
         configure(ground, [name], BEHAVIOUR_KEDA, BEHAVIOUR_AUTOZERO, COOLDOWN, fallback=fallback)
-    wait_fleets_ready(ground, [*extras, *OUTAGE_MEMBERS], timeout=300)
+    configure_streams(ground)
+    wait_fleets_ready(ground, [*extras, *OUTAGE_MEMBERS, *STREAM_MEMBERS], timeout=300)
     result: dict[str, dict[str, Any]] = {s.name: {} for s in ground.sides}
     pauses = [rng.uniform(0, BEHAVIOUR_KEDA.polling) for _ in SLEEP_MEMBERS]  # the same for both
-    with ThreadPoolExecutor(len(extras) * 2) as pool:
+    with ThreadPoolExecutor((len(extras) + len(STREAM_MEMBERS)) * 2) as pool:
         sleeps = {
             s.name: [
                 pool.submit(sleep_trial, s, n, p)
@@ -381,10 +505,21 @@ def behaviour_rows(ground: Ground, outage: float, rng: random.Random) -> dict[st
             for s in ground.sides
         }
         held = {s.name: pool.submit(held_trial, s, HELD_MEMBER) for s in ground.sides}
+        streams = {
+            s.name: (
+                pool.submit(stream_held_trial, s, STREAM_HELD, READ_GRACE),
+                pool.submit(stream_held_trial, s, STREAM_OUTSIDE, 0.0),
+                pool.submit(stream_unread_trial, s, STREAM_UNREAD),
+            )
+            for s in ground.sides
+        }
         for side in ground.sides:
             result[side.name]["sleep"] = [f.result() for f in sleeps[side.name]]
             result[side.name]["held"] = held[side.name].result()
-    print("  sleep and in-flight rows done", flush=True)
+            result[side.name]["stream_held"] = streams[side.name][0].result()
+            result[side.name]["stream_outside"] = streams[side.name][1].result()
+            result[side.name]["stream_unread"] = streams[side.name][2].result()
+    print("  sleep, in-flight and stream rows done", flush=True)
     for side in ground.sides:
         for name in OUTAGE_MEMBERS:
             wake_one(side, name)
@@ -396,8 +531,10 @@ def behaviour_rows(ground: Ground, outage: float, rng: random.Random) -> dict[st
         side.redis_server.start()
     restarted = time.monotonic()
     for side in ground.sides:
-        for name in OUTAGE_MEMBERS:  # a persisted queue would still hold the job
-            side.queue.rpush(list_key(name), "job")
+        # Persisted (appendonly): the job outlived the stop; recorded, so the row can say so.
+        result[side.name]["outage_jobs_after_restart"] = {
+            name: side.queue.llen(list_key(name)) for name in OUTAGE_MEMBERS
+        }
     time.sleep(60)
     end = time.monotonic()
     for side in ground.sides:
@@ -414,7 +551,9 @@ def behaviour_rows(ground: Ground, outage: float, rng: random.Random) -> dict[st
 # --- one size -------------------------------------------------------------------------------
 
 
-def measure(size: int, trials: int, idle: float, outage: float, seed: int) -> dict[str, Any]:
+def measure(
+    size: int, trials: int, idle: float, outage: float, seed: int, phases: bool = True
+) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix=f"autozero-keda-{size}-"))
     rng = random.Random(seed)
     print(f"N={size}: starting the test ground in {workdir}", flush=True)
@@ -422,9 +561,19 @@ def measure(size: int, trials: int, idle: float, outage: float, seed: int) -> di
     names = [member(i) for i in range(size)]
     out: dict[str, Any] = {"size": size, "outage": outage, "phases": [], "load_average": []}
     try:
-        for index, phase in enumerate(PHASES):
+        for index, phase in enumerate(PHASES if phases else ()):
+            settled = None
             if index:
                 configure(ground, names, phase.keda, phase.autozero, WAKE_COOLDOWN)
+                previous = PHASES[index - 1]
+                settled = wait_polling(
+                    ground,
+                    size,
+                    {
+                        "KEDA": (previous.keda, phase.keda),
+                        "autozero": (previous.autozero, phase.autozero),
+                    },
+                )
             time.sleep(2 * max(phase.keda.polling, phase.autozero.polling) + 10)
             print(f"  {phase.name}: idle window", flush=True)
             idle_result = idle_window(ground, idle)
@@ -447,6 +596,7 @@ def measure(size: int, trials: int, idle: float, outage: float, seed: int) -> di
                     "name": phase.name,
                     "keda": phase.keda.label("KEDA"),
                     "autozero": phase.autozero.label("autozero"),
+                    "settled": settled,
                     "idle": idle_result,
                     "wake": wake,
                 }
@@ -532,18 +682,71 @@ def rows(result: dict[str, Any]) -> list[str]:
         held_cell("KEDA"),
         held_cell("autozero"),
     )
+    if "stream_held" in behaviour["KEDA"]:
+        lines.extend(stream_rows(n, behaviour))
     for name, label in (("outage-plain", "without"), ("outage-fallback", "with")):
         cells = [
             "during: {during}; after: {after}".format(**behaviour[s]["outage"][name])
             for s in ("KEDA", "autozero")
         ]
+        kept = [
+            behaviour[s].get("outage_jobs_after_restart", {}).get(name)
+            for s in ("KEDA", "autozero")
+        ]
+        back = (
+            "Redis back with its lists (appendonly), the job still queued"
+            if kept == [1, 1]
+            else f"Redis back with {kept} jobs"
+            if None not in kept
+            else "Redis back empty, the job pushed again at once"
+        )
         down = f"{result['outage']:.0f} s"
         row(
             f"Redis down {down} with the group awake, {label} fallback: replicas during; after "
-            "(Redis back empty, the job pushed again at once)",
+            f"({back})",
             *cells,
         )
     return lines
+
+
+def stream_rows(n: str, behaviour: dict[str, Any]) -> list[str]:
+    """The stream rows: KEDA's `redis-streams` trigger (pendingEntriesCount) beside the policy
+    `autozero convert keda` prints for it."""
+
+    def held(side: str, row: str = "stream_held") -> str:
+        trial = behaviour[side][row]
+        if trial["woke"] is None:
+            verdict = "never woke"
+        elif trial["zero_under_job"] is not None:
+            verdict = f"yes: 0 at +{trial['zero_under_job']:.0f} s"
+        else:
+            verdict = "no"
+        read = f"read at +{trial['read']:.1f} s, " if "read" in trial else ""
+        return f"{verdict} ({read}XACK at +{trial['acked']:.0f} s; replicas {trial['timeline']})"
+
+    def unread(side: str) -> str:
+        trial = behaviour[side]["stream_unread"]
+        if trial["woke"] is None:
+            return f"no: still 0 after {trial['waited']:.0f} s"
+        return f"yes, in {trial['woke']:.1f} s"
+
+    what = "a Redis stream with a consumer group (KEDA `redis-streams`, pendingEntriesCount)"
+    lines = [
+        f"| {n} | {what}: an entry read by the group's worker once it is awake (after "
+        f"{READ_GRACE:.0f} s if it is not) and held {HOLD:.0f} s before XACK: scaled to 0 under "
+        f"it? | {held('KEDA')} | {held('autozero')} |",
+    ]
+    if "stream_outside" in behaviour["KEDA"]:
+        lines.append(
+            f"| {n} | {what}: an entry read at once by a consumer outside the group, held "
+            f"{HOLD:.0f} s: woke, and scaled to 0 under it? "
+            f"| {held('KEDA', 'stream_outside')} | {held('autozero', 'stream_outside')} |"
+        )
+    return [
+        *lines,
+        f"| {n} | {what}: an entry nobody reads (no consumer while at 0): woke? "
+        f"| {unread('KEDA')} | {unread('autozero')} |",
+    ]
 
 
 def machine() -> str:
@@ -584,6 +787,11 @@ def main() -> None:
     parser.add_argument("--outage", type=float, default=120.0, help="seconds Redis is down")
     parser.add_argument("--seed", type=int, default=21)
     parser.add_argument("--out", type=Path, default=Path("keda-compare.json"))
+    parser.add_argument(
+        "--behaviour-only",
+        action="store_true",
+        help="only the sleep, in-flight, stream and outage rows (no idle or wake phases)",
+    )
     parser.add_argument("--table", type=Path, help="only print the table of a saved --out file")
     args = parser.parse_args()
     if args.table:
@@ -604,7 +812,9 @@ def main() -> None:
     print(header, flush=True)
     results = []
     for size in args.size:
-        results.append(measure(size, args.trials, args.idle, args.outage, args.seed))
+        results.append(
+            measure(size, args.trials, args.idle, args.outage, args.seed, not args.behaviour_only)
+        )
         args.out.write_text(json.dumps({"machine": header, "results": results}, indent=1))
         print("| N | measure | KEDA | autozero |\n| --- | --- | --- | --- |", flush=True)
         for result in results:

@@ -18,6 +18,7 @@ KEDA_NAMESPACE = "keda-fleet"
 AUTOZERO_NAMESPACE = "az-fleet"
 MAXIMUM = 3  # maxReplicaCount / capacity.maximum: only 0 <-> 1 is exercised here
 LIST_LENGTH = 5  # KEDA's default listLength (one replica per 5 items); carried by the converter
+STREAM_GROUP = "workers"  # the consumer group of the stream rows
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,64 @@ def member(index: int) -> str:
 def list_key(name: str) -> str:
     """The Redis list that drives member `name` (each member its own list)."""
     return f"jobs:{name}"
+
+
+def stream_key(name: str) -> str:
+    """The Redis stream that drives member `name` in the stream rows."""
+    return f"stream:{name}"
+
+
+def stream_scaled_object(
+    name: str, namespace: str, redis_address: str, *, polling: int, cooldown: int
+) -> dict[str, Any]:
+    """A ScaledObject with a `redis-streams` trigger on a consumer group, in KEDA's default mode
+    for one (pendingEntriesCount: the entries delivered and not acknowledged)."""
+    scaled = scaled_object(name, namespace, redis_address, polling=polling, cooldown=cooldown)
+    scaled["spec"]["triggers"] = [
+        {
+            "type": "redis-streams",
+            "metadata": {
+                "address": redis_address,
+                "stream": stream_key(name),
+                "consumerGroup": STREAM_GROUP,
+                "pendingEntriesCount": str(LIST_LENGTH),
+            },
+        }
+    ]
+    return scaled
+
+
+def stream_fleets(
+    names: list[str],
+    keda_address: str,
+    autozero_address: str,
+    keda: Mode,
+    autozero: Mode,
+    cooldown: int,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Both sides' stream members: KEDA's ScaledObjects and what `autozero convert keda` prints
+    for the same objects (pointed at autozero's Redis)."""
+    return (
+        [
+            stream_scaled_object(
+                n, KEDA_NAMESPACE, keda_address, polling=keda.polling, cooldown=cooldown
+            )
+            for n in names
+        ],
+        [
+            converted_policy(
+                stream_scaled_object(
+                    n,
+                    AUTOZERO_NAMESPACE,
+                    autozero_address,
+                    polling=autozero.polling,
+                    cooldown=cooldown,
+                ),
+                push=autozero.push,
+            )
+            for n in names
+        ],
+    )
 
 
 def scaled_object(

@@ -17,7 +17,11 @@ def _ping(port: int) -> bool:
 
 
 class RedisServer:
-    def __init__(self, workdir: Path | None = None, *, password: str | None = None) -> None:
+    def __init__(
+        self, workdir: Path | None = None, *, password: str | None = None, persist: bool = False
+    ) -> None:
+        """`persist`: an append-only file in `workdir`, so that the data outlives a stop and a
+        start (an outage measured as an outage, not as a queue that came back empty)."""
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="autozero-redis-"))
         self.port = free_port()
         self.password = password
@@ -32,7 +36,7 @@ class RedisServer:
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes" if persist else "no",
             "--daemonize",
             "no",
             "--protected-mode",

@@ -38,6 +38,27 @@ def test_redis_with_password_rejects_anonymous(tmp_path_factory: pytest.TempPath
         server.stop()
 
 
+@pytest.mark.parametrize(
+    ("persist", "left"),
+    [
+        pytest.param(True, 2, id="persisted-keeps-the-list"),
+        pytest.param(False, 0, id="not-persisted"),
+    ],
+)
+def test_redis_list_across_a_stop_and_start(
+    tmp_path_factory: pytest.TempPathFactory, persist: bool, left: int
+) -> None:
+    server = RedisServer(tmp_path_factory.mktemp("redis-persist"), persist=persist)
+    server.start()
+    try:
+        redis.Redis.from_url(server.url, socket_timeout=5).rpush("jobs:outage", "a", "b")
+        server.stop()
+        server.start()
+        assert redis.Redis.from_url(server.url, socket_timeout=5).llen("jobs:outage") == left
+    finally:
+        server.stop()
+
+
 def test_rabbitmq_publish_and_read_depth_over_management_api(rabbitmq: RabbitMQServer) -> None:
     queue = f"smoke-{uuid.uuid4().hex[:8]}"
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq.amqp_url))

@@ -104,6 +104,64 @@ spec:
         ),
     ),
     _case(
+        "redis-streams-length",
+        Case(
+            """
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: events, namespace: my-project}
+spec:
+  scaleTargetRef: {name: events}
+  maxReplicaCount: 10
+  triggers:
+    - type: redis-streams
+      metadata: {address: "redis:6379", stream: events, activationLagCount: "2"}
+""",
+            f"time,metric,value\n{T},redis-streams-0,12\n",
+            "2026-11-23T10:05:00Z",
+            3,  # no consumerGroup: XLEN against streamLength, default 5: ceil(12 / 5)
+        ),
+    ),
+    _case(
+        "redis-streams-lag",
+        Case(
+            """
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: orders, namespace: shop}
+spec:
+  scaleTargetRef: {name: orders}
+  maxReplicaCount: 10
+  triggers:
+    - type: redis-streams
+      metadata: {host: redis.shop, stream: orders, consumerGroup: workers, lagCount: "10"}
+""",
+            f"time,metric,value,in_flight\n{T},redis-streams-0,35,2\n",
+            "2026-11-23T10:05:00Z",
+            4,  # the group's lag against lagCount: ceil(35 / 10)
+        ),
+    ),
+    _case(
+        "redis-streams-pending-entries-held",
+        Case(
+            """
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: orders, namespace: shop}
+spec:
+  scaleTargetRef: {name: orders}
+  triggers:
+    - type: redis-streams
+      metadata: {address: "redis.shop:6379", stream: orders, consumerGroup: workers}
+""",
+            f"time,metric,value,in_flight\n{T},redis-streams-0,0,3\n",
+            "2026-11-23T10:30:00Z",
+            1,  # 3 entries read and not acknowledged: KEDA active (3 > 0), ceil(3 / 5); kept up
+            ("spec.triggers[0].metadata.pendingEntriesCount",),
+            initial=1,
+        ),
+    ),
+    _case(
         "redis-below-the-activation-length",
         Case(
             """

@@ -21,11 +21,11 @@ def convert(case_manifests: str, tmp_path: Path, *extra: str) -> tuple[int, str,
 
 
 def extended(trace: str, at: str) -> str:
-    """The trace with each metric's last value repeated at `at`, so the simulation reaches it."""
+    """The trace with each metric's last row repeated at `at`, so the simulation reaches it."""
     lines = trace.strip().splitlines()
     last: dict[str, str] = {}
     for line in lines[1:]:
-        _, metric, value = line.split(",")[:3]
+        _, metric, value = line.split(",", 2)  # value: the rest (in_flight included)
         last[metric] = value
     return "\n".join([*lines, *(f"{at},{m},{v}" for m, v in last.items())]) + "\n"
 

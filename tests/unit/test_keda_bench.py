@@ -11,7 +11,15 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 from autozero.policy.parse import parse_policy
-from keda_fleet import Mode, autozero_fleet, keda_fleet, list_key
+from keda_fleet import (
+    STREAM_GROUP,
+    Mode,
+    autozero_fleet,
+    keda_fleet,
+    list_key,
+    stream_fleets,
+    stream_key,
+)
 from keda_measure import (
     commands_per_minute,
     commandstats_calls,
@@ -92,3 +100,23 @@ def test_latency_cell_says_how_many_trials_never_woke() -> None:
     assert latency_cell(values, 20) == "10.50 / 20.00 s"  # p99 by nearest rank: the largest of 20
     assert latency_cell(values[:18], 20) == "9.50 / 18.00 s (18 of 20 trials woke)"
     assert latency_cell([], 20) == "no wake seen"
+
+
+def test_the_stream_members_read_a_group_on_their_own_stream() -> None:
+    keda, policies = stream_fleets(
+        ["s-0"], "127.0.0.1:7000", "127.0.0.1:7001", Mode(30), Mode(15), 30
+    )
+    (trigger,) = keda[0]["spec"]["triggers"]
+    assert trigger["type"] == "redis-streams"
+    assert trigger["metadata"]["stream"] == stream_key("s-0") == "stream:s-0"
+    assert trigger["metadata"]["consumerGroup"] == STREAM_GROUP
+    (policy,) = policies
+    parse_policy(policy)
+    redis = policy["spec"]["metrics"][0]["redis"]
+    assert redis == {
+        "key": "stream:s-0",
+        "type": "stream",
+        "url": "redis://127.0.0.1:7001/0",
+        "consumerGroup": STREAM_GROUP,
+    }
+    assert policy["spec"]["groups"][0]["target"]["kubernetes"]["name"] == "s-0"

@@ -90,6 +90,12 @@ class _Metric:
     path: str
 
 
+#: The connection metadata both Redis triggers share (read by _redis_settings).
+_REDIS_CONNECTION = frozenset(
+    {"address", "host", "port", "enableTLS", "unsafeSsl", "databaseIndex"}
+)
+
+
 def _text(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
@@ -208,8 +214,11 @@ class _Object:
             if key not in used:
                 self.note(f"{path}.metadata.{key}", why)
 
-    def _redis(self, trigger: dict[str, Any], path: str, name: str) -> _Metric:
-        meta = trigger.get("metadata") or {}
+    def _redis_settings(
+        self, trigger: dict[str, Any], path: str, meta: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The connection part shared by the `redis` and `redis-streams` triggers: the URL (or
+        the Secret key that holds it), with what is not carried noted."""
         auth = self._auth(trigger, path)
         for env in ("addressFromEnv", "hostFromEnv", "portFromEnv", "passwordFromEnv"):
             if env in meta:
@@ -218,12 +227,6 @@ class _Object:
                     "read from the workload's environment: autozero reads the policy and "
                     "Secrets, not a workload's environment",
                 )
-        if "keyName" in meta or "listName" not in meta:
-            raise _Refused(
-                f"{path}.metadata.keyName" if "keyName" in meta else f"{path}.metadata",
-                "only Redis lists convert: autozero's redis source reads lengths, not a "
-                "string's value",
-            )
         for param in ("address", "host", "port"):
             if param in auth:
                 raise _Refused(
@@ -239,7 +242,7 @@ class _Object:
         scheme = "rediss" if _bool(meta.get("enableTLS")) else "redis"
         database = _int(meta.get("databaseIndex"), f"{path}.metadata.databaseIndex", 0)
         url = f"{scheme}://{address}/{database}"
-        settings: dict[str, Any] = {"key": _text(meta["listName"]), "type": "list"}
+        settings: dict[str, Any] = {}
         if "password" in auth or "username" in auth:
             secret = auth.get("password") or auth["username"]
             settings["urlFrom"] = _secret((secret[0], "redis-url"))
@@ -262,24 +265,65 @@ class _Object:
                 f"{path}.metadata.unsafeSsl",
                 "not carried: add ?ssl_cert_reqs=none to a rediss:// URL to skip verification",
             )
+        return settings
+
+    def _redis(self, trigger: dict[str, Any], path: str, name: str) -> _Metric:
+        meta = trigger.get("metadata") or {}
+        if "keyName" in meta or "listName" not in meta:
+            raise _Refused(
+                f"{path}.metadata.keyName" if "keyName" in meta else f"{path}.metadata",
+                "only Redis lists convert: autozero's redis source reads lengths, not a "
+                "string's value",
+            )
+        settings = self._redis_settings(trigger, path, meta)
+        settings = {"key": _text(meta["listName"]), "type": "list", **settings}
         length = _float(meta.get("listLength", 5), f"{path}.metadata.listLength")
         activation = _float(
             meta.get("activationListLength", 0), f"{path}.metadata.activationListLength"
         )
-        used = {
-            "address",
-            "host",
-            "port",
-            "listName",
-            "listLength",
-            "activationListLength",
-            "enableTLS",
-            "unsafeSsl",
-            "databaseIndex",
-        }
+        used = {*_REDIS_CONNECTION, "listName", "listLength", "activationListLength"}
         self._unused(meta, path, used, "not carried by autozero's redis source")
         return _Metric(
             name, {"redis": settings}, self._target(trigger, path, length), activation, path
+        )
+
+    def _redis_streams(self, trigger: dict[str, Any], path: str, name: str) -> _Metric:
+        """KEDA's three stream modes, as KEDA 2.21 picks them: no consumerGroup, the stream's
+        length (streamLength); a consumerGroup and lagCount, the group's lag; a consumerGroup
+        alone, its pending-entries list (pendingEntriesCount, delivered and not acknowledged).
+        autozero's redis source with a consumerGroup reads both at once: the lag as the work
+        pending, the pending-entries list as in flight (a group never sleeps under it)."""
+        meta = trigger.get("metadata") or {}
+        stream = _text(meta.get("stream"))
+        if not stream:
+            raise _Refused(f"{path}.metadata.stream", "no stream name")
+        settings = self._redis_settings(trigger, path, meta)
+        settings = {"key": stream, "type": "stream", **settings}
+        group = _text(meta.get("consumerGroup"))
+        used = {*_REDIS_CONNECTION, "stream", "consumerGroup", "activationLagCount"}
+        if not group:
+            count = "streamLength"
+        elif "lagCount" in meta:
+            count = "lagCount"
+        else:
+            count = "pendingEntriesCount"
+            self.note(
+                f"{path}.metadata.{count}",
+                "KEDA scales on the group's pending entries (delivered, not acknowledged), so it "
+                "wakes only once a consumer has read an entry; autozero scales on the entries "
+                "not yet delivered (the group's lag), wakes on them, and never sleeps while any "
+                "entry is delivered and not acknowledged: the target is carried onto the lag",
+            )
+        if group:
+            settings["consumerGroup"] = group
+        used.add(count)
+        target = _float(meta.get(count, 5), f"{path}.metadata.{count}")
+        activation = _float(
+            meta.get("activationLagCount", 0), f"{path}.metadata.activationLagCount"
+        )
+        self._unused(meta, path, used, "not carried by autozero's redis source")
+        return _Metric(
+            name, {"redis": settings}, self._target(trigger, path, target), activation, path
         )
 
     def _rabbitmq(self, trigger: dict[str, Any], path: str, name: str) -> _Metric:
@@ -508,6 +552,7 @@ class _Object:
                 self.note(f"{path}.useCachedMetrics", "not needed: autozero reads once a cycle")
             handlers = {
                 "redis": self._redis,
+                "redis-streams": self._redis_streams,
                 "rabbitmq": self._rabbitmq,
                 "prometheus": self._prometheus,
                 "cpu": self._resource,
