@@ -726,14 +726,15 @@ def test_without_watch_rights_groups_are_served_with_gets_and_the_status_says_so
             kube.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump(policy(namespace, key)))
             redis.Redis.from_url(redis_server.url).rpush(key, 1, 2, 3)
             wait_for(lambda: scale_of(kube_api, namespace) == 2, timeout=30)
-            degraded = wait_for(
-                lambda: (
-                    (c := condition(status_of(kube_api, namespace), "Degraded"))["reason"]
-                    == "WatchRefused"
-                    and c
-                ),
-                timeout=30,
-            )
+
+            def watch_refused() -> dict[str, Any] | None:
+                """The Degraded condition once it says WatchRefused (the first status may be
+                written before the refused watch is known, and has no Degraded yet)."""
+                status = status_of(kube_api, namespace)
+                found = [c for c in status.get("conditions", []) if c["type"] == "Degraded"]
+                return found[0] if found and found[0]["reason"] == "WatchRefused" else None
+
+            degraded = wait_for(watch_refused, timeout=30)
             assert "observed with a GET" in degraded["message"]
             assert "forbidden" in degraded["message"].lower()
         finally:
