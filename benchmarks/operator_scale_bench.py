@@ -54,7 +54,7 @@ from testground.process import free_port, stop_child, wait_for  # noqa: E402
 from testground.redis_server import RedisServer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from procstats import cpu_seconds, percentile, rss_mib  # noqa: E402
+from procstats import add_tree_option, cpu_seconds, percentile, rss_mib, trees  # noqa: E402
 
 PER_POLICY = 10
 NAMESPACE = "fleet"
@@ -261,17 +261,8 @@ def main() -> None:
     parser.add_argument("--groups", type=int, nargs="+", default=[1000])
     parser.add_argument("--idle", type=float, default=60.0, help="seconds of idle measurement")
     parser.add_argument("--trials", type=int, default=20, help="push wakes timed")
-    parser.add_argument(
-        "--tree",
-        action="append",
-        default=[],
-        metavar="NAME=PATH",
-        help="also measure the autozero of another checkout (repeatable)",
-    )
+    add_tree_option(parser, "also measure the autozero of another checkout (repeatable)")
     args = parser.parse_args()
-    trees = [("this", ROOT)] + [
-        (name, Path(path)) for name, path in (t.split("=", 1) for t in args.tree)
-    ]
     print(
         "| tree | groups | CPU per 15 s | share of one core | RSS | stalest policy "
         "| decisions per group per 15 s | operator requests per idle minute "
@@ -279,7 +270,7 @@ def main() -> None:
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for size in args.groups:
-        for name, tree in trees:
+        for name, tree in trees(args, ROOT):
             r = measure(tree, size, args.idle, args.trials)
             requests = ", ".join(f"{k} {v:.0f}" for k, v in r.requests_per_minute.items())
             print(

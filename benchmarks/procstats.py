@@ -1,11 +1,13 @@
-"""What a benchmark reads about a process and a sample: CPU time, RSS, percentiles.
+"""What a benchmark reads about a process and a sample: CPU time, RSS, percentiles; and which
+checkouts it runs (`--tree`).
 
 Shared by the benchmarks that run an operator as a child process (operator_scale_bench.py,
-keda_compare.py), so that both measure a process the same way.
+shard_bench.py, keda_compare.py), so that they measure a process the same way.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
@@ -34,3 +36,15 @@ def percentile(values: list[float], q: float) -> float:
 def load_average() -> tuple[float, float, float]:
     one, five, fifteen = os.getloadavg()
     return one, five, fifteen
+
+
+def add_tree_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """`--tree NAME=PATH`, repeatable: also run the autozero package of another checkout."""
+    parser.add_argument("--tree", action="append", default=[], metavar="NAME=PATH", help=help)
+
+
+def trees(args: argparse.Namespace, root: Path) -> list[tuple[str, Path]]:
+    """("this", root) and each `--tree` given, in order: the "before" and "after" of one run."""
+    return [("this", root)] + [
+        (name, Path(path)) for name, path in (t.split("=", 1) for t in args.tree)
+    ]

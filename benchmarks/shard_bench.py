@@ -51,7 +51,7 @@ from operator_scale_bench import (  # noqa: E402
     samples,
     scrape,
 )
-from procstats import load_average  # noqa: E402
+from procstats import add_tree_option, load_average, trees  # noqa: E402
 from testground.audit import AuditLog  # noqa: E402
 from testground.kube import (  # noqa: E402
     KubeCluster,
@@ -245,17 +245,9 @@ def main() -> None:
     parser.add_argument("--retry", type=int, default=2)
     parser.add_argument("--wait", type=float, default=3600.0, help="seconds for every first pass")
     parser.add_argument("--no-takeover", action="store_true", help="measure idle replicas only")
-    parser.add_argument(
-        "--tree",
-        action="append",
-        default=[],
-        metavar="NAME=PATH",
-        help="also run the autozero package of another checkout, on the same fleet",
-    )
+    add_tree_option(parser, "also run the autozero package of another checkout, on the same fleet")
     args = parser.parse_args()
-    trees = [("this", ROOT)] + [
-        (name, Path(path)) for name, path in (t.split("=", 1) for t in args.tree)
-    ]
+    checkouts = trees(args, ROOT)
     workdir = Path(tempfile.mkdtemp(prefix="autozero-shard-"))
     cluster = start_cluster(workdir, controller_manager=False, audit_policy=AUDIT)
     server = RedisServer()
@@ -279,7 +271,7 @@ def main() -> None:
             cluster.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump_all(manifests))
         print(f"replicas' logs in {workdir}", flush=True)
         print(f"fleet created in {time.monotonic() - created:.0f} s (load {load()})", flush=True)
-        for label, tree in trees:
+        for label, tree in checkouts:
             run_tree(label, tree, args, cluster, audit, policies, workdir)
     finally:
         server.stop()
