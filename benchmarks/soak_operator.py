@@ -62,7 +62,8 @@ def _probe(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001
     counts = collections.Counter(type(o).__qualname__ for o in gc.get_objects())
     record: dict[str, object] = {
         "time": time.time(),
-        "types": dict(counts.most_common(60)),
+        "types": dict(counts.most_common(60)),  # the frozen ones (runtime/heap.py) aside:
+        "frozen": gc.get_freeze_count(),  # gc.get_objects() does not list them
         "heap": _heap(),
     }
     if tracemalloc.is_tracing():
