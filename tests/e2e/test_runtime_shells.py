@@ -17,8 +17,9 @@ import pytest
 import redis
 import yaml
 from kubernetes import client as k8s
+from kubernetes.config import new_client_from_config
 from support.operator import start_operator
-from testground.kube import KubeCluster, create_worker_deployment
+from testground.kube import KubeCluster, create_worker_deployment, start_cluster
 from testground.process import free_port, stop_child, wait_for
 from testground.redis_server import RedisServer
 
@@ -175,36 +176,60 @@ def test_a_workload_scaled_by_someone_else_is_seen_without_a_poll(
     assert time.time() < next_poll  # corrected before any poll: the watch brought it
 
 
+@pytest.fixture(scope="module")
+def own_kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
+    """An apiserver of its own, without a controller-manager: its request counts are the shell's
+    alone (on the shared one, a client another test file left behind counts too)."""
+    cluster = start_cluster(tmp_path_factory.mktemp("own-kube"), controller_manager=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.mark.parametrize("kind", ["run", "operator"])
 def test_an_asleep_group_costs_the_apiserver_nothing(
-    shell: Shell, kube: KubeCluster, kube_api: Any, redis_server: RedisServer
+    kind: str, own_kube: KubeCluster, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     """Polled every second, the group is observed from the watch: no `/scale` GET and no HPA
     list while nothing changes (the runtime before informers made one of each per poll)."""
-    shell.start(manifest(shell.namespace, redis_server.url, polling="1s"))
-    settled_at = time.monotonic() + 60
+    kube = own_kube
+    kube_api = new_client_from_config(config_file=str(kube.kubeconfig))
+    namespace = f"shell-{uuid.uuid4().hex[:6]}"
+    k8s.CoreV1Api(kube_api).create_namespace(
+        k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace))
+    )
+    create_worker_deployment(kube_api, namespace)
+    shell = Shell(kind, kube, namespace, tmp_path)
+    try:
+        shell.start(manifest(namespace, redis_server.url, polling="1s"))
+        settled_at = time.monotonic() + 60
 
-    def gets() -> float:
-        return kube.apiserver_requests().get(("GET", "deployments", "scale"), 0.0)
+        def gets() -> float:
+            return kube.apiserver_requests().get(("GET", "deployments", "scale"), 0.0)
 
-    # Built, first decision made, watches synced: until then a pass may read the count live.
-    while True:
-        first = gets()
-        time.sleep(3)
-        if gets() == first:
-            break
-        assert time.monotonic() < settled_at, "the shell kept reading /scale live for 60 s"
-    before = kube.apiserver_requests()
-    time.sleep(10)
-    after = kube.apiserver_requests()
+        # Built, first decision made, watches synced: until then a pass may read it live.
+        while True:
+            first = gets()
+            time.sleep(3)
+            if gets() == first:
+                break
+            assert time.monotonic() < settled_at, "the shell kept reading /scale live for 60 s"
+        before = kube.apiserver_requests()
+        time.sleep(10)
+        after = kube.apiserver_requests()
 
-    def made(verb: str, resource: str, subresource: str = "") -> float:
-        key = (verb, resource, subresource)
-        return after.get(key, 0.0) - before.get(key, 0.0)
+        def made(verb: str, resource: str, subresource: str = "") -> float:
+            key = (verb, resource, subresource)
+            return after.get(key, 0.0) - before.get(key, 0.0)
 
-    assert made("GET", "deployments", "scale") == 0
-    assert made("LIST", "horizontalpodautoscalers") == 0
-    assert made("PATCH", "deployments", "scale") == 0
-    assert replicas(kube_api, shell.namespace) == 0
+        assert made("GET", "deployments", "scale") == 0
+        assert made("LIST", "horizontalpodautoscalers") == 0
+        assert made("PATCH", "deployments", "scale") == 0
+        assert replicas(kube_api, namespace) == 0
+    finally:
+        shell.stop()
+        kube_api.close()
 
 
 def test_work_is_found_by_the_poll_when_nothing_pushes(
