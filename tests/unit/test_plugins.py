@@ -60,16 +60,6 @@ def manifest(**group: Any) -> dict[str, Any]:
     return out
 
 
-@pytest.fixture
-def registered(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The one line per registry a new kind needs."""
-    monkeypatch.setitem(SOURCES, throwaway.SOURCE.key, throwaway.SOURCE)
-    monkeypatch.setitem(TARGETS, throwaway.TARGET.key, throwaway.TARGET)
-    throwaway.reset()
-    yield
-    throwaway.reset()
-
-
 def _spec() -> dict[str, Any]:
     spec: dict[str, Any] = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     return spec["properties"]["spec"]  # type: ignore[no-any-return]

@@ -1,4 +1,5 @@
-"""The throwaway source and target kinds registered for the runtime's tests, and reset."""
+"""`registered`: the throwaway source and target kinds (tests/support/throwaway_kinds.py), each
+with the one line per registry a new kind needs, for the plugin and runtime tests; reset around."""
 
 from __future__ import annotations
 
