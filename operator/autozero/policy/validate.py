@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import threading
 from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any, TypeGuard
@@ -125,8 +126,15 @@ def apply_defaults(value: Any, schema: Schema) -> Any:
 
 @cache
 def _program(rule: str) -> celpy.Runner:
-    environment = celpy.Environment()
-    return environment.program(environment.compile(rule))
+    """One rule's compiled program. Under a lock: cel-python builds its Lark parser (LALR tables,
+    0.1 s of CPU) on first use without one, so the operator's threads, parsing their first
+    policies at once, each built it (the chaos campaign caught two doing so in a restart)."""
+    with _COMPILING:
+        environment = celpy.Environment()
+        return environment.program(environment.compile(rule))
+
+
+_COMPILING = threading.Lock()
 
 
 def _holds(rule: str, value: Any) -> bool | None:
