@@ -31,6 +31,7 @@ from autozero.controller.members import LeaseMembers
 from autozero.controller.served_schema import ServedSchema
 from autozero.controller.sharded import Shards
 from autozero.controller.shell import OperatorShell
+from autozero.controller.warmup import warm_up
 from autozero.kubeconfig import configure_default, size_the_pool
 from autozero.policy.model import API_GROUP, API_VERSION
 from autozero.runtime.informer import RECONNECT_MAX
@@ -143,6 +144,7 @@ def run_operator(
     if sharding is not None:  # the apiserver's audit log tells the replicas apart
         api.user_agent = f"autozero/{__version__} (replica {sharding.identity})"
     config.kube_api = api
+    log.info("warmed up in %.2f s", warm_up())  # before /metrics answers: then we serve
     metrics = Metrics()
     if metrics_port is not None:
         serve(metrics_port, metrics.registry)

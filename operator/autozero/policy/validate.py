@@ -137,6 +137,13 @@ def _program(rule: str) -> celpy.Runner:
 _COMPILING = threading.Lock()
 
 
+def prepare() -> None:
+    """Build what validating a first policy builds (the CEL parser, the schema's validator),
+    for a process that would rather pay for it before it serves than inside its first pass."""
+    _program("self == self")
+    _validator()
+
+
 def _holds(rule: str, value: Any) -> bool | None:
     """Whether `rule` holds on `value`; None when CEL cannot evaluate it (an overflow, say).
     Remembered by the value's JSON text: most nodes of the manifests of one repository (or of
