@@ -103,7 +103,7 @@ class MemoryGroup:
     def plan(self, change: Change, observed: Observed) -> tuple[Step, ...]:
         return plan(change, observed, handoff=False)
 
-    def apply(self, change: Change, observed: Observed) -> Applied:
+    def apply(self, change: Change, observed: Observed, recheck: Any = None) -> Applied:
         steps = self.plan(change, observed)
         REPLICAS[self.target.name] = change.replicas
         return Applied(tuple(f"set {s.was} -> {s.to}" for s in steps))

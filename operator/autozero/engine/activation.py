@@ -8,7 +8,7 @@ failed read of any of the group's sources breaks that continuity: not knowing is
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from autozero.engine.readings import Failure, Observation, Reading
@@ -48,6 +48,28 @@ def next_idle_since(
     if activity.work_pending or (activity.in_flight or 0) > 0:
         return None
     return previous if previous is not None else now
+
+
+def why_not_idle(
+    activation: Activation | None,
+    metrics: Collection[str],
+    observations: Mapping[str, Observation],
+) -> str | None:
+    """Why a group is not idle on these reads (one of its metrics unreadable, work pending or
+    in flight), or None when it is. Asked again, on fresh reads, before a sleep's last step
+    when earlier steps (an autoscaler deleted) took time: work may have come meanwhile."""
+    for metric in sorted(metrics):
+        seen = observations.get(metric)
+        if isinstance(seen, Failure):
+            return f"{metric} unreadable ({seen.message})"
+    if activation is None:
+        return None
+    activity = read_activity(activation, observations)
+    if activity.failed is not None:
+        return describe_activity(activation, activity)
+    if activity.work_pending or (activity.in_flight or 0) > 0:
+        return "work came: " + describe_activity(activation, activity)
+    return None
 
 
 def _threshold(activation: Activation) -> str:

@@ -29,6 +29,7 @@ from typing import Any
 
 from urllib3.exceptions import HTTPError
 
+from autozero.engine.activation import why_not_idle
 from autozero.engine.readings import Observation
 from autozero.engine.state import GroupState
 from autozero.policy.errors import PolicyInvalid
@@ -44,7 +45,7 @@ from autozero.runtime.shell import AccessUnknown, ReportFailed, Shell
 from autozero.runtime.timers import TimerKind, Timers
 from autozero.sources.base import PushSource, SourceError, Watch
 from autozero.sources.registry import read_many
-from autozero.targets.base import Applied, Observed, TargetConfigError, TargetError
+from autozero.targets.base import Applied, Observed, Recheck, TargetConfigError, TargetError
 from autozero.targets.kind import Refusal
 from autozero.tenancy import refusals
 
@@ -542,7 +543,10 @@ class Runtime:
                 log.warning("%s/%s: %s", *key, exc)
         if done.writes:
             outcomes = await asyncio.gather(
-                *(asyncio.to_thread(self._write, key, write) for write in done.writes)
+                *(
+                    asyncio.to_thread(self._write, key, write, self._idle_again(life, write))
+                    for write in done.writes
+                )
             )
             results = dict(outcomes)
         report = self._finish(key, life, done, results, started)
@@ -596,10 +600,22 @@ class Runtime:
             self._at(key, TimerKind.DEADLINE, deadline)
         return report
 
+    def _idle_again(self, life: PolicyLife, write: Write) -> Recheck:
+        """For a sleep of several steps: the group's sources read again (in the write's thread)
+        before the step that takes its machines down."""
+        spec = write.cell.group.engine
+
+        def recheck() -> str | None:
+            return why_not_idle(spec.activation, spec.metrics, self._read_policy(life))
+
+        return recheck
+
     @staticmethod
-    def _write(key: PolicyKey, write: Write) -> tuple[str, Applied | TargetError]:
+    def _write(
+        key: PolicyKey, write: Write, recheck: Recheck | None = None
+    ) -> tuple[str, Applied | TargetError]:
         try:
-            return write.cell.name, write.cell.target.apply(write.change, write.observed)
+            return write.cell.name, write.cell.target.apply(write.change, write.observed, recheck)
         except TargetError as error:
             log.warning("%s/%s: %s", *key, error)
             return write.cell.name, error

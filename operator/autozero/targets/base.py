@@ -46,6 +46,17 @@ class TargetConfigError(TargetError):
     """The target's settings cannot work: a credentials Secret missing or not a key."""
 
 
+class SleepWithdrawn(TargetError):
+    """A sleep stopped before its last step: asked again on fresh reads after its first steps
+    (an autoscaler deleted), the group was no longer idle. It stays as those steps left it, and
+    the next pass decides again."""
+
+
+#: Asked before a sleep's step that takes the group's machines down, when earlier steps of the
+#: same change came first: None if the sleep still holds, else why not ("work came: ...").
+Recheck = Callable[[], str | None]
+
+
 @dataclass(frozen=True, slots=True)
 class Observed:
     replicas: int  # the group's target size / spec.replicas
@@ -110,8 +121,9 @@ class ScaleTarget(Protocol):
         """The writes `apply` would make (none when the group already matches). Pure."""
         ...
 
-    def apply(self, change: Change, observed: Observed) -> Applied:
-        """Carry out `change` given what was just observed; write nothing if nothing differs."""
+    def apply(self, change: Change, observed: Observed, recheck: Recheck | None = None) -> Applied:
+        """Carry out `change` given what was just observed; write nothing if nothing differs.
+        A sleep of several steps asks `recheck` before the one that takes machines down."""
         ...
 
 
@@ -214,16 +226,30 @@ def converge(
     foreign: Callable[[str], str],
     standby: Standby | None = None,
     pool: PoolWrites | None = None,
+    recheck: Recheck | None = None,
 ) -> Applied:
     """Carry out `plan(change, observed)`; each callback does one write and says what it did.
 
     A pool that gave fewer VMs than planned is made up by the resize that follows (added when
-    the plan had none: a wake the pool was to cover alone)."""
+    the plan had none: a wake the pool was to cover alone). A sleep whose first steps were
+    made (an autoscaler deleted: an operation of seconds, longer when the API is slow) asks
+    `recheck` before it takes machines down: jobs may have started on them meanwhile."""
     done: list[str] = []
     steps = plan(change, observed, handoff=handoff, standby=standby)
     running = observed.replicas
     pooled = taken = made = 0  # VMs moved into the pool, out of it, made for it
     for n, step in enumerate(steps):
+        takes_down = step.kind is StepKind.TO_POOL or (
+            step.kind is StepKind.RESIZE and step.to < running
+        )
+        if change.replicas == 0 and done and takes_down and recheck is not None:
+            reason = recheck()
+            if reason is not None:
+                raise SleepWithdrawn(
+                    group,
+                    f"the sleep stopped before its last step: {reason}; made: "
+                    f"{'; '.join(done)}; left at {running}, decided again at the next pass",
+                )
         match step.kind:
             case StepKind.CONFLICT:
                 raise TargetConflict(group, foreign(step.autoscaler))

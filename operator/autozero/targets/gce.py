@@ -52,6 +52,7 @@ from autozero.targets.base import (
     Change,
     Observed,
     PoolWrites,
+    Recheck,
     ScaleTarget,
     Standby,
     Step,
@@ -455,7 +456,7 @@ class GCEGroup:
             standby=self.target.standby,
         )
 
-    def apply(self, change: Change, observed: Observed) -> Applied:
+    def apply(self, change: Change, observed: Observed, recheck: Recheck | None = None) -> Applied:
         handoff = change.handoff if isinstance(change.handoff, GCEAutoscalerHandoff) else None
 
         def resize(was: int, to: int) -> str:
@@ -483,6 +484,7 @@ class GCEGroup:
             foreign=foreign,
             standby=self.target.standby,
             pool=PoolWrites(self.configure_pool, self.to_pool, self.from_pool),
+            recheck=recheck,
         )
 
 

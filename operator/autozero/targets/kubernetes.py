@@ -29,6 +29,7 @@ from autozero.targets.base import (
     Applied,
     Change,
     Observed,
+    Recheck,
     ScaleTarget,
     Step,
     TargetConflict,
@@ -342,7 +343,7 @@ class KubernetesWorkload:
     def plan(self, change: Change, observed: Observed) -> tuple[Step, ...]:
         return plan(change, observed, handoff=isinstance(change.handoff, HPAHandoff))
 
-    def apply(self, change: Change, observed: Observed) -> Applied:
+    def apply(self, change: Change, observed: Observed, recheck: Recheck | None = None) -> Applied:
         handoff = change.handoff if isinstance(change.handoff, HPAHandoff) else None
 
         def scale(was: int, to: int) -> str:
@@ -364,6 +365,7 @@ class KubernetesWorkload:
             foreign=lambda name: (
                 f"HorizontalPodAutoscaler {name} targets it and autozero did not create it"
             ),
+            recheck=recheck,
         )
 
 

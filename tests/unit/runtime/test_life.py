@@ -66,7 +66,7 @@ class Group:
     def plan(self, change: Change, observed: Observed) -> tuple[Step, ...]:
         return plan(change, observed, handoff=False)
 
-    def apply(self, change: Change, observed: Observed) -> Applied:
+    def apply(self, change: Change, observed: Observed, recheck: Any = None) -> Applied:
         steps = self.plan(change, observed)
         if self.fail:
             raise TargetError(self.name, "refused")
@@ -174,7 +174,7 @@ class PoolGroup(Group):
     def plan(self, change: Change, observed: Observed) -> tuple[Step, ...]:
         return plan(change, observed, handoff=False, standby=Standby(size=1))
 
-    def apply(self, change: Change, observed: Observed) -> Applied:
+    def apply(self, change: Change, observed: Observed, recheck: Any = None) -> Applied:
         steps = self.plan(change, observed)
         if self.fail:
             raise TargetError(self.name, "refused")
