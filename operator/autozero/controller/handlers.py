@@ -25,6 +25,7 @@ import kopf
 
 from autozero import __version__
 from autozero.controller.cluster import PLURAL, Cluster
+from autozero.controller.discovery import wait_until_served
 from autozero.controller.election import ElectionConfig, start_election
 from autozero.controller.members import LeaseMembers
 from autozero.controller.served_schema import ServedSchema
@@ -174,6 +175,8 @@ def run_operator(
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # Before kopf resolves what it serves (once, from discovery): see controller/discovery.
+        await asyncio.to_thread(wait_until_served, api, API_GROUP, API_VERSION, PLURAL)
         shell = OperatorShell(
             Cluster(api),
             default_service_account=default_service_account,
