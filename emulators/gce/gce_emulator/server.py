@@ -458,7 +458,13 @@ class Emulator:
             self.world.groups[key] = group
 
         op = self.world.start_operation(
-            scope, "insert", link, group_id, effect, request.arg("requestId")
+            scope,
+            "insert",
+            link,
+            group_id,
+            effect,
+            request.arg("requestId"),
+            undo=lambda: self.reserved.discard(("igm", *key)),
         )
         return 200, self.render_operation(op)
 
@@ -608,7 +614,13 @@ class Emulator:
             group.autoscaler = link
 
         op = self.world.start_operation(
-            scope, "insert", link, autoscaler_id, effect, request.arg("requestId")
+            scope,
+            "insert",
+            link,
+            autoscaler_id,
+            effect,
+            request.arg("requestId"),
+            undo=lambda: self.reserved.discard(("asc", *key)),
         )
         return 200, self.render_operation(op)
 

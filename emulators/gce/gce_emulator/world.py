@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from gce_emulator.errors import ApiError, condition_not_met, invalid, not_found
@@ -212,8 +213,11 @@ class World:
         target_id: int,
         effect: Callable[[], None] | None,
         request_id: str | None,
+        undo: Callable[[], None] | None = None,
     ) -> Operation:
-        """A PENDING Operation whose `effect` runs when it completes. Same requestId, same op."""
+        """A PENDING Operation whose `effect` runs when it completes. Same requestId, same op.
+        One that fails (`failed_operations`) runs `undo` instead: an insert's name, reserved
+        while its operation ran, is free again, as GCE frees it."""
         if request_id:
             previous = self.request_ids.get(request_id)
             if previous is not None:
@@ -223,7 +227,7 @@ class World:
         if self.settings.failed_operations and (
             self.failing.random() < self.settings.failed_operations
         ):
-            effect = _operation_failed  # accepted, then DONE with an error and no effect
+            effect = partial(_operation_failed, undo)  # accepted, then DONE in error
         op = Operation(
             scope=scope,
             name=f"operation-{int(now * 1000)}-{self.next_id()}",
@@ -613,5 +617,7 @@ class World:
             self.request_ids.clear()
 
 
-def _operation_failed() -> None:
+def _operation_failed(undo: Callable[[], None] | None) -> None:
+    if undo is not None:
+        undo()
     raise ApiError(500, "internalError", "Internal error. The operation failed; try again.")

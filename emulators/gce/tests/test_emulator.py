@@ -397,3 +397,31 @@ def test_the_console_script_serves_until_terminated() -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
+
+
+def test_a_failed_insert_frees_its_name(compute: Any, emulator: EmulatorServer) -> None:
+    """An insert whose operation ends in error leaves no resource and reserves no name: the
+    next insert is made (a name kept reserved answered 409 to inserts and 404 to patches for
+    good, and autozero retried both every second in the chaos campaign)."""
+    make_group(compute, "bids", 0)
+    link = (
+        compute.instanceGroupManagers()
+        .get(project=P, zone=Z, instanceGroupManager="bids")
+        .execute()["selfLink"]
+    )
+    body = {
+        "name": "bids",
+        "target": link,
+        "autoscalingPolicy": {"minNumReplicas": 1, "maxNumReplicas": 2},
+    }
+    emulator.control("settings", {"failedOperations": 1.0})
+    failed = wait(compute, compute.autoscalers().insert(project=P, zone=Z, body=body).execute())
+    assert failed.get("error")
+    spare = {"name": "spare", "instanceTemplate": TEMPLATE, "targetSize": 0}
+    groups = compute.instanceGroupManagers()
+    assert wait(compute, groups.insert(project=P, zone=Z, body=spare).execute()).get("error")
+    emulator.control("settings", {"failedOperations": 0.0})
+    done = wait(compute, compute.autoscalers().insert(project=P, zone=Z, body=body).execute())
+    assert "error" not in done
+    assert compute.autoscalers().get(project=P, zone=Z, autoscaler="bids").execute()["name"]
+    assert "error" not in wait(compute, groups.insert(project=P, zone=Z, body=spare).execute())
