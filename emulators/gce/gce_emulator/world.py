@@ -51,6 +51,9 @@ class Settings:
     wait_timeout_seconds: float = 120.0  # operations.wait returns by then, done or not
     requests_per_minute: int | None = None  # the rate quota; None: unlimited
     instance_command: list[str] | None = None  # run while each instance is RUNNING (the demo)
+    # Per group name, a command that replaces instance_command for that group's instances: two
+    # groups of one emulator running different workers (the chaos campaign's MIGs).
+    group_commands: dict[str, list[str]] = field(default_factory=dict)
     instance_env: dict[str, str] = field(default_factory=dict)
     failed_operations: float = 0.0  # the share of new operations that end in error (faults)
 
@@ -569,7 +572,7 @@ class World:
         group.instances.remove(found)
 
     def _start_process(self, group: Group, instance: Instance) -> subprocess.Popen[bytes] | None:
-        command = self.settings.instance_command
+        command = self.settings.group_commands.get(group.name, self.settings.instance_command)
         if not command:
             return None
         env = {

@@ -308,6 +308,31 @@ def test_a_suspended_instance_command_is_frozen_and_resumed(
     assert int(count) > int(frozen.split()[1])  # ...from where it was
 
 
+def test_a_group_command_replaces_the_instance_command_for_that_group_only(
+    compute: Any, emulator: EmulatorServer, tmp_path: Any
+) -> None:
+    """Two groups of one emulator can run different workers: each instance writes which command
+    it runs, keyed by its group."""
+
+    def writer(label: str) -> list[str]:
+        script = (
+            "import os,time\n"
+            f"open({str(tmp_path)!r}+'/'+os.environ['GCE_GROUP'],'w').write({label!r})\n"
+            "time.sleep(60)\n"
+        )
+        return [sys.executable, "-c", script]
+
+    emulator.control(
+        "settings",
+        {"instanceCommand": writer("default"), "groupCommands": {"special": writer("special")}},
+    )
+    make_group(compute, "plain", 1)
+    make_group(compute, "special", 1)
+    until(lambda: (tmp_path / "plain").exists() and (tmp_path / "special").exists())
+    assert (tmp_path / "plain").read_text() == "default"
+    assert (tmp_path / "special").read_text() == "special"
+
+
 def test_list_self_link_and_instance_template_are_full_urls(
     compute: Any, emulator: EmulatorServer
 ) -> None:
