@@ -333,6 +333,35 @@ def test_a_group_command_replaces_the_instance_command_for_that_group_only(
     assert (tmp_path / "special").read_text() == "special"
 
 
+def test_the_api_answers_while_a_deleted_instances_worker_finishes_its_job(
+    compute: Any, emulator: EmulatorServer, tmp_path: Any
+) -> None:
+    """A worker told to stop (SIGTERM) finishes the job in hand first: the API goes on answering
+    meanwhile. It used to hold the emulator's lock while it waited (up to 10 s, then SIGKILL),
+    stalling every call, which the chaos campaign took for starved policies. Here the worker
+    exits cleanly only once a call made after its SIGTERM has been answered."""
+    terminating, release, clean = (tmp_path / n for n in ("terminating", "release", "clean"))
+    script = (
+        "import os,signal,time\n"
+        "def stop(*_):\n"
+        f"    open({str(terminating)!r},'w').close()\n"
+        f"    while not os.path.exists({str(release)!r}): time.sleep(0.02)\n"
+        f"    open({str(clean)!r},'w').close(); os._exit(0)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "while True: time.sleep(1)\n"
+    )
+    emulator.control("settings", {"instanceCommand": [sys.executable, "-c", script]})
+    make_group(compute, "busy", 1)
+    make_group(compute, "other", 0)
+    group = Group(compute, "busy", False)
+    until(lambda: group.statuses() == ["RUNNING"] and group.stable())
+    group.run("resize", size=0)
+    until(terminating.exists)
+    assert Group(compute, "other", False).get()["targetSize"] == 0  # answered...
+    release.touch()  # ...before the worker was let go
+    until(clean.exists)
+
+
 def test_list_self_link_and_instance_template_are_full_urls(
     compute: Any, emulator: EmulatorServer
 ) -> None:
