@@ -108,9 +108,9 @@ PROJECT, ZONE, MIG, RUN_MIG = "chaos", "europe-west1-c", "mig", "mig-run"
 MRQ_QUEUE = "run_raw"  # an MRQ raw queue: the name's suffix says so
 IDLE = 3.0  # activation.idleFor
 # The StatefulSet's idleFor: RabbitMQ's management API, which the `rabbitmq` source reads, shows
-# a queue's counts 3-4 s late on this test ground (collect_statistics_interval 1 s), so a job
-# taken and begun within that lag is invisible: an idleFor shorter than the lag puts the group
-# to 0 under it (seed 22, 40 faults). Twice the lag seen.
+# a queue's counts up to 2 s late on the test ground (5 s with RabbitMQ's defaults), so a job
+# taken and begun within that lag is invisible: with idleFor 3 s the group went to 0 under such
+# jobs (seeds 22 and 23, 40 faults).
 STS_IDLE = 8.0
 STOP_GRACE = 30.0  # Kubernetes' default terminationGracePeriodSeconds
 CALL_TIMEOUT = 10  # seconds: the campaign's own calls to the apiserver

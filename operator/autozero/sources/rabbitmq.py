@@ -5,8 +5,9 @@ has not acknowledged is still working, and a group must not go to zero under it,
 is no backlog for the rules to scale out on. (KEDA's RabbitMQ scaler adds the two into one queue
 length over the HTTP API by default, `excludeUnacknowledged: false`, and over AMQP sees only the
 ready ones.) One `GET /api/queues/<vhost>` per vhost per cycle serves every
-queue of that vhost. The management API refreshes its figures every `collect_statistics_interval`
-(5 s by default), so readings lag the broker by up to that much. Until a queue's first sample
+queue of that vhost. The management API serves its figures from samples taken every
+`collect_statistics_interval` and kept in 5 s buckets by default
+(`management.sample_retention_policies`), so readings lag the broker by up to that much. Until a queue's first sample
 (for seconds after it is declared, or after the broker restarts) its record has no counts at all:
 that is no data, a failed read, never an empty queue (which would put a group to sleep under the
 jobs its consumers hold).
