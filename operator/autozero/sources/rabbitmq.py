@@ -7,10 +7,10 @@ length over the HTTP API by default, `excludeUnacknowledged: false`, and over AM
 ready ones.) One `GET /api/queues/<vhost>` per vhost per cycle serves every
 queue of that vhost. The management API serves its figures from samples taken every
 `collect_statistics_interval` and kept in 5 s buckets by default
-(`management.sample_retention_policies`), so readings lag the broker by up to that much. Until a queue's first sample
-(for seconds after it is declared, or after the broker restarts) its record has no counts at all:
-that is no data, a failed read, never an empty queue (which would put a group to sleep under the
-jobs its consumers hold).
+(`management.sample_retention_policies`), so readings lag the broker by up to that much. Until a
+queue's first sample (for seconds after it is declared, or after the broker restarts) its record
+has no counts at all: that is no data, a failed read, never an empty queue (which would put a
+group to sleep under the jobs its consumers hold).
 """
 
 from __future__ import annotations
