@@ -2,36 +2,47 @@
 
 Run: .venv/bin/python benchmarks/chaos.py --seed 22 --faults 100 [--gap 4] [--out DIR] [--json]
 
-Two groups, each woken by its own RQ queue (pending and in flight, read by autozero's `rq` source
-through a TCP relay the campaign can cut): a GCE managed instance group in the emulator, whose
-instances each run a real `rq worker`, and a Deployment, whose replicas the campaign follows with
-`rq worker` processes (there is no kubelet). Waves of jobs of 1-3 s keep work often in flight,
-and quiet spells of 8-14 s (one wave in three) let the groups sleep and wake under the faults.
-The operator runs as a child process, polling every second. Faults come one after another, at
-seeded random gaps, each drawn from: SIGKILL or SIGTERM of the operator (restarted after a
-pause), a kube-apiserver restart, the Redis relay cut (every source read fails), a burst of
-Compute 429/503 answers, Compute latency of 2-5 s, Compute operations that end in error, the GCE
-policy edited, the Deployment policy deleted and created again, and the Deployment scaled by
-hand; one fault in four comes with a second one of another kind at the same time. Then the
-faults stop, the waves stop, and every job must be processed and both groups back at 0.
+Four groups, each woken by its own queue:
+- `mig`, a GCE managed instance group in the emulator driven by the operator, whose instances each
+  run a real `rq worker` (autozero's `rq` source, through a TCP relay the campaign can cut);
+- `dep`, a Deployment driven by the operator, whose replicas the campaign follows with `rq worker`
+  processes (there is no kubelet);
+- `sts`, a StatefulSet driven by the operator and fed by a RabbitMQ queue (autozero's `rabbitmq`
+  source over the management API), followed by RabbitMQ consumers (chaos_workers.py: prefetch 1,
+  ack after the job, reconnecting after a broker restart);
+- `mig-run`, a second MIG driven by `autozero run` (a child process with a --state file and its
+  own /metrics) and fed by an MRQ raw queue (the `mrq` source: the Redis list through the same
+  relay, FerretDB's `mrq_jobs` for in flight), whose instances run MRQ workers (chaos_workers.py).
+Waves of jobs of 1-3 s keep work often in flight, and quiet spells of 8-14 s (one wave in three)
+let the groups sleep and wake under the faults. Operator and runner poll every second. Faults
+come one after another, at seeded random gaps, each drawn from: SIGKILL or SIGTERM of the
+operator or of the runner (restarted after a pause, the runner with its --state file), a
+kube-apiserver restart, the Redis relay cut (the rq and mrq reads fail), a RabbitMQ restart (the
+broker stopped and started again on its ports, durable queue, persistent messages: the sts reads
+fail meanwhile), a burst of Compute 429/503 answers, Compute latency of 2-5 s, Compute operations
+that end in error, the GCE policy edited, the Deployment policy deleted and created again, and
+the Deployment scaled by hand; one fault in four comes with a second one of another subject at
+the same time. Then the faults stop, the waves stop, and every job must be processed and every
+group back at 0.
 
-Invariants, from evidence autozero does not write: the emulator's request log (resizes), the
-apiserver's audit log (writes to deployments/scale, with the replicas asked), the workers' own
-job logs (benchmarks/chaos_jobs.py) and the campaign's own clock for its faults:
+Invariants (chaos_invariants.py), from evidence autozero does not write: the emulator's request
+log (resizes, the group named by the request path), the apiserver's audit log (writes to
+deployments/scale and statefulsets/scale, told apart by objectRef), the workers' own job logs
+(chaos_jobs.py) and the campaign's own clock for its faults:
 1. never scaled to 0 while a job of the group was running (and no job cut short);
-2. never scaled down while the source reads were failing (the relay cut, and one interval after);
+2. never scaled down while the group's source reads were failing (one interval after too);
 3. after each fault, converged within 3 polling intervals (from the fault's end, from when a
-   restarted operator serves /metrics, or, for Compute latency, from when the last Compute call
-   begun before the fault's end was answered): every group with work has a replica. A fault
-   followed by the next one within those 3 intervals is judged with the next one;
-4. no duplicated resize: no two accepted resizes of one group to the same size in a row;
-5. every job of every wave processed;
+   restarted operator or runner serves /metrics, or, for Compute latency, from when the last
+   Compute call begun before the fault's end was answered): every group with work has a
+   replica. A fault followed by the next one within those 3 intervals is judged with the next;
+4. no duplicated resize: no two accepted resizes of one MIG to the same size in a row;
+5. every job of every wave processed (a job redelivered by RabbitMQ may run twice);
 6. no policy starved: outside the faults (and 3 intervals after each), every policy's
-   `autozero_last_evaluation_timestamp_seconds` on the operator's /metrics is never more than
-   2 intervals old;
-and the operator exits within 30 s of a SIGTERM (Kubernetes' grace period).
-The report gives the faults by kind, each violation with its first evidence line, the worst
-convergence, and the seed that replays the schedule.
+   `autozero_last_evaluation_timestamp_seconds` on its evaluator's /metrics (the operator's, or
+   the runner's) is never more than 2 intervals old;
+and the operator and the runner exit within 30 s of a SIGTERM (Kubernetes' grace period).
+The report (chaos_report.py) gives the faults by kind, each violation with its first evidence
+line, the worst convergence, and the seed that replays the schedule.
 """
 
 from __future__ import annotations
@@ -39,7 +50,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import random
 import signal
@@ -50,9 +60,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections import Counter, defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +70,23 @@ from kubernetes import client as k8s
 from kubernetes.config import new_client_from_config
 
 ROOT = Path(__file__).resolve().parents[1]
-for extra in (ROOT / "scripts", ROOT / "emulators" / "gce"):
+for extra in (ROOT / "scripts", ROOT / "emulators" / "gce", ROOT / "benchmarks"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
+from chaos_invariants import (  # noqa: E402
+    GROUPS,
+    INTERVAL,
+    NAMESPACE,
+    Evidence,
+    audit_resizes,
+    emulator_resizes,
+    job_group,
+    judge,
+    last_evaluations,
+)
+from chaos_report import Fault, Report, Violation  # noqa: E402
+from chaos_workers import Followers  # noqa: E402
 from gce_emulator import EmulatorServer, Settings  # noqa: E402
 from testground.gce import compute_client, create_mig  # noqa: E402
 from testground.kube import (  # noqa: E402
@@ -73,24 +94,35 @@ from testground.kube import (  # noqa: E402
     TcpRelay,
     create_secret,
     create_worker_deployment,
+    create_worker_statefulset,
     start_cluster,
 )
+from testground.mongo import FerretDBServer  # noqa: E402
 from testground.process import free_port, wait_for  # noqa: E402
+from testground.rabbitmq import RabbitMQServer  # noqa: E402
 from testground.redis_server import RedisServer  # noqa: E402
 
-NAMESPACE = "chaos"
-PROJECT, ZONE, MIG = "chaos", "europe-west1-c", "mig"
-INTERVAL = 1.0  # the policies' pollingInterval, in seconds
+__all__ = ["Campaign", "Fault", "Report", "Violation"]
+
+PROJECT, ZONE, MIG, RUN_MIG = "chaos", "europe-west1-c", "mig", "mig-run"
+MRQ_QUEUE = "run_raw"  # an MRQ raw queue: the name's suffix says so
 IDLE = 3.0  # activation.idleFor
+# The StatefulSet's idleFor: RabbitMQ's management API, which the `rabbitmq` source reads, shows
+# a queue's counts up to 2 s late on the test ground (5 s with RabbitMQ's defaults), so a job
+# taken and begun within that lag is invisible: with idleFor 3 s the group went to 0 under such
+# jobs (seeds 22 and 23, 40 faults).
+STS_IDLE = 8.0
 STOP_GRACE = 30.0  # Kubernetes' default terminationGracePeriodSeconds
 CALL_TIMEOUT = 10  # seconds: the campaign's own calls to the apiserver
-POLICIES = ("gce", "dep")
-LAST_EVALUATION = "autozero_last_evaluation_timestamp_seconds"
+WORKERS = ROOT / "benchmarks" / "chaos_workers.py"
 FAULT_KINDS = (
     "operator-sigkill",
     "operator-sigterm",
+    "runner-sigkill",
+    "runner-sigterm",
     "apiserver-restart",
     "redis-cut",
+    "rabbitmq-restart",
     "compute-errors",
     "compute-latency",
     "compute-failed-ops",
@@ -103,8 +135,11 @@ FAULT_KINDS = (
 SUBJECT = {
     "operator-sigkill": "operator",
     "operator-sigterm": "operator",
+    "runner-sigkill": "runner",
+    "runner-sigterm": "runner",
     "apiserver-restart": "apiserver",
     "redis-cut": "redis",
+    "rabbitmq-restart": "rabbitmq",
     "compute-errors": "compute",
     "compute-latency": "compute",
     "compute-failed-ops": "compute",
@@ -114,13 +149,18 @@ SUBJECT = {
 }
 APART = {frozenset({"apiserver", "apiserver-client"})}
 OVERLAP = 0.25  # the share of faults injected together with a second one
+# Whose source reads a fault makes fail: the relay carries the rq and mrq reads.
+READS_FAILED = {
+    "redis-cut": frozenset({"mig", "dep", "mig-run"}),
+    "rabbitmq-restart": frozenset({"sts"}),
+}
 AUDIT_POLICY = """
 apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
 rules:
   - level: Request
-    resources: [{group: apps, resources: [deployments/scale]}]
+    resources: [{group: apps, resources: [deployments/scale, statefulsets/scale]}]
     verbs: [update, patch]
   - level: None
 """
@@ -128,16 +168,17 @@ rules:
 
 def policy(
     name: str,
-    queue: str,
+    source: dict[str, Any],
     target: dict[str, Any],
     maximum: int = 3,
     handoff: dict[str, Any] | None = None,
+    idle: float = IDLE,
 ) -> dict[str, Any]:
     group: dict[str, Any] = {
         "name": name,
         "target": target,
         "capacity": {"minimum": 0, "maximum": maximum, "default": 1},
-        "activation": {"metric": "jobs", "idleFor": f"{IDLE:g}s"},
+        "activation": {"metric": "jobs", "idleFor": f"{idle:g}s"},
     }
     if handoff is not None:
         group["handoff"] = handoff
@@ -147,15 +188,7 @@ def policy(
         "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": {
             "pollingInterval": f"{INTERVAL:g}s",
-            "metrics": [
-                {
-                    "name": "jobs",
-                    "rq": {
-                        "urlFrom": {"secretKeyRef": {"name": "rq", "key": "url"}},
-                        "queue": queue,
-                    },
-                }
-            ],
+            "metrics": [{"name": "jobs", **source}],
             "groups": [group],
         },
     }
@@ -173,146 +206,31 @@ def gce_autoscaler(maximum: int) -> dict[str, Any]:
     }
 
 
-def converged(sizes: dict[str, int], work: dict[str, int]) -> bool:
-    """Every group with work has a replica; with handoff, the MIG has an autoscaler exactly
-    while it is awake (none left on a sleeping group, none missing on an awake one)."""
-    groups = all(sizes[g] >= 1 or not work[g] for g in ("mig", "dep"))
-    if "autoscaler" not in sizes:
-        return groups
-    return groups and bool(sizes["autoscaler"]) == (sizes["mig"] >= 1)
+def rq_source(queue: str) -> dict[str, Any]:
+    return {"rq": {"urlFrom": {"secretKeyRef": {"name": "rq", "key": "url"}}, "queue": queue}}
 
 
-GCE_POLICY = (
-    "gce",
-    "mig",
-    {"gce": {"project": PROJECT, "zone": ZONE, "instanceGroupManager": MIG}},
-)
-DEP_POLICY = (
-    "dep",
-    "dep",
-    {"kubernetes": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "dep"}},
-)
+def workload(kind: str, name: str) -> dict[str, Any]:
+    return {"kubernetes": {"apiVersion": "apps/v1", "kind": kind, "name": name}}
 
 
-@dataclass
-class Fault:
-    kind: str
-    started: float
-    ended: float = 0.0
-    serving_again: float = 0.0  # when the operator answered again (operator kinds), else ended
-    converged_after: float | None = None  # seconds from serving_again to converged
-    slow_until: float = 0.0  # Compute latency: when the last call begun under it was answered
-    judged_with_next: bool = False  # the next fault began before this one's bound elapsed
-    together: bool = False  # injected with another one, at the same time
-    first_evaluation: float | None = None  # operator kinds: from serving_again to both evaluated
+def gce(group: str) -> dict[str, Any]:
+    return {"gce": {"project": PROJECT, "zone": ZONE, "instanceGroupManager": group}}
 
 
-@dataclass
-class Violation:
-    invariant: str
-    evidence: str
-
-
-@dataclass
-class Report:
-    seed: int
-    faults: list[Fault] = field(default_factory=list)
-    violations: list[Violation] = field(default_factory=list)
-    jobs: int = 0
-    processed: int = 0
-    seconds: float = 0.0
-    evidence: dict[str, int] = field(default_factory=dict)  # lines read, by source
-
-    def by_kind(self) -> dict[str, int]:
-        return dict(sorted(Counter(f.kind for f in self.faults).items()))
-
-    def slowest_start(self) -> float:
-        return max((f.first_evaluation or 0.0 for f in self.faults), default=0.0)
-
-    def worst_convergence(self) -> tuple[float, str]:
-        timed = [(f.converged_after or 0.0, f.kind) for f in self.faults]
-        return max(timed, default=(0.0, "-"))
-
-    def to_json(self) -> dict[str, Any]:
-        worst, kind = self.worst_convergence()
-        return {
-            "seed": self.seed,
-            "seconds": round(self.seconds, 1),
-            "faults": len(self.faults),
-            "faults_by_kind": self.by_kind(),
-            "jobs": self.jobs,
-            "processed": self.processed,
-            "evidence": self.evidence,
-            "worst_convergence_s": round(worst, 2),
-            "worst_convergence_after": kind,
-            "judged_with_the_next_fault": sum(f.judged_with_next for f in self.faults),
-            "slowest_first_evaluation_after_a_restart_s": round(self.slowest_start(), 2),
-            "violations": [
-                {"invariant": v.invariant, "evidence": v.evidence} for v in self.violations
-            ],
+DEP_POLICY = ("dep", rq_source("dep"), workload("Deployment", "dep"))
+# `autozero run`'s policy: its Secrets from --secrets-dir (DIR/mrq/redis, DIR/mrq/mongodb).
+RUN_POLICY = policy(
+    "run",
+    {
+        "mrq": {
+            "queue": MRQ_QUEUE,
+            "redis": {"urlFrom": {"secretKeyRef": {"name": "mrq", "key": "redis"}}},
+            "mongodb": {"urlFrom": {"secretKeyRef": {"name": "mrq", "key": "mongodb"}}},
         }
-
-    def text(self) -> str:
-        worst, kind = self.worst_convergence()
-        lines = [
-            f"chaos campaign, seed {self.seed}: {len(self.faults)} faults in {self.seconds:.0f} s, "
-            f"{self.processed}/{self.jobs} jobs processed",
-            "faults: " + ", ".join(f"{k} {n}" for k, n in self.by_kind().items()),
-            "evidence: " + ", ".join(f"{k} {n}" for k, n in self.evidence.items()),
-            f"worst convergence: {worst:.1f} s (after {kind}); "
-            f"{sum(f.judged_with_next for f in self.faults)} faults judged with the next one",
-            f"slowest first evaluation after an operator restart: {self.slowest_start():.1f} s "
-            "after its /metrics answered",
-            f"violations: {len(self.violations)}",
-        ]
-        first: dict[str, Violation] = {}
-        counts = Counter(v.invariant for v in self.violations)
-        for violation in self.violations:
-            first.setdefault(violation.invariant, violation)
-        for name, violation in first.items():
-            lines.append(f"  {name} ({counts[name]}): {violation.evidence}")
-        lines.append(f"replay: benchmarks/chaos.py --seed {self.seed} --faults {len(self.faults)}")
-        return "\n".join(lines)
-
-
-class Followers:
-    """What a kubelet would do for the Deployment: as many `rq worker` processes as it has
-    replicas, the newest stopped with SIGTERM (RQ's warm shutdown: the job in hand finishes)."""
-
-    def __init__(
-        self, command: list[str], env: dict[str, str], replicas: Callable[[], int]
-    ) -> None:
-        self.command, self.env, self.replicas = command, env, replicas
-        self.running: list[subprocess.Popen[bytes]] = []
-        self.stopping: list[subprocess.Popen[bytes]] = []
-        self.stop = threading.Event()
-        self.count = 0
-        self.thread = threading.Thread(target=self._run, name="followers", daemon=True)
-
-    def _run(self) -> None:
-        while not self.stop.wait(0.3):
-            try:
-                want = self.replicas()
-            except Exception:  # the apiserver restarting: keep what runs, ask again
-                continue
-            while len(self.running) < want:
-                self.count += 1
-                env = {**self.env, "GCE_INSTANCE": f"dep-{self.count}"}
-                self.running.append(subprocess.Popen(self.command, env=env, start_new_session=True))
-            while len(self.running) > want:
-                process = self.running.pop()
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-                self.stopping.append(process)
-            self.stopping = [p for p in self.stopping if p.poll() is None]
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)
-        for process in self.running + self.stopping:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+    },
+    gce(RUN_MIG),
+)
 
 
 class Campaign:
@@ -324,8 +242,10 @@ class Campaign:
         out: Path,
         tree: Path = ROOT,
         handoff: bool = False,
+        kinds: tuple[str, ...] = FAULT_KINDS,
     ) -> None:
         self.seed, self.fault_count, self.gap, self.out = seed, faults, gap, out
+        self.kinds = kinds  # the kinds drawn from (all of them but to chase one)
         self.handoff = handoff  # the MIG handed to the GCE autoscaler while awake
         self.tree = tree  # whose operator runs (a snapshot: a long run ignores later edits)
         # Faults, their times and parameters from one stream, the jobs from another: the
@@ -333,13 +253,16 @@ class Campaign:
         self.rng = random.Random(seed)
         self.jobs_rng = random.Random(seed + 1)
         self.report = Report(seed)
-        self.cuts: list[tuple[float, float]] = []  # when source reads failed
+        self.reads_failed: list[tuple[float, float, frozenset[str]]] = []
         self.samples: list[tuple[float, dict[str, int], dict[str, int]]] = []  # t, size, work
-        self.evaluations: list[tuple[float, dict[str, float]]] = []  # t, last evaluation by policy
-        self.operator: subprocess.Popen[bytes] | None = None
-        self.metrics_url = ""
+        self.evaluations: list[tuple[float, str, dict[str, float]]] = []  # t, by, last
+        self.children: dict[str, subprocess.Popen[bytes]] = {}  # "operator", "runner"
+        self.metrics_urls: dict[str, str] = {}
+        self.serving: dict[str, float] = {}  # when each child first answered
         self.stop = threading.Event()
-        self.enqueued: list[str] = []
+        self.enqueued: dict[str, str] = {}  # job -> group
+        self.log_offset = 0  # how far `running` has read the job log
+        self.open_runs: dict[str, int] = defaultdict(int)  # group -> runs begun, not ended
 
     # -- the system ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -353,6 +276,16 @@ class Campaign:
         self.redis.start()
         self.relay = TcpRelay(self.redis.port)
         self.queue = redis.Redis.from_url(self.redis.url, socket_timeout=5)
+        self.rabbitmq = RabbitMQServer()
+        self.rabbitmq.start()
+        self.declare_sts_queue()
+        self.mongo = FerretDBServer()
+        self.mongo.start()
+        import pymongo
+
+        self.mrq_jobs: Any = pymongo.MongoClient(
+            self.mongo.url, serverSelectionTimeoutMS=5000
+        ).get_default_database()["mrq_jobs"]
         worker = [
             str(Path(sys.executable).with_name("rq")), "worker", "--url", self.redis.url,
             "--path", str(ROOT / "benchmarks"), "--logging_level", "WARNING",
@@ -363,11 +296,18 @@ class Campaign:
                 operation_seconds=0.5,
                 instance_boot_seconds=0.5,
                 instance_command=[*worker, "mig"],
-                instance_env={"CHAOS_WORKER_LOG": str(self.worker_log)},
+                group_commands={RUN_MIG: [sys.executable, str(WORKERS), "mrq"]},
+                instance_env={
+                    "CHAOS_WORKER_LOG": str(self.worker_log),
+                    "CHAOS_QUEUE": MRQ_QUEUE,
+                    "CHAOS_REDIS_URL": self.redis.url,
+                    "CHAOS_MONGO_URL": self.mongo.url,
+                },
             )
         ).start()
         self.compute = compute_client(self.emulator.api_endpoint)
         create_mig(self.compute, PROJECT, MIG, zone=ZONE)
+        create_mig(self.compute, PROJECT, RUN_MIG, zone=ZONE)
         self.api = new_client_from_config(config_file=str(self.cluster.kubeconfig))
         self.api.user_agent = "chaos-campaign"  # its hand scaling, told apart in the audit log
         self.cluster.kubectl_run(
@@ -380,11 +320,31 @@ class Campaign:
         relayed = f"redis://127.0.0.1:{self.relay.port}/0"
         create_secret(self.api, NAMESPACE, "rq", {"url": relayed})
         create_worker_deployment(self.api, NAMESPACE, "dep")
+        create_worker_statefulset(self.api, NAMESPACE, "sts")
         self.apply(self.gce_policy(3))
         self.apply(policy(*DEP_POLICY))
-        self.followers = Followers([*worker, "dep"], env, lambda: self.size("dep"))
-        self.followers.thread.start()
-        self.serving = self.start_operator()  # the first operator: its start is not judged
+        self.apply(self.sts_policy())
+        self.followers = [
+            Followers("dep", [*worker, "dep"], env, lambda: self.size("dep")),
+            Followers(
+                "sts",
+                [sys.executable, str(WORKERS), "rabbitmq"],
+                {**env, "CHAOS_AMQP_URL": self.rabbitmq.amqp_url, "CHAOS_QUEUE": "sts"},
+                lambda: self.size("sts"),
+            ),
+        ]
+        for followers in self.followers:
+            followers.thread.start()
+        secrets = self.out / "secrets" / "mrq"
+        secrets.mkdir(parents=True, exist_ok=True)
+        (secrets / "redis").write_text(relayed)
+        (secrets / "mongodb").write_text(self.mongo.url)
+        (self.out / "run-policy.yaml").write_text(yaml.safe_dump(RUN_POLICY))
+        self.state_file = self.out / "run-state.json"
+        self.state_file.unlink(missing_ok=True)
+        # The first starts are not judged.
+        self.serving = {"operator": self.start_child("operator")}
+        self.serving["runner"] = self.start_child("runner")
         self.sampler = threading.Thread(target=self._sample, name="sampler", daemon=True)
         self.sampler.start()
         self.scraper = threading.Thread(target=self._scrape, name="scraper", daemon=True)
@@ -392,18 +352,22 @@ class Campaign:
 
     def close(self) -> None:
         self.stop.set()
-        if self.operator is not None and self.operator.poll() is None:
-            self.operator.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.operator.wait(timeout=30)
-            if self.operator.poll() is None:
-                self.operator.kill()
-                self.operator.wait(timeout=10)
+        for child in self.children.values():
+            if child.poll() is None:
+                child.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(timeout=30)
+                if child.poll() is None:
+                    child.kill()
+                    child.wait(timeout=10)
+        closes = [f.close for f in getattr(self, "followers", [])]
         for close in (
-            getattr(self, "followers", None) and self.followers.close,
+            *closes,
             getattr(self, "emulator", None) and self.emulator.stop,
             getattr(self, "relay", None) and self.relay.close,
             getattr(self, "redis", None) and self.redis.stop,
+            getattr(self, "rabbitmq", None) and self.rabbitmq.stop,
+            getattr(self, "mongo", None) and self.mongo.stop,
             getattr(self, "cluster", None) and self.cluster.stop,
         ):
             if close:
@@ -412,110 +376,201 @@ class Campaign:
     def apply(self, manifest: dict[str, Any]) -> None:
         self.cluster.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump(manifest))
 
-    def start_operator(self) -> float:
-        """Start the operator; return when its /metrics answers (the time)."""
+    def declare_sts_queue(self) -> None:
+        """The StatefulSet's queue: durable, so a broker restart keeps it and its messages."""
+        import pika
+
+        connection = pika.BlockingConnection(pika.URLParameters(self.rabbitmq.amqp_url))
+        try:
+            connection.channel().queue_declare("sts", durable=True)
+        finally:
+            connection.close()
+
+    def start_child(self, who: str) -> float:
+        """Start the operator or `autozero run`; return when its /metrics answers (the time)."""
         port = free_port()
-        self.metrics_url = f"http://127.0.0.1:{port}/metrics"
-        log = (self.out / "operator.log").open("ab")
-        args = [
-            *("--kubeconfig", str(self.cluster.kubeconfig), "--metrics-port", str(port)),
-            *("--namespace", NAMESPACE, "--gce-endpoint", self.emulator.api_endpoint),
+        self.metrics_urls[who] = f"http://127.0.0.1:{port}/metrics"
+        common = [
+            *("--metrics-port", str(port), "--gce-endpoint", self.emulator.api_endpoint),
             *("--gce-allow", f"{NAMESPACE}={PROJECT}"),
         ]
-        self.operator = subprocess.Popen(
-            [sys.executable, "-m", "autozero.cli", "operator", *args],
+        if who == "operator":
+            args = [
+                "operator", *common, "--kubeconfig", str(self.cluster.kubeconfig),
+                "--namespace", NAMESPACE,
+            ]  # fmt: skip
+        else:  # the same --state file across restarts: the runner resumes its idle clocks
+            args = [
+                "run", *common, "-f", str(self.out / "run-policy.yaml"),
+                "--state", str(self.state_file), "--secrets-dir", str(self.out / "secrets"),
+            ]  # fmt: skip
+        log = (self.out / f"{who}.log").open("ab")
+        self.children[who] = subprocess.Popen(
+            [sys.executable, "-m", "autozero.cli", *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": str(self.tree / "operator"), "PYTHONUNBUFFERED": "1"},
         )
         log.close()
-        wait_for(self._metrics_answer, timeout=120, interval=0.1)
+        wait_for(lambda: self._metrics_answer(who), timeout=120, interval=0.1)
         return time.time()
 
-    def _metrics_answer(self) -> bool:
+    def _metrics_answer(self, who: str) -> bool:
         try:
-            with urllib.request.urlopen(self.metrics_url, timeout=2) as response:
+            with urllib.request.urlopen(self.metrics_urls[who], timeout=2) as response:
                 return bool(response.status == 200)
         except OSError:
             return False
 
     def gce_policy(self, maximum: int) -> dict[str, Any]:
         handoff = gce_autoscaler(maximum) if self.handoff else None
-        return policy(*GCE_POLICY, maximum=maximum, handoff=handoff)
+        return policy("gce", rq_source("mig"), gce(MIG), maximum=maximum, handoff=handoff)
+
+    def sts_policy(self) -> dict[str, Any]:
+        source = {"rabbitmq": {"managementUrl": self.rabbitmq.management_url, "queue": "sts"}}
+        return policy("sts", source, workload("StatefulSet", "sts"), idle=STS_IDLE)
 
     def size(self, group: str) -> int:
-        if group == "mig":
+        if group in (MIG, RUN_MIG):
             state = self.emulator.control("state", method="GET")
-            return int(next(g["targetSize"] for g in state["groups"] if g["name"] == MIG))
-        scale = k8s.AppsV1Api(self.api).read_namespaced_deployment_scale(
-            "dep", NAMESPACE, _request_timeout=CALL_TIMEOUT
+            return int(next(g["targetSize"] for g in state["groups"] if g["name"] == group))
+        apps = k8s.AppsV1Api(self.api)
+        read = (
+            apps.read_namespaced_deployment_scale
+            if group == "dep"
+            else apps.read_namespaced_stateful_set_scale
         )
+        scale = read(group, NAMESPACE, _request_timeout=CALL_TIMEOUT)
         return int(scale.spec.replicas or 0)
 
-    def work(self, queue: str) -> int:
-        """Jobs queued or running on `queue`, as RQ keeps them (what the workers see)."""
+    def work(self, group: str) -> int:
+        """Jobs queued or running for `group`, as its queue keeps them (what the workers see)."""
+        if group == "sts":
+            # The ready messages as the management API shows them (late, as autozero sees them;
+            # none while the broker restarts or before its first sample), and the jobs the job
+            # log shows running (its unacknowledged count lags the same, and outlives the job).
+            return self.sts_ready() + self.running("sts")
+        if group == RUN_MIG:
+            queued = int(self.queue.llen(f"mrq:q:{MRQ_QUEUE}"))
+            return queued + int(
+                self.mrq_jobs.count_documents({"queue": MRQ_QUEUE, "status": "started"})
+            )
         pipe = self.queue.pipeline()
-        pipe.llen(f"rq:queue:{queue}")
-        pipe.zcard(f"rq:wip:{queue}")
+        pipe.llen(f"rq:queue:{group}")
+        pipe.zcard(f"rq:wip:{group}")
         queued, started = pipe.execute()
         return int(queued) + int(started)
 
+    def sts_ready(self) -> int:
+        try:
+            queue = self.rabbitmq.api("queues/%2F/sts")
+        except OSError:
+            return 0
+        return int(queue.get("messages_ready", 0))
+
+    def sts_sampled(self) -> bool:
+        """Whether the management API shows the StatefulSet's queue's counts again."""
+        try:
+            return "messages_ready" in self.rabbitmq.api("queues/%2F/sts")
+        except OSError:
+            return False
+
+    def running(self, group: str) -> int:
+        """Runs of `group`'s jobs begun and not ended, from the job log (read on from where the
+        last call stopped)."""
+        with self.worker_log.open("rb") as log:
+            log.seek(self.log_offset)
+            for line in log:
+                if not line.endswith(b"\n"):
+                    break  # a line still being written: the next call reads it
+                self.log_offset += len(line)
+                event = json.loads(line)
+                self.open_runs[job_group(event["job"])] += 1 if event["event"] == "start" else -1
+        return self.open_runs[group]
+
     def _sample(self) -> None:
         while not self.stop.wait(0.25):
-            with contextlib.suppress(Exception):  # the apiserver restarting: no sample
-                sizes = {g: self.size(g) for g in ("mig", "dep")}
+            with contextlib.suppress(Exception):  # a server restarting: no sample
+                sizes = {g: self.size(g) for g in GROUPS}
                 if self.handoff:
                     state = self.emulator.control("state", method="GET")["groups"]
                     mig = next(g for g in state if g["name"] == MIG)
                     sizes["autoscaler"] = int(bool(mig.get("status", {}).get("autoscaler")))
-                work = {g: self.work(g) for g in ("mig", "dep")}
+                work = {g: self.work(g) for g in GROUPS}
                 self.samples.append((time.time(), sizes, work))
 
     def _scrape(self) -> None:
-        """Twice a second, when each policy was last evaluated, from the operator's /metrics (a
-        restarting operator answers nothing: no scrape)."""
+        """Twice a second, when each policy was last evaluated, from the operator's and the
+        runner's /metrics (one restarting answers nothing: no scrape of it)."""
         while not self.stop.wait(0.5):
-            try:
-                with urllib.request.urlopen(self.metrics_url, timeout=2) as response:
-                    text = response.read().decode()
-            except OSError:
-                continue
-            self.evaluations.append((time.time(), last_evaluations(text)))
+            for who, url in list(self.metrics_urls.items()):
+                try:
+                    with urllib.request.urlopen(url, timeout=2) as response:
+                        text = response.read().decode()
+                except OSError:
+                    continue
+                self.evaluations.append((time.time(), who, last_evaluations(text)))
 
     # -- work ---------------------------------------------------------------------------------
     def wave(self) -> None:
+        import pika
         from rq import Queue
 
-        for queue in ("mig", "dep"):
-            rq_queue = Queue(queue, connection=self.queue)
-            for _ in range(self.jobs_rng.randint(1, 4)):
-                job = f"{queue}-{uuid.UUID(int=self.jobs_rng.getrandbits(128)).hex[:12]}"
-                seconds = round(self.jobs_rng.uniform(1.0, 3.0), 2)
+        jobs: dict[str, list[tuple[str, float]]] = {}
+        for group in GROUPS:
+            jobs[group] = [
+                (
+                    f"{group}/{uuid.UUID(int=self.jobs_rng.getrandbits(128)).hex[:12]}",
+                    round(self.jobs_rng.uniform(1.0, 3.0), 2),
+                )
+                for _ in range(self.jobs_rng.randint(1, 4))
+            ]
+        for group in ("mig", "dep"):
+            rq_queue = Queue(group, connection=self.queue)
+            for job, seconds in jobs[group]:
                 rq_queue.enqueue("chaos_jobs.work", job, seconds, job_timeout=60)
-                self.enqueued.append(job)
+        self.queue.rpush(f"mrq:q:{MRQ_QUEUE}", *[f"{j} {s}" for j, s in jobs[RUN_MIG]])
+        connection = pika.BlockingConnection(pika.URLParameters(self.rabbitmq.amqp_url))
+        try:
+            channel = connection.channel()
+            channel.confirm_delivery()  # published means kept: the broker confirmed each
+            for job, seconds in jobs["sts"]:
+                channel.basic_publish(
+                    "",
+                    "sts",
+                    f"{job} {seconds}".encode(),
+                    pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent),
+                )
+        finally:
+            connection.close()
+        self.enqueued.update({job: group for group, js in jobs.items() for job, _ in js})
 
     # -- faults -------------------------------------------------------------------------------
+    def restart_child(self, who: str, kind: str, fault: Fault, rng: random.Random) -> None:
+        """SIGKILL or SIGTERM the operator or the runner, wait, start it again."""
+        child = self.children[who]
+        child.send_signal(signal.SIGKILL if kind.endswith("kill") else signal.SIGTERM)
+        try:
+            child.wait(timeout=STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            self.report.violations.append(
+                Violation(
+                    "exits on SIGTERM",
+                    f"the {who} (pid {child.pid}) still ran {STOP_GRACE:.0f} s after SIGTERM; "
+                    f"killed (its log: {who}.log)",
+                )
+            )
+            child.kill()
+            child.wait(timeout=30)
+        time.sleep(rng.uniform(0.5, 3.0))
+        fault.ended = time.time()
+        fault.serving_again = self.start_child(who)
+
     def inject(self, kind: str, rng: random.Random | None = None) -> Fault:
         fault = Fault(kind, time.time())
         rng = rng or self.rng
-        if kind in ("operator-sigkill", "operator-sigterm"):
-            assert self.operator is not None
-            self.operator.send_signal(signal.SIGKILL if kind.endswith("kill") else signal.SIGTERM)
-            try:
-                self.operator.wait(timeout=STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                self.report.violations.append(
-                    Violation(
-                        "exits on SIGTERM",
-                        f"the operator (pid {self.operator.pid}) still ran {STOP_GRACE:.0f} s "
-                        "after SIGTERM; killed (its log: operator.log)",
-                    )
-                )
-                self.operator.kill()
-                self.operator.wait(timeout=30)
-            time.sleep(rng.uniform(0.5, 3.0))
-            fault.ended = time.time()
-            fault.serving_again = self.start_operator()
+        if kind.startswith(("operator-", "runner-")):
+            self.restart_child(kind.split("-", 1)[0], kind, fault, rng)
             return fault
         if kind == "apiserver-restart":
             self.cluster.restart_apiserver()
@@ -523,7 +578,17 @@ class Campaign:
             self.relay.cut()
             time.sleep(rng.uniform(2.0, 6.0))
             self.relay.restore()
-            self.cuts.append((fault.started, time.time()))
+        elif kind == "rabbitmq-restart":
+            self.rabbitmq.stop()
+            time.sleep(rng.uniform(0.5, 2.0))
+            self.rabbitmq.start()
+            fault.ended = time.time()
+            # The source reads fail (no data) until the management API has sampled the queue
+            # again: the fault lasts until then.
+            wait_for(self.sts_sampled, timeout=60, interval=0.2)
+            fault.serving_again = time.time()
+            self.reads_failed.append((fault.started, fault.serving_again, READS_FAILED[kind]))
+            return fault
         elif kind == "compute-errors":
             self.emulator.control(
                 "faults", {"rate": 0.7, "codes": [429, 503], "seed": rng.randrange(1 << 30)}
@@ -553,6 +618,8 @@ class Campaign:
             )
         fault.ended = time.time()
         fault.serving_again = fault.ended
+        if kind in READS_FAILED:
+            self.reads_failed.append((fault.started, fault.ended, READS_FAILED[kind]))
         return fault
 
     @staticmethod
@@ -595,22 +662,23 @@ class Campaign:
                     pause = self.jobs_rng.uniform(8.0, 14.0) if quiet else 0.0
                     next_wave = time.time() + self.jobs_rng.uniform(2.0, 6.0) + pause
                 time.sleep(0.2)
-            kind = self.rng.choice(FAULT_KINDS)
-            partners = [k for k in FAULT_KINDS if self.apart(kind, k)]
-            if self.rng.random() < OVERLAP and len(self.report.faults) + 2 <= self.fault_count:
+            kind = self.rng.choice(self.kinds)
+            partners = [k for k in self.kinds if self.apart(kind, k)]
+            room = len(self.report.faults) + 2 <= self.fault_count
+            if self.rng.random() < OVERLAP and room and partners:
                 self.report.faults.extend(self.together(kind, self.rng.choice(partners)))
             else:
                 self.report.faults.append(self.inject(kind))
             kinds = " + ".join(f.kind for f in self.report.faults if f.started >= deadline)
             print(f"[chaos] {len(self.report.faults)}/{self.fault_count} {kinds}", flush=True)
-        # The end: the last jobs, every one processed, both groups back at 0.
+        # The end: the last jobs, every one processed, every group back at 0.
         self.wave()
         with contextlib.suppress(AssertionError):
             wait_for(lambda: len(self.ended()) >= len(self.enqueued), timeout=180, interval=1)
         with contextlib.suppress(AssertionError):
             wait_for(
-                lambda: self.size("mig") == 0 and self.size("dep") == 0,
-                timeout=IDLE + 3 * INTERVAL + 30,
+                lambda: all(self.size(g) == 0 for g in GROUPS),
+                timeout=STS_IDLE + 3 * INTERVAL + 30,
                 interval=0.5,
             )
         self.report.seconds = time.time() - started
@@ -634,51 +702,18 @@ class Campaign:
             for fault in self.report.faults:
                 out.write(json.dumps(fault.__dict__) + "\n")
         with (self.out / "evaluations.jsonl").open("w") as out:
-            for at, last in self.evaluations:
-                out.write(json.dumps({"at": at, "last_evaluation": last}) + "\n")
+            for at, by, last in self.evaluations:
+                out.write(json.dumps({"at": at, "by": by, "last_evaluation": last}) + "\n")
         with (self.out / "compute.jsonl").open("w") as out:  # the emulator's request log
             for call in self.emulator.control("requests", method="GET")["requests"]:
                 out.write(json.dumps(call) + "\n")
 
-    # -- evidence and invariants -------------------------------------------------------------
+    # -- evidence -----------------------------------------------------------------------------
     def job_events(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.worker_log.read_text().splitlines() if line]
 
     def ended(self) -> set[str]:
         return {e["job"] for e in self.job_events() if e["event"] == "end"}
-
-    def resizes(self) -> list[tuple[float, str, int, str]]:
-        """(time, group, size, evidence) of every accepted scale write: MIG resizes from the
-        emulator's log, Deployment /scale writes from the apiserver's audit log."""
-        found: list[tuple[float, str, int, str]] = []
-        for entry in self.emulator.control("requests", method="GET")["requests"]:
-            if entry.get("api") == "instanceGroupManagers.resize" and entry["status"] == 200:
-                query = dict(p.split("=", 1) for p in entry["query"].split("&") if "=" in p)
-                # An accepted resize whose operation then failed changed nothing.
-                group = "mig-failed" if self.operation_failed(entry.get("operation")) else "mig"
-                found.append(
-                    (entry["at"], group, int(query["size"]), f"emulator: {json.dumps(entry)}")
-                )
-        assert self.cluster.audit_log is not None
-        for line in self.cluster.audit_log.read_text().splitlines():
-            event = json.loads(line)
-            status = (event.get("responseStatus") or {}).get("code")
-            body = event.get("requestObject") or {}
-            replicas = (body.get("spec") or {}).get("replicas")
-            if event.get("stage") != "ResponseComplete" or status != 200 or replicas is None:
-                continue
-            import datetime as dt
-
-            at = dt.datetime.fromisoformat(event["requestReceivedTimestamp"].replace("Z", "+00:00"))
-            agent = str(event.get("userAgent", ""))
-            evidence = (
-                f"audit: {at.isoformat()} {event['verb']} replicas={replicas} by {agent[:40]}"
-            )
-            group = (
-                "dep" if "autozero" in agent.lower() or "python" in agent.lower() else "dep-hand"
-            )
-            found.append((at.timestamp(), group, int(replicas), evidence))
-        return sorted(found)
 
     def operation_failed(self, name: str | None) -> bool:
         """Whether a Compute operation ended in error, as the API itself tells (operations.get)."""
@@ -692,162 +727,20 @@ class Campaign:
         return bool(operation.get("error"))
 
     def check(self) -> None:
-        report = self.report
-        events = self.job_events()
-        started: dict[str, dict[str, Any]] = {}
-        ended: dict[str, dict[str, Any]] = {}
-        for event in events:
-            (started if event["event"] == "start" else ended)[event["job"]] = event
-        report.jobs, report.processed = len(self.enqueued), len(set(self.enqueued) & set(ended))
-        for job in self.enqueued:
-            if job not in ended:
-                how = f"started on {started[job]['worker']}" if job in started else "never started"
-                report.violations.append(Violation("every job processed", f"job {job}: {how}"))
-        resizes = self.resizes()
-        report.evidence = {
-            "job log lines": len(events),
-            "MIG resizes": sum(1 for r in resizes if r[1] == "mig"),
-            "MIG resizes whose operation failed": sum(1 for r in resizes if r[1] == "mig-failed"),
-            "autozero Deployment scale writes": sum(1 for r in resizes if r[1] == "dep"),
-            "hand scale writes": sum(1 for r in resizes if r[1] == "dep-hand"),
-            "samples": len(self.samples),
-        }
-        # 1. never 0 while a job of the group is running
-        for at, group, size, evidence in resizes:
-            if size != 0 or group in ("dep-hand", "mig-failed"):
-                continue
-            running = [
-                j
-                for j, s in started.items()
-                if j.startswith(group) and s["at"] < at and ended.get(j, {"at": 1e18})["at"] > at
-            ]
-            if running:
-                report.violations.append(
-                    Violation(
-                        "never 0 while a job runs", f"{evidence[:300]} while {running[0]} ran"
-                    )
-                )
-        # 2. never scaled down while the source reads failed (and one interval after)
-        last: dict[str, int] = defaultdict(int)
-        for at, group, size, evidence in resizes:
-            if group == "mig-failed":
-                continue
-            target = "dep" if group == "dep-hand" else group
-            if group != "dep-hand" and size < last[target]:
-                for cut_start, cut_end in self.cuts:
-                    if cut_start <= at <= cut_end + INTERVAL:
-                        report.violations.append(
-                            Violation(
-                                "no scale-down during a failing read",
-                                f"{evidence[:300]} (from {last[target]}; reads cut "
-                                f"{cut_start:.1f}-{cut_end:.1f})",
-                            )
-                        )
-            last[target] = size
-        # 4. no duplicated resize: two accepted resizes of the MIG to one size in a row
-        previous: tuple[float, int] | None = None
-        for at, group, size, evidence in resizes:
-            if group != "mig":
-                continue
-            if previous is not None and previous[1] == size:
-                report.violations.append(
-                    Violation(
-                        "no duplicated resize", f"{evidence[:300]} (same size as {previous[0]:.2f})"
-                    )
-                )
-            previous = (at, size)
-        # 3. converged within 3 intervals of each fault: every group with work has a replica
-        self.judge_convergence()
-        # 6. no policy starved
-        self.judge_starvation()
-
-    def judge_convergence(self) -> None:
-        report = self.report
         calls = self.emulator.control("requests", method="GET")["requests"]
-        for n, fault in enumerate(report.faults):
-            if fault.kind == "compute-latency":
-                # A call begun under the latency carries it after the fault's end: the runtime
-                # can neither hurry it nor, without risking a second writer, pass beside it.
-                fault.slow_until = max(
-                    (c["answered"] for c in calls if c["at"] <= fault.ended < c["answered"]),
-                    default=0.0,
-                )
-                fault.serving_again = max(fault.serving_again, fault.slow_until)
-            bound = fault.serving_again + 3 * INTERVAL
-            following = report.faults[n + 1].started if n + 1 < len(report.faults) else math.inf
-            after = [s for s in self.samples if fault.serving_again <= s[0] <= following]
-            good = next((t for t, sizes, work in after if converged(sizes, work)), None)
-            if good is not None:
-                fault.converged_after = good - fault.serving_again
-            if good is not None and good <= bound:
-                continue
-            if following < bound:  # cut short by the next fault: judged with it
-                fault.judged_with_next = True
-                fault.converged_after = None
-                continue
-            report.violations.append(
-                Violation(
-                    "converged within 3 intervals",
-                    f"{fault.kind} at {fault.started:.1f}: "
-                    + (f"{fault.converged_after:.1f} s" if good is not None else "never"),
-                )
-            )
-
-    def judge_starvation(self) -> None:
-        """From its first evaluation on, outside the faults and their 3 intervals of grace,
-        every policy's last evaluation is at most 2 intervals old at every scrape. A restarted
-        operator's first evaluations are not judged here but measured (`first_evaluation`):
-        building every policy again takes it longer than 3 intervals on this test ground."""
-        unhealthy = [(0.0, self.serving + 3 * INTERVAL)]
-        for fault in self.report.faults:
-            end = fault.serving_again + 3 * INTERVAL
-            if fault.kind.startswith("operator-"):
-                first = next(
-                    (
-                        at
-                        for at, last in self.evaluations
-                        if at >= fault.serving_again
-                        and all(last.get(f"{NAMESPACE}/{n}", 0.0) >= fault.ended for n in POLICIES)
-                    ),
-                    None,
-                )
-                if first is not None:
-                    fault.first_evaluation = first - fault.serving_again
-                    end = max(end, first)
-            unhealthy.append((fault.started, end))
-        starved: set[str] = set()
-        begun: set[str] = set()  # policies evaluated once: the first start is not judged
-        for at, last in self.evaluations:
-            begun |= {name for name in POLICIES if f"{NAMESPACE}/{name}" in last}
-            if any(start <= at <= end for start, end in unhealthy):
-                continue
-            for name in POLICIES:
-                seen = last.get(f"{NAMESPACE}/{name}")
-                if name in starved or name not in begun:
-                    continue
-                if seen is not None and at - seen <= 2 * INTERVAL:
-                    continue
-                starved.add(name)
-                how = "no series" if seen is None else f"{at - seen:.1f} s old"
-                self.report.violations.append(
-                    Violation(
-                        "no policy starved",
-                        f"{LAST_EVALUATION} of {NAMESPACE}/{name}: {how} at the scrape of {at:.1f}",
-                    )
-                )
-        self.report.evidence["metrics scrapes"] = len(self.evaluations)
-
-
-def last_evaluations(text: str) -> dict[str, float]:
-    """`namespace/policy` -> the value of its last-evaluation gauge, from a /metrics page."""
-    found: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line.startswith(LAST_EVALUATION + "{"):
-            continue
-        labels, _, value = line[len(LAST_EVALUATION) + 1 :].rpartition("} ")
-        pairs = {k: v.strip('"') for k, _, v in (p.partition("=") for p in labels.split(","))}
-        found[f"{pairs.get('namespace')}/{pairs.get('policy')}"] = float(value)
-    return found
+        assert self.cluster.audit_log is not None
+        audit = self.cluster.audit_log.read_text().splitlines()
+        evidence = Evidence(
+            jobs=self.enqueued,
+            events=self.job_events(),
+            resizes=emulator_resizes(calls, self.operation_failed) + audit_resizes(audit),
+            reads_failed=self.reads_failed,
+            samples=self.samples,
+            evaluations=self.evaluations,
+            calls=calls,
+            serving=self.serving,
+        )
+        judge(evidence, self.report)
 
 
 def main() -> int:
@@ -861,9 +754,18 @@ def main() -> int:
     parser.add_argument(
         "--handoff", action="store_true", help="the MIG handed to the GCE autoscaler while awake"
     )
+    parser.add_argument(
+        "--kinds",
+        default=",".join(FAULT_KINDS),
+        help="the kinds of fault to draw from, comma-separated (default: all; another set draws "
+        "another schedule from the same seed)",
+    )
     args = parser.parse_args()
+    kinds = tuple(args.kinds.split(","))
+    if unknown := set(kinds) - set(FAULT_KINDS):
+        parser.error(f"unknown kinds of fault: {', '.join(sorted(unknown))}")
     out = args.out or Path.home() / ".cache" / "autozero" / "chaos" / f"seed-{args.seed}"
-    campaign = Campaign(args.seed, args.faults, args.gap, out, args.tree, args.handoff)
+    campaign = Campaign(args.seed, args.faults, args.gap, out, args.tree, args.handoff, kinds)
     try:
         campaign.start()
         report = campaign.run()

@@ -510,6 +510,31 @@ def create_worker_deployment(
     )
 
 
+def create_worker_statefulset(
+    api: Any, namespace: str, name: str = "worker", *, image: str = "w:1"
+) -> None:
+    """A StatefulSet at 0 replicas with one container, for tests and benchmarks to scale (its
+    pods never run: there is no kubelet)."""
+    from kubernetes import client
+
+    labels = {"app": name}
+    client.AppsV1Api(api).create_namespaced_stateful_set(
+        namespace,
+        client.V1StatefulSet(
+            metadata=client.V1ObjectMeta(name=name),
+            spec=client.V1StatefulSetSpec(
+                replicas=0,
+                service_name=name,
+                selector=client.V1LabelSelector(match_labels=labels),
+                template=client.V1PodTemplateSpec(
+                    metadata=client.V1ObjectMeta(labels=labels),
+                    spec=client.V1PodSpec(containers=[client.V1Container(name="w", image=image)]),
+                ),
+            ),
+        ),
+    )
+
+
 def worker_deployment_manifest(name: str, *, image: str = "w:1") -> dict[str, Any]:
     """The Deployment `create_worker_deployment` creates, as a plain manifest."""
     labels = {"app": name}
@@ -583,6 +608,7 @@ __all__ = [
     "create_worker_deployment",
     "create_worker_deployments",
     "create_worker_object",
+    "create_worker_statefulset",
     "start_cluster",
     "worker_deployment_manifest",
     "worker_object_replicas",

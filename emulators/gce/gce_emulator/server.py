@@ -475,7 +475,7 @@ class Emulator:
 
         def effect() -> None:
             for instance in group.instances:
-                self.world.stop_process(instance)
+                self.world.stop_process(instance, wait=False)
             self.world.groups.pop(key, None)
 
         op = self.world.start_operation(

@@ -52,6 +52,9 @@ class Settings:
     wait_timeout_seconds: float = 120.0  # operations.wait returns by then, done or not
     requests_per_minute: int | None = None  # the rate quota; None: unlimited
     instance_command: list[str] | None = None  # run while each instance is RUNNING (the demo)
+    # Per group name, a command that replaces instance_command for that group's instances: two
+    # groups of one emulator running different workers (the chaos campaign's MIGs).
+    group_commands: dict[str, list[str]] = field(default_factory=dict)
     instance_env: dict[str, str] = field(default_factory=dict)
     failed_operations: float = 0.0  # the share of new operations that end in error (faults)
 
@@ -167,6 +170,7 @@ class World:
         self.autoscalers: dict[tuple[str, str, str, str], Autoscaler] = {}
         self.operations: dict[tuple[str, str, str, str], Operation] = {}
         self.request_ids: dict[str, Operation] = {}
+        self.exiting: set[subprocess.Popen[bytes]] = set()  # stopped VMs' processes, finishing
         self._ids = itertools.count(1_000_000_001)
 
     # -- identity -----------------------------------------------------------------------------
@@ -404,7 +408,7 @@ class World:
         action = instance.action
         instance.changes_at = instance.staging_at = None
         if action == "DELETING":
-            self.stop_process(instance)
+            self.stop_process(instance, wait=False)
             group.instances.remove(instance)
             return
         instance.status = {"SUSPENDING": "SUSPENDED", "STOPPING": "TERMINATED"}.get(
@@ -439,7 +443,7 @@ class World:
             self._signal(instance, signal.SIGSTOP)  # memory kept: the process is frozen
             instance.changes_at = now + settings.instance_suspend_seconds
         else:
-            self.stop_process(instance)
+            self.stop_process(instance, wait=False)
             instance.changes_at = now + settings.instance_stop_seconds
         return True
 
@@ -569,11 +573,11 @@ class World:
         found = next((i for i in group.instances if i.name == name), None)
         if found is None:
             raise not_found(f"{group.scope.path}/instances/{name}")
-        self.stop_process(found)
+        self.stop_process(found, wait=False)
         group.instances.remove(found)
 
     def _start_process(self, group: Group, instance: Instance) -> subprocess.Popen[bytes] | None:
-        command = self.settings.instance_command
+        command = self.settings.group_commands.get(group.name, self.settings.instance_command)
         if not command:
             return None
         env = {
@@ -586,27 +590,37 @@ class World:
         }
         return subprocess.Popen(command, env=env, start_new_session=True, stdin=subprocess.DEVNULL)
 
-    @staticmethod
-    def stop_process(instance: Instance) -> None:
+    def stop_process(self, instance: Instance, *, wait: bool = True) -> None:
+        """SIGTERM the instance's process (SIGKILL after 10 s). `wait=False` when the world's
+        lock is held: a worker finishing its job in hand takes seconds, and the API must go on
+        answering meanwhile (a real VM's shutdown freezes no API call)."""
         process = instance.process
         if process is None:
             return
+        instance.process = None
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
             os.killpg(process.pid, signal.SIGCONT)  # a suspended (stopped) one must run to exit
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
-        instance.process = None
+        if wait:
+            _reap(process)
+            return
+        with self.lock:
+            self.exiting.add(process)
+        threading.Thread(target=self._reap_later, args=(process,), daemon=True).start()
+
+    def _reap_later(self, process: subprocess.Popen[bytes]) -> None:
+        _reap(process)
+        with self.lock:
+            self.exiting.discard(process)
 
     def stop_all_processes(self) -> None:
         with self.lock:
             for group in self.groups.values():
                 for instance in group.instances:
                     self.stop_process(instance)
+            exiting = list(self.exiting)
+        for process in exiting:  # those of deleted or stopped VMs, still finishing
+            _reap(process)
 
     def reset(self) -> None:
         with self.lock:
@@ -615,6 +629,16 @@ class World:
             self.autoscalers.clear()
             self.operations.clear()
             self.request_ids.clear()
+
+
+def _reap(process: subprocess.Popen[bytes]) -> None:
+    """Wait for a SIGTERMed process; SIGKILL it after 10 s."""
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
 
 
 def _operation_failed(undo: Callable[[], None] | None) -> None:

@@ -308,6 +308,60 @@ def test_a_suspended_instance_command_is_frozen_and_resumed(
     assert int(count) > int(frozen.split()[1])  # ...from where it was
 
 
+def test_a_group_command_replaces_the_instance_command_for_that_group_only(
+    compute: Any, emulator: EmulatorServer, tmp_path: Any
+) -> None:
+    """Two groups of one emulator can run different workers: each instance writes which command
+    it runs, keyed by its group."""
+
+    def writer(label: str) -> list[str]:
+        script = (
+            "import os,time\n"
+            f"open({str(tmp_path)!r}+'/'+os.environ['GCE_GROUP'],'w').write({label!r})\n"
+            "time.sleep(60)\n"
+        )
+        return [sys.executable, "-c", script]
+
+    emulator.control(
+        "settings",
+        {"instanceCommand": writer("default"), "groupCommands": {"special": writer("special")}},
+    )
+    make_group(compute, "plain", 1)
+    make_group(compute, "special", 1)
+    until(lambda: (tmp_path / "plain").exists() and (tmp_path / "special").exists())
+    assert (tmp_path / "plain").read_text() == "default"
+    assert (tmp_path / "special").read_text() == "special"
+
+
+def test_the_api_answers_while_a_deleted_instances_worker_finishes_its_job(
+    compute: Any, emulator: EmulatorServer, tmp_path: Any
+) -> None:
+    """A worker told to stop (SIGTERM) finishes the job in hand first: the API goes on answering
+    meanwhile. It used to hold the emulator's lock while it waited (up to 10 s, then SIGKILL),
+    stalling every call, which the chaos campaign took for starved policies. Here the worker
+    exits cleanly only once a call made after its SIGTERM has been answered."""
+    terminating, release, clean = (tmp_path / n for n in ("terminating", "release", "clean"))
+    script = (
+        "import os,signal,time\n"
+        "def stop(*_):\n"
+        f"    open({str(terminating)!r},'w').close()\n"
+        f"    while not os.path.exists({str(release)!r}): time.sleep(0.02)\n"
+        f"    open({str(clean)!r},'w').close(); os._exit(0)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "while True: time.sleep(1)\n"
+    )
+    emulator.control("settings", {"instanceCommand": [sys.executable, "-c", script]})
+    make_group(compute, "busy", 1)
+    make_group(compute, "other", 0)
+    group = Group(compute, "busy", False)
+    until(lambda: group.statuses() == ["RUNNING"] and group.stable())
+    group.run("resize", size=0)
+    until(terminating.exists)
+    assert Group(compute, "other", False).get()["targetSize"] == 0  # answered...
+    release.touch()  # ...before the worker was let go
+    until(clean.exists)
+
+
 def test_list_self_link_and_instance_template_are_full_urls(
     compute: Any, emulator: EmulatorServer
 ) -> None:

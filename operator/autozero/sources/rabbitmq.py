@@ -5,8 +5,12 @@ has not acknowledged is still working, and a group must not go to zero under it,
 is no backlog for the rules to scale out on. (KEDA's RabbitMQ scaler adds the two into one queue
 length over the HTTP API by default, `excludeUnacknowledged: false`, and over AMQP sees only the
 ready ones.) One `GET /api/queues/<vhost>` per vhost per cycle serves every
-queue of that vhost. The management API refreshes its figures every `collect_statistics_interval`
-(5 s by default), so readings lag the broker by up to that much.
+queue of that vhost. The management API serves its figures from samples taken every
+`collect_statistics_interval` and kept in 5 s buckets by default
+(`management.sample_retention_policies`), so readings lag the broker by up to that much. Until a
+queue's first sample (for seconds after it is declared, or after the broker restarts) its record
+has no counts at all: that is no data, a failed read, never an empty queue (which would put a
+group to sleep under the jobs its consumers hold).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from autozero.sources.base import (
     SourceBadResponse,
     SourceError,
     SourceKind,
+    SourceNoData,
     SourceNotFound,
     SourceTimeout,
     SourceUnreachable,
@@ -96,10 +101,26 @@ class RabbitMQQueues(BatchedSource):
             else:
                 pattern = re.compile(source.pattern or "")
                 chosen = [q for name, q in by_name.items() if pattern.fullmatch(str(name))]
+            unsampled = [q.get("name") for q in chosen if not _sampled(q)]
+            if unsampled:
+                out.append(
+                    SourceNoData(
+                        source.metric,
+                        first.base,
+                        f"queue {unsampled[0]!r} has no message counts yet: the management API "
+                        "has not sampled it since it was declared or the broker started",
+                    )
+                )
+                continue
             ready = float(sum(q.get("messages_ready") or 0 for q in chosen))
             unacked = float(sum(q.get("messages_unacknowledged") or 0 for q in chosen))
             out.append(Reading(ready, pending=ready, in_flight=unacked))
         return out
+
+
+def _sampled(queue: dict[str, Any]) -> bool:
+    """Whether the management API has counted the queue's messages yet."""
+    return "messages_ready" in queue and "messages_unacknowledged" in queue
 
 
 def _get(source: RabbitMQQueues, url: str) -> list[Any]:

@@ -1,0 +1,116 @@
+"""The chaos campaign's judge (benchmarks/chaos_invariants.py) on hand-made evidence: the groups
+told apart in each log, and the invariants judged per group."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from chaos_invariants import Evidence, Resize, audit_resizes, emulator_resizes, judge
+from chaos_report import Report
+
+
+def evidence(**fields: Any) -> Evidence:
+    defaults: dict[str, Any] = {
+        "jobs": {},
+        "events": [],
+        "resizes": [],
+        "reads_failed": [],
+        "samples": [],
+        "evaluations": [],
+        "calls": [],
+        "serving": {"operator": 0.0},
+    }
+    return Evidence(**(defaults | fields))
+
+
+def invariants(found: Evidence) -> list[str]:
+    report = Report(seed=0)
+    judge(found, report)
+    return [v.invariant for v in report.violations]
+
+
+@pytest.mark.parametrize(
+    ("failed", "group", "violated"),
+    [
+        pytest.param(frozenset({"sts"}), "sts", True, id="rabbitmq-restart-sts-scaled-down"),
+        pytest.param(frozenset({"sts"}), "dep", False, id="rabbitmq-restart-dep-scaled-down"),
+        pytest.param(frozenset({"dep", "mig-run"}), "mig-run", True, id="redis-cut-mig-run"),
+        pytest.param(frozenset({"dep", "mig-run"}), "sts", False, id="redis-cut-sts"),
+    ],
+)
+def test_a_scale_down_is_judged_against_its_own_groups_failing_reads(
+    failed: frozenset[str], group: str, violated: bool
+) -> None:
+    resizes = [Resize(1.0, group, 2, "autozero", "up"), Resize(12.0, group, 1, "autozero", "down")]
+    found = invariants(evidence(resizes=resizes, reads_failed=[(10.0, 11.5, failed)]))
+    assert ("no scale-down during a failing read" in found) is violated
+
+
+def test_the_audit_log_tells_the_workloads_and_the_writers_apart() -> None:
+    def line(resource: str, agent: str, replicas: int) -> str:
+        return json.dumps(
+            {
+                "stage": "ResponseComplete",
+                "verb": "patch",
+                "responseStatus": {"code": 200},
+                "requestObject": {"spec": {"replicas": replicas}},
+                "objectRef": {"resource": resource, "subresource": "scale", "name": "x"},
+                "requestReceivedTimestamp": "2026-11-30T12:00:00.000000Z",
+                "userAgent": agent,
+            }
+        )
+
+    found = audit_resizes(
+        [
+            line("deployments", "autozero/0.1 (operator)", 1),
+            line("statefulsets", "autozero/0.1 (operator)", 2),
+            line("deployments", "chaos-campaign", 3),
+        ]
+    )
+    assert [(r.group, r.actor, r.size) for r in found] == [
+        ("dep", "autozero", 1),
+        ("sts", "autozero", 2),
+        ("dep", "hand", 3),
+    ]
+
+
+def test_a_duplicated_resize_is_one_migs_two_resizes_to_one_size() -> None:
+    def call(group: str, size: int, at: float) -> dict[str, Any]:
+        return {
+            "api": "instanceGroupManagers.resize",
+            "status": 200,
+            "path": f"/compute/v1/projects/p/zones/z/instanceGroupManagers/{group}/resize",
+            "query": f"size={size}&requestId=r{at}",
+            "at": at,
+        }
+
+    resizes = emulator_resizes(
+        [call("mig", 1, 1.0), call("mig-run", 1, 2.0), call("mig-run", 1, 3.0)], lambda _: False
+    )
+    assert [r.group for r in resizes] == ["mig", "mig-run", "mig-run"]
+    assert invariants(evidence(resizes=resizes)) == ["no duplicated resize"]
+
+
+def test_a_redelivered_job_counts_once_processed_and_each_run_is_judged() -> None:
+    """RabbitMQ redelivers a job whose ack a broker restart lost: it runs twice, and a scale to 0
+    while its second run runs is a violation though its first run had ended."""
+    job = "sts/abc"
+    events = [
+        {"event": "start", "job": job, "worker": "sts-1", "at": 1.0},
+        {"event": "end", "job": job, "worker": "sts-1", "at": 2.0},
+        {"event": "start", "job": job, "worker": "sts-2", "at": 3.0},
+        {"event": "end", "job": job, "worker": "sts-2", "at": 5.0},
+    ]
+    quiet = evidence(jobs={job: "sts"}, events=events)
+    assert invariants(quiet) == []
+    zero = Resize(4.0, "sts", 0, "autozero", "to 0")
+    assert invariants(evidence(jobs={job: "sts"}, events=events, resizes=[zero])) == [
+        "never 0 while a job runs"
+    ]
