@@ -4,8 +4,8 @@ its life; each exit is timed (Kubernetes sends SIGKILL after the Pod's grace per
 default). A process still running after 30 s has its threads dumped with py-spy if `--py-spy`
 names one.
 
-The test ground is the chaos campaign's (benchmarks/chaos.py): a kube-apiserver, Redis, the GCE
-emulator, a MIG and a Deployment woken by RQ queues.
+The test ground is the chaos campaign's (benchmarks/chaos.py): a kube-apiserver, Redis,
+RabbitMQ, FerretDB, the GCE emulator and the groups the operator and `autozero run` drive.
 
 Run: .venv/bin/python benchmarks/shutdown_bench.py [--load 40] [--trials 4] [--after 45 90]
      [--tree DIR] [--py-spy PATH]
@@ -82,28 +82,27 @@ def main() -> int:
         campaign.wave()
         spinners = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(args.load)]
         for trial in range(args.trials):
-            assert campaign.operator is not None
-            campaign.operator.kill()
-            campaign.operator.wait()
-            campaign.operator = start(campaign, free_port())
+            campaign.children["operator"].kill()
+            campaign.children["operator"].wait()
+            operator = campaign.children["operator"] = start(campaign, free_port())
             after = rng.uniform(*args.after)
             time.sleep(after)
             load = os.getloadavg()[0]
             sent = time.time()
-            campaign.operator.send_signal(signal.SIGTERM)
+            operator.send_signal(signal.SIGTERM)
             try:
-                campaign.operator.wait(timeout=STOP_GRACE)
+                operator.wait(timeout=STOP_GRACE)
             except subprocess.TimeoutExpired:
                 print(f"trial {trial}: still running {STOP_GRACE:g} s after SIGTERM; its threads:")
-                print(dump(args.py_spy, campaign.operator.pid), flush=True)
-                campaign.operator.wait(timeout=300)
+                print(dump(args.py_spy, operator.pid), flush=True)
+                operator.wait(timeout=300)
             exits.append(time.time() - sent)
             print(
                 f"trial {trial}: SIGTERM {after:.1f} s after the start (load average {load:.1f}), "
-                f"exited {exits[-1]:.1f} s later, code {campaign.operator.returncode}",
+                f"exited {exits[-1]:.1f} s later, code {operator.returncode}",
                 flush=True,
             )
-        campaign.operator = None
+        del campaign.children["operator"]  # exited: nothing for close() to stop
     finally:
         for spinner in spinners:
             spinner.kill()
