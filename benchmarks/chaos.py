@@ -39,7 +39,8 @@ deployments/scale and statefulsets/scale, told apart by objectRef), the workers'
 5. every job of every wave processed (a job redelivered by RabbitMQ may run twice);
 6. no policy starved: outside the faults (and 3 intervals after each), every policy's
    `autozero_last_evaluation_timestamp_seconds` on its evaluator's /metrics (the operator's, or
-   the runner's) is never more than 2 intervals old;
+   the runner's) is never more than 2 intervals old, unless its own group was written meanwhile
+   (its pass waiting for its operations: served, not starved);
 and the operator and the runner exit within 30 s of a SIGTERM (Kubernetes' grace period).
 The report (chaos_report.py) gives the faults by kind, each violation with its first evidence
 line, the worst convergence, and the seed that replays the schedule.

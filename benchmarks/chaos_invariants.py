@@ -23,6 +23,7 @@ LAST_EVALUATION = "autozero_last_evaluation_timestamp_seconds"
 # `mig`, `autozero run`'s `mig-run`), a Deployment and a StatefulSet.
 GROUPS = ("mig", "dep", "sts", "mig-run")
 MIGS = ("mig", "mig-run")
+POLICY_GROUP = {"gce": "mig", "dep": "dep", "sts": "sts", "run": "mig-run"}  # policy -> its group
 # Which process evaluates which policy, and so whose /metrics tells when it was evaluated.
 EVALUATED_BY = {"operator": ("gce", "dep", "sts"), "runner": ("run",)}
 WORKLOADS = {"deployments": "dep", "statefulsets": "sts"}  # audit objectRef.resource -> group
@@ -257,6 +258,7 @@ def judge_starvation(evidence: Evidence, report: Report) -> None:
                 end = max(end, first)
         unhealthy.append((fault.started, end))
     starved: set[str] = set()
+    writing = 0  # gaps of a policy whose own pass was writing its group meanwhile
     begun: set[str] = set()  # policies evaluated once: the first start is not judged
     for at, by, last in evidence.evaluations:
         names = EVALUATED_BY[by]
@@ -269,6 +271,9 @@ def judge_starvation(evidence: Evidence, report: Report) -> None:
                 continue
             if seen is not None and at - seen <= 2 * INTERVAL:
                 continue
+            if seen is not None and writes_between(evidence, name, seen, at):
+                writing += 1  # served, busy: its next pass waits for this one's operations
+                continue
             starved.add(name)
             how = "no series" if seen is None else f"{at - seen:.1f} s old"
             report.violations.append(
@@ -279,6 +284,20 @@ def judge_starvation(evidence: Evidence, report: Report) -> None:
                 )
             )
     report.evidence["metrics scrapes"] = len(evidence.evaluations)
+    report.evidence["evaluations late while the policy's own writes ran"] = writing
+
+
+def writes_between(evidence: Evidence, policy: str, since: float, until: float) -> bool:
+    """Whether the policy's group was written (a resize or, for the MIG, an autoscaler call, as
+    the emulator and audit logs tell) after its last evaluation: a pass that waits for Compute
+    operations (a handoff sleep: two of them) is the policy served, not starved."""
+    group = POLICY_GROUP[policy]
+    if any(r.group == group and since < r.at <= until for r in evidence.resizes):
+        return True
+    return group == "mig" and any(
+        str(c.get("api") or "").startswith("autoscalers.") and since < c["at"] <= until
+        for c in evidence.calls
+    )
 
 
 def last_evaluations(text: str) -> dict[str, float]:

@@ -114,3 +114,38 @@ def test_a_redelivered_job_counts_once_processed_and_each_run_is_judged() -> Non
     assert invariants(evidence(jobs={job: "sts"}, events=events, resizes=[zero])) == [
         "never 0 while a job runs"
     ]
+
+
+@pytest.mark.parametrize(
+    ("resizes", "calls", "violated"),
+    [
+        pytest.param([], [], ["no policy starved"], id="nothing-written-meanwhile-is-starved"),
+        pytest.param(
+            [Resize(11.5, "mig", 0, "autozero", "emulator: resize size=0")],
+            [],
+            [],
+            id="its-own-resize-meanwhile-is-busy",
+        ),
+        pytest.param(
+            [],
+            [{"api": "autoscalers.delete", "at": 11.0}],
+            [],
+            id="its-own-autoscaler-deletion-meanwhile-is-busy",
+        ),
+        pytest.param(
+            [Resize(11.5, "dep", 0, "autozero", "audit: replicas=0")],
+            [],
+            ["no policy starved"],
+            id="another-groups-write-does-not-count",
+        ),
+    ],
+)
+def test_a_late_evaluation_is_starvation_unless_the_policy_was_writing(
+    resizes: list[Resize], calls: list[dict[str, Any]], violated: list[str]
+) -> None:
+    scrapes = [
+        (at, "operator", {"chaos/gce": last, "chaos/dep": at, "chaos/sts": at})
+        for at, last in [(9.0, 9.0), (10.0, 10.0), (12.5, 10.0)]  # gce 2.5 s old at 12.5
+    ]
+    found = evidence(evaluations=scrapes, resizes=resizes, calls=calls)
+    assert invariants(found) == violated
