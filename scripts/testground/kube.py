@@ -486,6 +486,17 @@ def _insecure_ok(url: str) -> bool:
         return bool(response.status == 200 and response.read().strip() == b"ok")
 
 
+def _worker_template(name: str, image: str) -> tuple[Any, Any]:
+    """A workload's selector and pod template: one container, labelled `app: <name>`."""
+    from kubernetes import client
+
+    labels = {"app": name}
+    return client.V1LabelSelector(match_labels=labels), client.V1PodTemplateSpec(
+        metadata=client.V1ObjectMeta(labels=labels),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="w", image=image)]),
+    )
+
+
 def create_worker_deployment(
     api: Any, namespace: str, name: str = "worker", *, image: str = "w:1"
 ) -> None:
@@ -493,19 +504,12 @@ def create_worker_deployment(
     never run: there is no kubelet)."""
     from kubernetes import client
 
-    labels = {"app": name}
+    selector, template = _worker_template(name, image)
     client.AppsV1Api(api).create_namespaced_deployment(
         namespace,
         client.V1Deployment(
             metadata=client.V1ObjectMeta(name=name),
-            spec=client.V1DeploymentSpec(
-                replicas=0,
-                selector=client.V1LabelSelector(match_labels=labels),
-                template=client.V1PodTemplateSpec(
-                    metadata=client.V1ObjectMeta(labels=labels),
-                    spec=client.V1PodSpec(containers=[client.V1Container(name="w", image=image)]),
-                ),
-            ),
+            spec=client.V1DeploymentSpec(replicas=0, selector=selector, template=template),
         ),
     )
 
@@ -517,19 +521,13 @@ def create_worker_statefulset(
     pods never run: there is no kubelet)."""
     from kubernetes import client
 
-    labels = {"app": name}
+    selector, template = _worker_template(name, image)
     client.AppsV1Api(api).create_namespaced_stateful_set(
         namespace,
         client.V1StatefulSet(
             metadata=client.V1ObjectMeta(name=name),
             spec=client.V1StatefulSetSpec(
-                replicas=0,
-                service_name=name,
-                selector=client.V1LabelSelector(match_labels=labels),
-                template=client.V1PodTemplateSpec(
-                    metadata=client.V1ObjectMeta(labels=labels),
-                    spec=client.V1PodSpec(containers=[client.V1Container(name="w", image=image)]),
-                ),
+                replicas=0, service_name=name, selector=selector, template=template
             ),
         ),
     )

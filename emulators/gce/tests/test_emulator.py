@@ -41,6 +41,14 @@ def make_group(compute: Any, name: str, size: int = 0, *, region: bool = False) 
     return wait(compute, op)
 
 
+def group_link(compute: Any, name: str) -> str:
+    return str(
+        compute.instanceGroupManagers()
+        .get(project=P, zone=Z, instanceGroupManager=name)
+        .execute()["selfLink"]
+    )
+
+
 def error_of(call: Any) -> tuple[int, str]:
     with pytest.raises(HttpError) as raised:
         call.execute(num_retries=0)
@@ -169,11 +177,7 @@ def test_aggregated_list_covers_zones_and_regions(compute: Any) -> None:
 def test_autoscaler_lifecycle_and_the_resize_it_forbids(compute: Any) -> None:
     make_group(compute, "bids", 0)
     autoscalers = compute.autoscalers()
-    link = (
-        compute.instanceGroupManagers()
-        .get(project=P, zone=Z, instanceGroupManager="bids")
-        .execute()["selfLink"]
-    )
+    link = group_link(compute, "bids")
     body = {
         "name": "bids",
         "target": link,
@@ -215,11 +219,7 @@ def test_autoscaler_lifecycle_and_the_resize_it_forbids(compute: Any) -> None:
 
 def test_autoscaler_scales_on_cpu(compute: Any, emulator: EmulatorServer) -> None:
     make_group(compute, "bids", 1)
-    link = (
-        compute.instanceGroupManagers()
-        .get(project=P, zone=Z, instanceGroupManager="bids")
-        .execute()["selfLink"]
-    )
+    link = group_link(compute, "bids")
     wait(
         compute,
         compute.autoscalers()
@@ -260,11 +260,7 @@ def test_autoscaler_scales_on_cpu(compute: Any, emulator: EmulatorServer) -> Non
 )
 def test_autoscaler_policy_errors(compute: Any, policy: dict[str, Any], reason: str) -> None:
     make_group(compute, "bids")
-    link = (
-        compute.instanceGroupManagers()
-        .get(project=P, zone=Z, instanceGroupManager="bids")
-        .execute()["selfLink"]
-    )
+    link = group_link(compute, "bids")
     call = compute.autoscalers().insert(
         project=P, zone=Z, body={"name": "bids", "target": link, "autoscalingPolicy": policy}
     )
@@ -404,11 +400,7 @@ def test_a_failed_insert_frees_its_name(compute: Any, emulator: EmulatorServer) 
     next insert is made (a name kept reserved answered 409 to inserts and 404 to patches for
     good, and autozero retried both every second in the chaos campaign)."""
     make_group(compute, "bids", 0)
-    link = (
-        compute.instanceGroupManagers()
-        .get(project=P, zone=Z, instanceGroupManager="bids")
-        .execute()["selfLink"]
-    )
+    link = group_link(compute, "bids")
     body = {
         "name": "bids",
         "target": link,
