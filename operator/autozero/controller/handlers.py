@@ -144,10 +144,10 @@ def run_operator(
     if sharding is not None:  # the apiserver's audit log tells the replicas apart
         api.user_agent = f"autozero/{__version__} (replica {sharding.identity})"
     config.kube_api = api
-    log.info("warmed up in %.2f s", warm_up())  # before /metrics answers: then we serve
     metrics = Metrics()
     if metrics_port is not None:
-        serve(metrics_port, metrics.registry)
+        serve(metrics_port, metrics.registry)  # a bad or busy port: its one-line error first
+    log.info("warmed up in %.2f s", warm_up())  # before kopf starts: before any policy's pass
     runtime_ref: dict[str, Any] = {}
     registry = make_registry(runtime_ref)
     # Every policy's blocking calls (sources, targets, status) run in these threads; the
