@@ -387,8 +387,9 @@ class Campaign:
         finally:
             connection.close()
 
-    def start_child(self, who: str) -> float:
-        """Start the operator or `autozero run`; return when its /metrics answers (the time)."""
+    def start_child(self, who: str, *, wait: bool = True) -> float:
+        """Start the operator or `autozero run`; return when its /metrics answers (the time), or
+        at once without `wait`."""
         port = free_port()
         self.metrics_urls[who] = f"http://127.0.0.1:{port}/metrics"
         common = [
@@ -413,7 +414,8 @@ class Campaign:
             env={**os.environ, "PYTHONPATH": str(self.tree / "operator"), "PYTHONUNBUFFERED": "1"},
         )
         log.close()
-        wait_for(lambda: self._metrics_answer(who), timeout=120, interval=0.1)
+        if wait:
+            wait_for(lambda: self._metrics_answer(who), timeout=120, interval=0.1)
         return time.time()
 
     def _metrics_answer(self, who: str) -> bool:

@@ -13,7 +13,6 @@ Run: .venv/bin/python benchmarks/restart_bench.py [--trials 5] [--tree DIR]
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import statistics
 import sys
@@ -27,9 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from chaos import NAMESPACE, Campaign  # noqa: E402
-from chaos_invariants import EVALUATED_BY  # noqa: E402
+from chaos_invariants import EVALUATED_BY, last_evaluations  # noqa: E402
+from procstats import cpu_seconds  # noqa: E402
 
-GAUGE = "autozero_last_evaluation_timestamp_seconds{"
 POLICIES = EVALUATED_BY["operator"]
 
 
@@ -41,18 +40,8 @@ def evaluations(url: str) -> dict[str, float]:
             text = response.read().decode()
     except OSError:
         return {}
-    found: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith(GAUGE) and f'namespace="{NAMESPACE}"' in line:
-            labels, _, value = line.rpartition("} ")
-            name = labels.split('policy="', 1)[1].split('"', 1)[0]
-            found[name] = float(value)
-    return found
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    prefix = f"{NAMESPACE}/"
+    return {k[len(prefix) :]: v for k, v in last_evaluations(text).items() if k.startswith(prefix)}
 
 
 def main() -> int:

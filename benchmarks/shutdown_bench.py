@@ -14,7 +14,6 @@ Run: .venv/bin/python benchmarks/shutdown_bench.py [--load 40] [--trials 4] [--a
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import signal
 import statistics
@@ -27,31 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from chaos import NAMESPACE, PROJECT, STOP_GRACE, Campaign  # noqa: E402
-from testground.process import free_port  # noqa: E402
+from chaos import STOP_GRACE, Campaign  # noqa: E402
+from procstats import load_average  # noqa: E402
 
 SPIN = "while True: pass"
-
-
-def start(campaign: Campaign, port: int) -> subprocess.Popen[bytes]:
-    """The operator, as the campaign starts it, without waiting for it to serve: a loaded node
-    may take a minute to get it there, and the SIGTERM may come at any point of its life."""
-    args = [
-        *("--kubeconfig", str(campaign.cluster.kubeconfig), "--metrics-port", str(port)),
-        *("--namespace", NAMESPACE, "--gce-endpoint", campaign.emulator.api_endpoint),
-        *("--gce-allow", f"{NAMESPACE}={PROJECT}"),
-    ]
-    with (campaign.out / "operator.log").open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "autozero.cli", "operator", *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={
-                **os.environ,
-                "PYTHONPATH": str(campaign.tree / "operator"),
-                "PYTHONUNBUFFERED": "1",
-            },
-        )
 
 
 def dump(py_spy: str | None, pid: int) -> str:
@@ -84,10 +62,13 @@ def main() -> int:
         for trial in range(args.trials):
             campaign.children["operator"].kill()
             campaign.children["operator"].wait()
-            operator = campaign.children["operator"] = start(campaign, free_port())
+            # Not waiting for it to serve: a loaded node may take a minute to get it there, and
+            # the SIGTERM may come at any point of its life.
+            campaign.start_child("operator", wait=False)
+            operator = campaign.children["operator"]
             after = rng.uniform(*args.after)
             time.sleep(after)
-            load = os.getloadavg()[0]
+            load = load_average()[0]
             sent = time.time()
             operator.send_signal(signal.SIGTERM)
             try:
@@ -102,7 +83,6 @@ def main() -> int:
                 f"exited {exits[-1]:.1f} s later, code {operator.returncode}",
                 flush=True,
             )
-        del campaign.children["operator"]  # exited: nothing for close() to stop
     finally:
         for spinner in spinners:
             spinner.kill()
