@@ -18,7 +18,7 @@ import pytest
 import redis
 import yaml
 from kubernetes import client as k8s
-from support.operator import http_get, start_operator
+from support.operator import http_get, scale_of, start_operator
 from testground.kube import KubeCluster, TcpRelay, create_secret, create_worker_deployment
 from testground.process import free_port, wait_for
 from testground.redis_server import RedisServer
@@ -87,11 +87,6 @@ def operator(
         process.wait(timeout=60)
         log.close()
         print((tmp_path / "operator.log").read_text()[-4000:])
-
-
-def scale_of(kube_api: Any, namespace: str, name: str) -> int:
-    scale = k8s.AppsV1Api(kube_api).read_namespaced_deployment_scale(name, namespace)
-    return int(scale.spec.replicas or 0)
 
 
 def test_changes_made_as_an_apiserver_outage_ends_are_acted_on_within_three_intervals(

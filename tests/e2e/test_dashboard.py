@@ -19,7 +19,7 @@ import pytest
 import redis
 import yaml
 from kubernetes import client as k8s
-from support.operator import http_get, start_operator
+from support.operator import http_get, scale_of, start_operator
 from testground.kube import KubeCluster, create_secret, create_worker_deployment
 from testground.process import free_port, wait_for
 from testground.prometheus import PrometheusServer
@@ -145,11 +145,6 @@ def policy(namespace: str, name: str, key: str) -> dict[str, Any]:
             ],
         },
     }
-
-
-def scale_of(kube_api: Any, namespace: str, name: str) -> int:
-    scale = k8s.AppsV1Api(kube_api).read_namespaced_deployment_scale(name, namespace)
-    return int(scale.spec.replicas or 0)
 
 
 def test_every_panel_returns_data_from_prometheus(

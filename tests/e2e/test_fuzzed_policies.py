@@ -19,7 +19,7 @@ import pytest
 import redis
 import yaml
 from kubernetes import client as k8s
-from support.operator import condition, http_get, start_operator, status_of
+from support.operator import condition, http_get, scale_of, start_operator, status_of
 from support.policy_fuzz import as_kubectl_sends, mutants
 from testground.kube import KubeCluster, create_secret, create_worker_deployment
 from testground.process import free_port, wait_for
@@ -92,11 +92,6 @@ def create(api: Any, namespace: str, manifest: dict[str, Any]) -> str | None:
     return None
 
 
-def replicas(kube_api: Any, namespace: str, name: str) -> int:
-    scale = k8s.AppsV1Api(kube_api).read_namespaced_deployment_scale(name, namespace)
-    return int(scale.spec.replicas or 0)
-
-
 def test_fuzzed_policies_beside_good_ones_never_stop_the_good_ones(
     kube_api: Any, namespace: str, operator: Any, redis_server: RedisServer
 ) -> None:
@@ -118,11 +113,11 @@ def test_fuzzed_policies_beside_good_ones_never_stop_the_good_ones(
         for name in good:
             queue.rpush(f"jobs:{name}", *range(3))
         for name in good:
-            wait_for(lambda n=name: replicas(kube_api, namespace, n) == 2, timeout=60)
+            wait_for(lambda n=name: scale_of(kube_api, namespace, n) == 2, timeout=60)
         for name in good:
             queue.delete(f"jobs:{name}")
         for name in good:
-            wait_for(lambda n=name: replicas(kube_api, namespace, n) == 0, timeout=60)
+            wait_for(lambda n=name: scale_of(kube_api, namespace, n) == 0, timeout=60)
         assert operator.poll() is None, f"the operator exited (round {round_})"
 
     def silent() -> list[str]:

@@ -15,7 +15,7 @@ import pytest
 import redis
 import yaml
 from kubernetes import client as k8s
-from support.operator import condition, events_of, http_get, start_operator, status_of
+from support.operator import condition, events_of, http_get, scale_of, start_operator, status_of
 from testground.gce import compute_client, create_mig, managers
 from testground.kube import (
     KubeCluster,
@@ -93,11 +93,6 @@ spec:
         - name: nights
           recurrence: {{timeZone: {zone}, days: [Sun], hours: [3], duration: 1h}}
 """)
-
-
-def scale_of(kube_api: Any, namespace: str) -> int:
-    scale = k8s.AppsV1Api(kube_api).read_namespaced_deployment_scale("worker", namespace)
-    return int(scale.spec.replicas or 0)
 
 
 def test_a_deployment_wakes_on_work_and_sleeps_when_idle(

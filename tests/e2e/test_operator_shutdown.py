@@ -17,7 +17,7 @@ import pytest
 import redis
 import yaml
 from kubernetes import client as k8s
-from support.operator import http_get, start_operator, status_of
+from support.operator import http_get, scale_of, start_operator, status_of
 from testground.kube import KubeCluster, TcpRelay, create_secret, create_worker_deployment
 from testground.process import free_port, wait_for
 from testground.redis_server import RedisServer
@@ -81,11 +81,6 @@ def start(kubeconfig: Path, namespace: str, log: Path) -> subprocess.Popen[bytes
         )
     wait_for(lambda: http_get(f"http://127.0.0.1:{port}/metrics") is not None, timeout=60)
     return process
-
-
-def scale_of(kube_api: Any, namespace: str) -> int:
-    scale = k8s.AppsV1Api(kube_api).read_namespaced_deployment_scale("worker", namespace)
-    return int(scale.spec.replicas or 0)
 
 
 def test_sigterm_while_calls_hang_exits_within_the_grace_and_the_next_start_finishes(

@@ -21,6 +21,12 @@ def start_operator(log: Any, args: list[str]) -> subprocess.Popen[bytes]:
     )
 
 
+def scale_of(kube_api: Any, namespace: str, name: str = "worker") -> int:
+    """A Deployment's replicas, as its /scale says."""
+    scale = k8s.AppsV1Api(kube_api).read_namespaced_deployment_scale(name, namespace)
+    return int(scale.spec.replicas or 0)
+
+
 def http_get(url: str) -> str | None:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
