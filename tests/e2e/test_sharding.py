@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import redis
 import yaml
+from autozero.sharding.ring import assign, slot_of
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from support.operator import http_get, start_operator
@@ -154,6 +155,12 @@ def all_served(api: Any, namespace: str, not_by: str = "") -> dict[str, str] | N
     return found if all(who not in ("", not_by) for who in found.values()) else None
 
 
+def ring_owners(namespace: str, members: list[str]) -> dict[str, str]:
+    """Each policy's replica as the ring places it among `members`: where the fleet settles."""
+    owners = assign(members)
+    return {f"policy-{n}": owners[slot_of((namespace, f"policy-{n}"))] for n in range(POLICIES)}
+
+
 def replica_of(request: AuditedRequest) -> str | None:
     found = re.search(r"\(replica ([^)]+)\)", request.user_agent)
     return found.group(1) if found else None
@@ -218,7 +225,8 @@ def test_three_replicas_serve_each_policy_once_and_take_over_a_killed_or_stopped
         for n in range(POLICIES):
             queue.rpush(f"jobs:{namespace}:{n}", 1)
         wait_for(lambda: scales(api, namespace) == [2] * POLICIES, timeout=120, interval=1)
-        owners = wait_for(lambda: all_served(api, namespace), timeout=60)
+        owners = ring_owners(namespace, names)
+        wait_for(lambda: served_by(api, namespace) == owners, timeout=60)
 
         # Independent evidence: each Deployment was scaled, each status written, by one replica,
         # the one the status names.
@@ -232,11 +240,11 @@ def test_three_replicas_serve_each_policy_once_and_take_over_a_killed_or_stopped
         killed = names[0]
         processes[killed].kill()
         processes[killed].wait(timeout=10)
-        orphans = sorted(name for name, owner in owners.items() if owner == killed)
-        moved = wait_for(lambda: all_served(api, namespace, not_by=killed), timeout=60)
-        assert {moved[name] for name in orphans} <= set(names[1:])
-        kept = {name: owner for name, owner in owners.items() if owner != killed}
-        assert {name: moved[name] for name in kept} == kept  # the others kept theirs
+        # The two left settle on the ring's placement among them: the killed one's policies
+        # go to them, and the others' stay put but for the few slots the load bound moves
+        # (5 in 682 for this change; tests/unit/sharding/test_ring.py bounds them).
+        moved = ring_owners(namespace, names[1:])
+        wait_for(lambda: served_by(api, namespace) == moved, timeout=60)
 
         # SIGTERM another: it hands over and deletes its lease, so the last one serves them all.
         stopped = names[1]
