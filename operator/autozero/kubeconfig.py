@@ -80,12 +80,22 @@ def _loaded(path: Path | None, load: Callable[[str | None], Any]) -> Any:
         raise KubeconfigError(f"kubeconfig {where}: {exc}; fix it or {FIX}") from None
 
 
+def user_agent(replica: str | None = None) -> str:
+    """What autozero calls itself to the apiserver, so that its writes are told apart in the
+    audit log (and a sharded replica's from the others')."""
+    from autozero import __version__
+
+    return f"autozero/{__version__}" + (f" (replica {replica})" if replica else "")
+
+
 def api_client(path: Path | None) -> Any:
     """A new `kubernetes.client.ApiClient` from `path`, else $KUBECONFIG or ~/.kube/config."""
     from kubernetes import config
 
     def load(config_file: str | None) -> Any:
-        return config.new_client_from_config(config_file=config_file)  # type: ignore[no-untyped-call]
+        api = config.new_client_from_config(config_file=config_file)  # type: ignore[no-untyped-call]
+        api.user_agent = user_agent()
+        return api
 
     return _loaded(path, load)
 

@@ -23,7 +23,6 @@ from typing import Any
 
 import kopf
 
-from autozero import __version__
 from autozero.controller.cluster import PLURAL, Cluster
 from autozero.controller.discovery import wait_until_served
 from autozero.controller.election import ElectionConfig, start_election
@@ -32,7 +31,7 @@ from autozero.controller.served_schema import ServedSchema
 from autozero.controller.sharded import Shards
 from autozero.controller.shell import OperatorShell
 from autozero.controller.warmup import warm_up
-from autozero.kubeconfig import configure_default, size_the_pool
+from autozero.kubeconfig import configure_default, size_the_pool, user_agent
 from autozero.policy.model import API_GROUP, API_VERSION
 from autozero.runtime.informer import RECONNECT_MAX
 from autozero.runtime.loop import SHUTDOWN_GRACE, Runtime, RuntimeConfig
@@ -141,8 +140,8 @@ def run_operator(
     if liveness is not None:
         check_liveness(liveness)
     api = client.ApiClient()  # its pool sized to the threads (size_the_pool)
-    if sharding is not None:  # the apiserver's audit log tells the replicas apart
-        api.user_agent = f"autozero/{__version__} (replica {sharding.identity})"
+    # The apiserver's audit log tells autozero's writes apart, and the replicas' from each other.
+    api.user_agent = user_agent(sharding.identity if sharding is not None else None)
     config.kube_api = api
     metrics = Metrics()
     if metrics_port is not None:
