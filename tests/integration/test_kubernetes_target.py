@@ -157,6 +157,24 @@ def test_hpa_handoff_converges_after_a_crash(
     assert again.apply(Change(0, HANDOFF), again.observe()).steps == ("scale 2 -> 0",)
 
 
+def test_a_workload_scaled_to_0_by_hand_under_its_hpa_is_woken_again(
+    cluster: KubeCluster, kube_api: Any, namespace: str
+) -> None:
+    """An HPA is disabled at 0 replicas: autozero, which handed the workload to it, scales it
+    back up itself (the chaos campaign found it left at 0 with work waiting)."""
+    workload(cluster, namespace, "Deployment")
+    spec = KubernetesTarget("apps/v1", "Deployment", "worker")
+    target = KubernetesWorkload("workers", spec, namespace, kube_api, owner(cluster, namespace))
+    target.apply(Change(2, HANDOFF), target.observe())
+    target.scale(0)  # by hand: the HPA stays, and does nothing
+    at_zero = target.observe()
+    assert (at_zero.replicas, at_zero.autoscaler) == (0, hpa_name("worker"))
+    assert target.apply(Change(2, HANDOFF), at_zero).steps == ("scale 0 -> 2",)
+    awake = target.observe()
+    assert (awake.replicas, awake.autoscaler) == (2, hpa_name("worker"))
+    assert target.apply(Change(2, HANDOFF), awake).steps == ()  # the HPA's from here
+
+
 def test_the_hpa_goes_with_its_policy(cluster: KubeCluster, kube_api: Any, namespace: str) -> None:
     workload(cluster, namespace, "Deployment")
     target = KubernetesWorkload(

@@ -124,3 +124,20 @@ def test_a_stopped_pool_counts_stopped_vms() -> None:
         (K.FROM_POOL, 0, 2),
         (K.RESIZE, 2, 3),
     ]
+
+
+@pytest.mark.parametrize(
+    ("wakes_from_zero", "expected"),
+    [
+        pytest.param(True, [], id="gce-autoscaler-holds-its-minimum"),
+        pytest.param(False, [(K.RESIZE, 0, 2)], id="hpa-disabled-at-zero"),
+    ],
+)
+def test_an_awake_group_at_0_under_its_autoscaler_is_resized_only_if_it_would_stay_there(
+    wakes_from_zero: bool, expected: list[tuple[StepKind, int, int]]
+) -> None:
+    observed = Observed(0, autoscaler="autozero-g", owned_autoscaler=True)
+    steps = plan(Change(2), observed, handoff=True, wakes_from_zero=wakes_from_zero)
+    assert kinds(steps) == expected
+    awake = Observed(3, autoscaler="autozero-g", owned_autoscaler=True)
+    assert plan(Change(2), awake, handoff=True, wakes_from_zero=wakes_from_zero) == ()

@@ -146,7 +146,12 @@ class Step:
 
 
 def plan(
-    change: Change, observed: Observed, *, handoff: bool, standby: Standby | None = None
+    change: Change,
+    observed: Observed,
+    *,
+    handoff: bool,
+    standby: Standby | None = None,
+    wakes_from_zero: bool = True,
 ) -> tuple[Step, ...]:
     """The writes that bring `observed` to `change`, in their crash-safe order. Pure, so the
     runtime knows without any I/O whether a change needs a write at all (most do not).
@@ -156,6 +161,10 @@ def plan(
     owns the count from then on. Planned on every evaluation, this also repairs a half-done
     change: an awake group without its autoscaler gets one, a group at zero loses it. An
     autoscaler autozero did not create is never touched.
+
+    An awake group found at 0 under its own autoscaler (someone scaled it down by hand) is
+    resized to the wake count when that autoscaler does not bring it up itself
+    (`wakes_from_zero`: the GCE autoscaler holds its minimum, an HPA is disabled at 0 replicas).
 
     With a standby pool, a resize to 0 is preceded by moving running VMs into the pool (up to
     its size), and a resize up by taking VMs out of it; the pool's settings come first.
@@ -182,6 +191,8 @@ def plan(
         if observed.replicas < change.replicas:
             steps += _sizes(observed, change.replicas, standby)
         steps.append(Step(StepKind.CREATE_AUTOSCALER))
+    elif observed.replicas == 0 < change.replicas and not wakes_from_zero:
+        steps += _sizes(observed, change.replicas, standby)
     return tuple(steps)
 
 
@@ -227,6 +238,7 @@ def converge(
     standby: Standby | None = None,
     pool: PoolWrites | None = None,
     recheck: Recheck | None = None,
+    wakes_from_zero: bool = True,
 ) -> Applied:
     """Carry out `plan(change, observed)`; each callback does one write and says what it did.
 
@@ -235,7 +247,9 @@ def converge(
     made (an autoscaler deleted: an operation of seconds, longer when the API is slow) asks
     `recheck` before it takes machines down: jobs may have started on them meanwhile."""
     done: list[str] = []
-    steps = plan(change, observed, handoff=handoff, standby=standby)
+    steps = plan(
+        change, observed, handoff=handoff, standby=standby, wakes_from_zero=wakes_from_zero
+    )
     running = observed.replicas
     pooled = taken = made = 0  # VMs moved into the pool, out of it, made for it
     for n, step in enumerate(steps):

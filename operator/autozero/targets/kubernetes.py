@@ -8,7 +8,8 @@ when it can (`watched`), with a `/scale` GET each when it cannot.
 HPA handoff mirrors the GCE one: on Wake, scale to the wake count and then create the HPA (an HPA
 does not act on a workload at 0 replicas); before Sleep, delete the HPA and only then scale to 0.
 The HPA is named `autozero-<workload>` and owned by the ScalingPolicy (deleting the policy deletes
-it); an awake group without its HPA gets one back, a sleeping group loses it.
+it); an awake group without its HPA gets one back, a sleeping group loses it, and an awake group
+found at 0 under its HPA (scaled down by hand: an HPA does nothing at 0) is scaled up again.
 
 Tenancy: a policy scales only workloads of its own namespace; with a ServiceAccount, only what
 that account may do itself (the operator's SubjectAccessReview asks `access_checks`).
@@ -341,7 +342,10 @@ class KubernetesWorkload:
             raise _api_error(exc, self.name, f"HorizontalPodAutoscaler {name}") from exc
 
     def plan(self, change: Change, observed: Observed) -> tuple[Step, ...]:
-        return plan(change, observed, handoff=isinstance(change.handoff, HPAHandoff))
+        # An HPA does not act on a workload at 0 replicas: one scaled to 0 by hand under its
+        # HPA would stay there with work waiting.
+        handoff = isinstance(change.handoff, HPAHandoff)
+        return plan(change, observed, handoff=handoff, wakes_from_zero=False)
 
     def apply(self, change: Change, observed: Observed, recheck: Recheck | None = None) -> Applied:
         handoff = change.handoff if isinstance(change.handoff, HPAHandoff) else None
@@ -366,6 +370,7 @@ class KubernetesWorkload:
                 f"HorizontalPodAutoscaler {name} targets it and autozero did not create it"
             ),
             recheck=recheck,
+            wakes_from_zero=False,
         )
 
 
