@@ -1,6 +1,13 @@
 """A chaos campaign: real jobs, random faults at seeded times, invariants from independent evidence.
 
 Run: .venv/bin/python benchmarks/chaos.py --seed 22 --faults 100 [--gap 4] [--out DIR] [--json]
+     [--handoff] [--replicas N] [--kinds K,K]
+
+With `--replicas N` the operator runs as N sharded replicas (`--sharding`, each its own Lease,
+SHARD_LEASE's timings); an operator fault stops the replica serving a policy drawn at random
+(as its status.servedBy names it) and starts a new one under a new identity, as a Deployment
+would. The fault lasts until its policies may move: the killed replica's Lease run out, or the
+stopped one's deleted, and a round of the others.
 
 Four groups, each woken by its own queue:
 - `mig`, a GCE managed instance group in the emulator driven by the operator, whose instances each
@@ -29,7 +36,12 @@ Invariants (chaos_invariants.py), from evidence autozero does not write: the emu
 log (resizes, the group named by the request path), the apiserver's audit log (writes to
 deployments/scale and statefulsets/scale, told apart by objectRef), the workers' own job logs
 (chaos_jobs.py) and the campaign's own clock for its faults:
-1. never scaled to 0 while a job of the group was running (and no job cut short);
+1. never scaled to 0 while a job of the group was running (and no job cut short). RabbitMQ's
+   management API, which the `rabbitmq` source reads, shows a job taken from the queue up to
+   2 s late (its counts come from samples): a scale of `sts` to 0 under a job the API had not
+   shown by one read (1.5 s) before the write is counted apart if the job finished (the
+   consumers finish the job in hand on SIGTERM), a violation if it was cut short; the campaign
+   reads the API beside the source, four times a second, for this evidence;
 2. never scaled down while the group's source reads were failing (one interval after too);
 3. after each fault, converged within 3 polling intervals (from the fault's end, from when a
    restarted operator or runner serves /metrics, or, for Compute latency, from when the last
@@ -66,6 +78,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+import urllib3
 import yaml
 from kubernetes import client as k8s
 from kubernetes.config import new_client_from_config
@@ -76,6 +89,7 @@ for extra in (ROOT / "scripts", ROOT / "emulators" / "gce", ROOT / "benchmarks")
         sys.path.insert(0, str(extra))
 
 from chaos_invariants import (  # noqa: E402
+    EVALUATED_BY,
     GROUPS,
     INTERVAL,
     NAMESPACE,
@@ -113,6 +127,11 @@ IDLE = 3.0  # activation.idleFor
 # taken and begun within that lag is invisible: with idleFor 3 s the group went to 0 under such
 # jobs (seeds 22 and 23, 40 faults).
 STS_IDLE = 8.0
+# --replicas: the sharded replicas' Lease timings (seconds: lease, renew, retry). lease - renew,
+# the allowance for a write sent before a silent replica stopped, covers the longest Compute call
+# the faults make (5 s of latency); renew and retry are short so that a killed replica's policies
+# move in 12 s (the flags' defaults, 15, 10, 2: 19 s).
+SHARD_LEASE = ["--lease-seconds", "10", "--renew-seconds", "4", "--retry-seconds", "1"]
 STOP_GRACE = 30.0  # Kubernetes' default terminationGracePeriodSeconds
 CALL_TIMEOUT = 10  # seconds: the campaign's own calls to the apiserver
 WORKERS = ROOT / "benchmarks" / "chaos_workers.py"
@@ -220,6 +239,10 @@ def gce(group: str) -> dict[str, Any]:
 
 
 DEP_POLICY = ("dep", rq_source("dep"), workload("Deployment", "dep"))
+# `--handoff`: awake, the Deployment is an HPA's (created on wake, deleted before sleep). No
+# metrics server runs here, so the HPA controller reads no CPU and never scales: it holds the
+# group at what autozero woke it to, and the campaign judges the handoff itself.
+DEP_HPA = {"hpa": {"minReplicas": 1, "maxReplicas": 3}}
 # `autozero run`'s policy: its Secrets from --secrets-dir (DIR/mrq/redis, DIR/mrq/mongodb).
 RUN_POLICY = policy(
     "run",
@@ -244,18 +267,30 @@ class Campaign:
         tree: Path = ROOT,
         handoff: bool = False,
         kinds: tuple[str, ...] = FAULT_KINDS,
+        replicas: int = 1,
     ) -> None:
         self.seed, self.fault_count, self.gap, self.out = seed, faults, gap, out
         self.kinds = kinds  # the kinds drawn from (all of them but to chase one)
-        self.handoff = handoff  # the MIG handed to the GCE autoscaler while awake
+        self.handoff = handoff  # the MIG to the GCE autoscaler, the Deployment to an HPA
         self.tree = tree  # whose operator runs (a snapshot: a long run ignores later edits)
+        # One operator, or `replicas` sharded ones ("operator/0", ...): each restart of one is a
+        # new Pod, a new identity, as a Deployment's would be.
+        self.operators = (
+            ["operator"] if replicas == 1 else [f"operator/{n}" for n in range(replicas)]
+        )
+        self.identities: dict[str, str] = {}
+        self.generation = 0
         # Faults, their times and parameters from one stream, the jobs from another: the
         # waves follow the wall clock, so the schedule of faults replays whatever they do.
         self.rng = random.Random(seed)
         self.jobs_rng = random.Random(seed + 1)
-        self.report = Report(seed)
+        self.report = Report(seed, options=[f"--gap {gap:g}"])
+        self.report.options += ["--handoff"] if handoff else []
+        self.report.options += [f"--replicas {replicas}"] if replicas > 1 else []
+        self.report.options += [f"--kinds {','.join(kinds)}"] if kinds != FAULT_KINDS else []
         self.reads_failed: list[tuple[float, float, frozenset[str]]] = []
         self.samples: list[tuple[float, dict[str, int], dict[str, int]]] = []  # t, size, work
+        self.sts_seen: list[tuple[float, int]] = []  # t, messages the management API showed
         self.evaluations: list[tuple[float, str, dict[str, float]]] = []  # t, by, last
         self.children: dict[str, subprocess.Popen[bytes]] = {}  # "operator", "runner"
         self.metrics_urls: dict[str, str] = {}
@@ -268,8 +303,11 @@ class Campaign:
     # -- the system ---------------------------------------------------------------------------
     def start(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
+        # A run's evidence only: an output directory used before (a seed's default) starts empty.
+        for old in self.out.glob("*.log"):
+            old.unlink()
         self.worker_log = self.out / "jobs.jsonl"
-        self.worker_log.touch()
+        self.worker_log.write_text("")
         self.cluster: KubeCluster = start_cluster(
             Path(tempfile.mkdtemp(prefix="autozero-chaos-")), audit_policy=AUDIT_POLICY
         )
@@ -323,7 +361,7 @@ class Campaign:
         create_worker_deployment(self.api, NAMESPACE, "dep")
         create_worker_statefulset(self.api, NAMESPACE, "sts")
         self.apply(self.gce_policy(3))
-        self.apply(policy(*DEP_POLICY))
+        self.apply(self.dep_policy())
         self.apply(self.sts_policy())
         self.followers = [
             Followers("dep", [*worker, "dep"], env, lambda: self.size("dep")),
@@ -344,7 +382,7 @@ class Campaign:
         self.state_file = self.out / "run-state.json"
         self.state_file.unlink(missing_ok=True)
         # The first starts are not judged.
-        self.serving = {"operator": self.start_child("operator")}
+        self.serving = {"operator": max(self.start_child(who) for who in self.operators)}
         self.serving["runner"] = self.start_child("runner")
         self.sampler = threading.Thread(target=self._sample, name="sampler", daemon=True)
         self.sampler.start()
@@ -396,17 +434,24 @@ class Campaign:
             *("--metrics-port", str(port), "--gce-endpoint", self.emulator.api_endpoint),
             *("--gce-allow", f"{NAMESPACE}={PROJECT}"),
         ]
-        if who == "operator":
+        if who.startswith("operator"):
             args = [
                 "operator", *common, "--kubeconfig", str(self.cluster.kubeconfig),
                 "--namespace", NAMESPACE,
             ]  # fmt: skip
+            if len(self.operators) > 1:
+                self.identities[who] = f"op-{self.generation}"
+                self.generation += 1
+                args += [
+                    "--sharding", "--identity", self.identities[who],
+                    "--lease-namespace", NAMESPACE, *SHARD_LEASE,
+                ]  # fmt: skip
         else:  # the same --state file across restarts: the runner resumes its idle clocks
             args = [
                 "run", *common, "-f", str(self.out / "run-policy.yaml"),
                 "--state", str(self.state_file), "--secrets-dir", str(self.out / "secrets"),
             ]  # fmt: skip
-        log = (self.out / f"{who}.log").open("ab")
+        log = (self.out / f"{who.replace('/', '-')}.log").open("ab")
         self.children[who] = subprocess.Popen(
             [sys.executable, "-m", "autozero.cli", *args],
             stdout=log,
@@ -429,6 +474,9 @@ class Campaign:
         handoff = gce_autoscaler(maximum) if self.handoff else None
         return policy("gce", rq_source("mig"), gce(MIG), maximum=maximum, handoff=handoff)
 
+    def dep_policy(self) -> dict[str, Any]:
+        return policy(*DEP_POLICY, handoff=DEP_HPA if self.handoff else None)
+
     def sts_policy(self) -> dict[str, Any]:
         source = {"rabbitmq": {"managementUrl": self.rabbitmq.management_url, "queue": "sts"}}
         return policy("sts", source, workload("StatefulSet", "sts"), idle=STS_IDLE)
@@ -446,13 +494,21 @@ class Campaign:
         scale = read(group, NAMESPACE, _request_timeout=CALL_TIMEOUT)
         return int(scale.spec.replicas or 0)
 
+    def has_hpa(self) -> bool:
+        """Whether the Deployment's HPA (`--handoff`) exists."""
+        listed = k8s.AutoscalingV2Api(self.api).list_namespaced_horizontal_pod_autoscaler(
+            NAMESPACE, _request_timeout=CALL_TIMEOUT
+        )
+        return any(h.metadata.name == "autozero-dep" for h in listed.items)
+
     def work(self, group: str) -> int:
         """Jobs queued or running for `group`, as its queue keeps them (what the workers see)."""
         if group == "sts":
             # The ready messages as the management API shows them (late, as autozero sees them;
             # none while the broker restarts or before its first sample), and the jobs the job
             # log shows running (its unacknowledged count lags the same, and outlives the job).
-            return self.sts_ready() + self.running("sts")
+            ready, _ = self.sts_counts()
+            return ready + self.running("sts")
         if group == RUN_MIG:
             queued = int(self.queue.llen(f"mrq:q:{MRQ_QUEUE}"))
             return queued + int(
@@ -464,12 +520,20 @@ class Campaign:
         queued, started = pipe.execute()
         return int(queued) + int(started)
 
-    def sts_ready(self) -> int:
+    def sts_counts(self) -> tuple[int, int]:
+        """The StatefulSet queue's ready and unacknowledged messages as the management API shows
+        them (what the `rabbitmq` source reads), recorded for the judge; none while it answers
+        nothing."""
         try:
             queue = self.rabbitmq.api("queues/%2F/sts")
         except OSError:
-            return 0
-        return int(queue.get("messages_ready", 0))
+            return 0, 0
+        ready, unacked = (
+            int(queue.get(k, 0)) for k in ("messages_ready", "messages_unacknowledged")
+        )
+        if "messages_ready" in queue:
+            self.sts_seen.append((time.time(), ready + unacked))
+        return ready, unacked
 
     def sts_sampled(self) -> bool:
         """Whether the management API shows the StatefulSet's queue's counts again."""
@@ -499,20 +563,32 @@ class Campaign:
                     state = self.emulator.control("state", method="GET")["groups"]
                     mig = next(g for g in state if g["name"] == MIG)
                     sizes["autoscaler"] = int(bool(mig.get("status", {}).get("autoscaler")))
+                    sizes["hpa"] = int(self.has_hpa())
                 work = {g: self.work(g) for g in GROUPS}
                 self.samples.append((time.time(), sizes, work))
 
     def _scrape(self) -> None:
         """Twice a second, when each policy was last evaluated, from the operator's and the
-        runner's /metrics (one restarting answers nothing: no scrape of it)."""
+        runner's /metrics (one restarting answers nothing: no scrape of it). Sharded replicas
+        make one scrape: each policy's latest evaluation by any of them (one that lost a policy
+        keeps its old series)."""
         while not self.stop.wait(0.5):
+            merged: dict[str, float] = {}
+            answered = False
             for who, url in list(self.metrics_urls.items()):
                 try:
                     with urllib.request.urlopen(url, timeout=2) as response:
                         text = response.read().decode()
                 except OSError:
                     continue
-                self.evaluations.append((time.time(), who, last_evaluations(text)))
+                if not who.startswith("operator"):
+                    self.evaluations.append((time.time(), who, last_evaluations(text)))
+                    continue
+                answered = True
+                for key, at in last_evaluations(text).items():
+                    merged[key] = max(at, merged.get(key, 0.0))
+            if answered:
+                self.evaluations.append((time.time(), "operator", merged))
 
     # -- work ---------------------------------------------------------------------------------
     def wave(self) -> None:
@@ -550,7 +626,11 @@ class Campaign:
 
     # -- faults -------------------------------------------------------------------------------
     def restart_child(self, who: str, kind: str, fault: Fault, rng: random.Random) -> None:
-        """SIGKILL or SIGTERM the operator or the runner, wait, start it again."""
+        """SIGKILL or SIGTERM the operator (one of the sharded replicas: the one serving a
+        policy drawn at random) or the runner, wait, start it again."""
+        if who == "operator" and len(self.operators) > 1:
+            who = self.serving_replica(rng.choice(EVALUATED_BY["operator"]))
+            fault.subject = self.identities[who]
         child = self.children[who]
         child.send_signal(signal.SIGKILL if kind.endswith("kill") else signal.SIGTERM)
         try:
@@ -560,14 +640,36 @@ class Campaign:
                 Violation(
                     "exits on SIGTERM",
                     f"the {who} (pid {child.pid}) still ran {STOP_GRACE:.0f} s after SIGTERM; "
-                    f"killed (its log: {who}.log)",
+                    f"killed (its log: {who.replace('/', '-')}.log)",
                 )
             )
             child.kill()
             child.wait(timeout=30)
+        gone = time.time()
         time.sleep(rng.uniform(0.5, 3.0))
         fault.ended = time.time()
         fault.serving_again = self.start_child(who)
+        if who != "operator" and who.startswith("operator"):
+            # Its policies may move once the others have seen its Lease run out (SIGKILL: the
+            # lease after they last saw it renewed, at most a round before the kill) or deleted
+            # (SIGTERM: at their next round), and a round later, once their claims are checked
+            # (docs/concepts.md, Sharded replicas).
+            lease, _, retry = (float(v) for v in SHARD_LEASE[1::2])
+            moves = gone + (lease if kind.endswith("kill") else 0.0) + 3 * retry
+            fault.serving_again = max(fault.serving_again, moves)
+
+    def serving_replica(self, name: str) -> str:
+        """The replica whose identity the policy's status.servedBy names (or, none named or the
+        apiserver restarting, the first)."""
+        try:
+            policy: dict[str, Any] = k8s.CustomObjectsApi(self.api).get_namespaced_custom_object(
+                "autozero.dev", "v1alpha1", NAMESPACE, "scalingpolicies", name,
+                _request_timeout=CALL_TIMEOUT,
+            )  # fmt: skip
+        except (k8s.ApiException, OSError, urllib3.exceptions.HTTPError):
+            return self.operators[0]
+        served_by = (policy.get("status") or {}).get("servedBy")
+        return next((w for w, i in self.identities.items() if i == served_by), self.operators[0])
 
     def inject(self, kind: str, rng: random.Random | None = None) -> Fault:
         fault = Fault(kind, time.time())
@@ -611,7 +713,7 @@ class Campaign:
         elif kind == "policy-delete":
             self.cluster.kubectl_run("delete", "scalingpolicy", "dep", "-n", NAMESPACE)
             time.sleep(rng.uniform(0.5, 2.0))
-            self.apply(policy(*DEP_POLICY))
+            self.apply(self.dep_policy())
         elif kind == "scale-by-hand":
             k8s.AppsV1Api(self.api).patch_namespaced_deployment_scale(
                 "dep",
@@ -701,6 +803,9 @@ class Campaign:
         with (self.out / "samples.jsonl").open("w") as out:
             for at, sizes, work in self.samples:
                 out.write(json.dumps({"at": at, "size": sizes, "work": work}) + "\n")
+        with (self.out / "sts-seen.jsonl").open("w") as out:  # what the management API showed
+            for at, messages in self.sts_seen:
+                out.write(json.dumps({"at": at, "messages": messages}) + "\n")
         with (self.out / "faults.jsonl").open("w") as out:
             for fault in self.report.faults:
                 out.write(json.dumps(fault.__dict__) + "\n")
@@ -739,6 +844,7 @@ class Campaign:
             resizes=emulator_resizes(calls, self.operation_failed) + audit_resizes(audit),
             reads_failed=self.reads_failed,
             samples=self.samples,
+            seen={"sts": self.sts_seen},
             evaluations=self.evaluations,
             calls=calls,
             serving=self.serving,
@@ -755,7 +861,16 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--tree", type=Path, default=ROOT, help="run this checkout's operator")
     parser.add_argument(
-        "--handoff", action="store_true", help="the MIG handed to the GCE autoscaler while awake"
+        "--handoff",
+        action="store_true",
+        help="awake, the MIG is handed to the GCE autoscaler and the Deployment to an HPA",
+    )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="run the operator as this many sharded replicas (--sharding); an operator fault "
+        "stops the one serving a policy drawn at random",
     )
     parser.add_argument(
         "--kinds",
@@ -768,7 +883,9 @@ def main() -> int:
     if unknown := set(kinds) - set(FAULT_KINDS):
         parser.error(f"unknown kinds of fault: {', '.join(sorted(unknown))}")
     out = args.out or Path.home() / ".cache" / "autozero" / "chaos" / f"seed-{args.seed}"
-    campaign = Campaign(args.seed, args.faults, args.gap, out, args.tree, args.handoff, kinds)
+    campaign = Campaign(
+        args.seed, args.faults, args.gap, out, args.tree, args.handoff, kinds, args.replicas
+    )
     try:
         campaign.start()
         report = campaign.run()

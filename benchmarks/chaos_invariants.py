@@ -11,7 +11,7 @@ import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chaos_report import Report, Violation
@@ -27,6 +27,10 @@ POLICY_GROUP = {"gce": "mig", "dep": "dep", "sts": "sts", "run": "mig-run"}  # p
 # Which process evaluates which policy, and so whose /metrics tells when it was evaluated.
 EVALUATED_BY = {"operator": ("gce", "dep", "sts"), "runner": ("run",)}
 WORKLOADS = {"deployments": "dep", "statefulsets": "sts"}  # audit objectRef.resource -> group
+# How long after its source showed work a policy has to act on it: its next read (one interval)
+# and the write after it. A group scaled to 0 under a job its source showed earlier than that
+# broke invariant 1; under one its source had not shown by then, it could not have known.
+ACT_WITHIN = INTERVAL + 0.5
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,9 @@ class Resize:
     at: float
     group: str
     size: int
-    actor: str  # "autozero"; "hand" (the campaign's scale-by-hand); "failed" (its operation did)
+    # "autozero"; "hand" (the campaign's scale-by-hand); "controller" (another, e.g. an HPA's);
+    # "failed" (an accepted resize whose operation failed)
+    actor: str
     line: str  # the evidence, as read
 
 
@@ -50,6 +56,9 @@ class Evidence:
     evaluations: list[tuple[float, str, dict[str, float]]]  # at, evaluator, policy -> last
     calls: list[dict[str, Any]]  # the emulator's request log
     serving: dict[str, float]  # evaluator -> when it first answered
+    # For a group whose source shows work late (the `rabbitmq` source reads the management API's
+    # samples), what that API showed, read beside it: at, messages (ready + unacknowledged).
+    seen: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
 
 
 def job_group(job: str) -> str:
@@ -90,7 +99,13 @@ def audit_resizes(lines: Iterable[str]) -> list[Resize]:
         group = WORKLOADS[ref["resource"]]
         at = dt.datetime.fromisoformat(event["requestReceivedTimestamp"].replace("Z", "+00:00"))
         agent = str(event.get("userAgent", ""))
-        actor = "hand" if agent.startswith("chaos-campaign") else "autozero"
+        actor = (
+            "hand"
+            if agent.startswith("chaos-campaign")
+            else "autozero"
+            if agent.startswith("autozero/")
+            else "controller"  # e.g. the HPA controller, with --handoff
+        )
         line = f"audit: {at.isoformat()} {event['verb']} {ref['resource']}/{ref.get('name')}"
         found.append(
             Resize(at.timestamp(), group, int(replicas), actor, f"{line} replicas={replicas} "
@@ -99,13 +114,18 @@ def audit_resizes(lines: Iterable[str]) -> list[Resize]:
     return found
 
 
+# With handoff: each sample's flag of a group's autoscaler (the GCE autoscaler, the HPA).
+HANDED = {"autoscaler": "mig", "hpa": "dep"}
+
+
 def converged(sizes: Mapping[str, int], work: Mapping[str, int]) -> bool:
-    """Every group with work has a replica; with handoff, the MIG has an autoscaler exactly
-    while it is awake (none left on a sleeping group, none missing on an awake one)."""
+    """Every group with work has a replica; with handoff, the MIG has a GCE autoscaler and the
+    Deployment an HPA exactly while awake (none left on a sleeping group, none missing on an
+    awake one)."""
     groups = all(sizes[g] >= 1 or not work[g] for g in GROUPS)
-    if "autoscaler" not in sizes:
-        return groups
-    return groups and bool(sizes["autoscaler"]) == (sizes["mig"] >= 1)
+    return groups and all(
+        bool(sizes[flag]) == (sizes[group] >= 1) for flag, group in HANDED.items() if flag in sizes
+    )
 
 
 def runs(events: Iterable[dict[str, Any]]) -> list[tuple[str, str, float, float]]:
@@ -143,18 +163,38 @@ def judge(evidence: Evidence, report: Report) -> None:
     }
     # 1. never 0 while a job of the group runs (nor a job cut short by it)
     job_runs = runs(evidence.events)
+    unseen = 0
     for resize in resizes:
         if resize.size != 0 or resize.actor != "autozero":
             continue
         running = [
-            f"{job} on {worker}"
+            (job, worker, start, end)
             for job, worker, start, end in job_runs
             if job_group(job) == resize.group and start < resize.at < end
         ]
-        if running:
-            report.violations.append(
-                Violation("never 0 while a job runs", f"{resize.line[:300]} while {running[0]} ran")
+        if not running:
+            continue
+        job, worker, start, end = running[0]
+        if resize.group in evidence.seen and math.isfinite(end):
+            shown = [
+                at
+                for at, messages in evidence.seen[resize.group]
+                if start <= at <= resize.at - ACT_WITHIN and messages > 0
+            ]
+            if not shown:
+                unseen += 1  # begun within the source's lag, and it finished: counted apart
+                continue
+        how = "" if math.isfinite(end) else ", cut short"
+        report.violations.append(
+            Violation(
+                "never 0 while a job runs",
+                f"{resize.line[:300]} while {job} ran on {worker} (from {start:.2f}{how})",
             )
+        )
+    if evidence.seen:
+        report.evidence["scaled to 0 under a job begun within its source's lag (it finished)"] = (
+            unseen
+        )
     # 2. never scaled down while the group's source reads failed (and one interval after)
     last: dict[str, int] = defaultdict(int)
     for resize in resizes:
@@ -193,7 +233,9 @@ def judge_convergence(evidence: Evidence, report: Report) -> None:
     when the fault ended, a restarted operator or runner served /metrics again, or the last
     Compute call begun under a latency fault was answered (the runtime can neither hurry it nor,
     without risking a second writer, pass beside it). A fault followed by the next before its
-    bound is judged with the next."""
+    bound is judged with the next, from whichever of the two is served again last (a killed
+    sharded replica's policies wait for its Lease whatever comes after)."""
+    carried = 0.0  # serving_again of the faults judged with this one
     for n, fault in enumerate(report.faults):
         if fault.kind == "compute-latency":
             fault.slow_until = max(
@@ -205,17 +247,20 @@ def judge_convergence(evidence: Evidence, report: Report) -> None:
                 default=0.0,
             )
             fault.serving_again = max(fault.serving_again, fault.slow_until)
-        bound = fault.serving_again + 3 * INTERVAL
+        since = max(fault.serving_again, carried)
+        carried = 0.0
+        bound = since + 3 * INTERVAL
         following = report.faults[n + 1].started if n + 1 < len(report.faults) else math.inf
-        after = [s for s in evidence.samples if fault.serving_again <= s[0] <= following]
+        after = [s for s in evidence.samples if since <= s[0] <= following]
         good = next((t for t, sizes, work in after if converged(sizes, work)), None)
         if good is not None:
-            fault.converged_after = good - fault.serving_again
+            fault.converged_after = good - since
         if good is not None and good <= bound:
             continue
         if following < bound:
             fault.judged_with_next = True
             fault.converged_after = None
+            carried = since
             continue
         report.violations.append(
             Violation(

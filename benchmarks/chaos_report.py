@@ -20,6 +20,7 @@ class Fault:
     judged_with_next: bool = False  # the next fault began before this one's bound elapsed
     together: bool = False  # injected with another one, at the same time
     first_evaluation: float | None = None  # restart kinds: from serving_again to all evaluated
+    subject: str = ""  # which of several sharded replicas it stopped (its identity)
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Report:
     processed: int = 0
     seconds: float = 0.0
     evidence: dict[str, int] = field(default_factory=dict)  # lines read, by source
+    options: list[str] = field(default_factory=list)  # the run's other options, to replay it
 
     def by_kind(self) -> dict[str, int]:
         return dict(sorted(Counter(f.kind for f in self.faults).items()))
@@ -52,6 +54,7 @@ class Report:
         worst, kind = self.worst_convergence()
         return {
             "seed": self.seed,
+            "options": self.options,
             "seconds": round(self.seconds, 1),
             "faults": len(self.faults),
             "faults_by_kind": self.by_kind(),
@@ -86,5 +89,8 @@ class Report:
             first.setdefault(violation.invariant, violation)
         for name, violation in first.items():
             lines.append(f"  {name} ({counts[name]}): {violation.evidence}")
-        lines.append(f"replay: benchmarks/chaos.py --seed {self.seed} --faults {len(self.faults)}")
+        lines.append(
+            f"replay: benchmarks/chaos.py --seed {self.seed} --faults {len(self.faults)}"
+            + "".join(f" {option}" for option in self.options)
+        )
         return "\n".join(lines)

@@ -1,8 +1,10 @@
-"""A short seeded chaos campaign (benchmarks/chaos.py): a dozen random faults against the operator,
-`autozero run`, the apiserver, Redis, RabbitMQ and the Compute API while real jobs run on two GCE
-groups (one the operator's, fed by RQ; one `autozero run`'s, fed by MRQ), a Deployment (RQ) and a
-StatefulSet (RabbitMQ); every invariant holds, judged from the emulator's request log, the
-apiserver's audit log and the workers' own job log. `make chaos` runs the long campaign."""
+"""A short seeded chaos campaign (benchmarks/chaos.py): a dozen random faults against the operator
+(two sharded replicas: one of them killed or stopped), `autozero run`, the apiserver, Redis,
+RabbitMQ and the Compute API while real jobs run on two GCE groups (one the operator's, fed by RQ
+and handed to the GCE autoscaler while awake; one `autozero run`'s, fed by MRQ), a Deployment (RQ,
+handed to an HPA while awake) and a StatefulSet (RabbitMQ); every invariant holds, judged from the
+emulator's request log, the apiserver's audit log and the workers' own job log. `make chaos` runs
+the long campaign; the one operator without handoff is its default."""
 
 from __future__ import annotations
 
@@ -19,13 +21,14 @@ SEED = 22
 
 
 def test_a_short_seeded_campaign_breaks_no_invariant(tmp_path: Path) -> None:
-    campaign = Campaign(SEED, faults=12, gap=3.0, out=tmp_path)
+    campaign = Campaign(SEED, faults=12, gap=3.0, out=tmp_path, handoff=True, replicas=2)
     try:
         campaign.start()
         report = campaign.run()
     finally:
         campaign.close()
     assert len(report.faults) >= 10
+    assert {"operator-sigkill", "operator-sigterm"} <= set(report.by_kind()), report.text()
     # The checks had evidence to judge: every group scaled by its driver, and ran jobs, each
     # job logged at its start and its end.
     for group in GROUPS:

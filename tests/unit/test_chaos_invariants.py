@@ -12,8 +12,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from chaos_invariants import Evidence, Resize, audit_resizes, emulator_resizes, judge
-from chaos_report import Report
+from chaos_invariants import (
+    Evidence,
+    Resize,
+    audit_resizes,
+    converged,
+    emulator_resizes,
+    judge,
+)
+from chaos_report import Fault, Report
 
 
 def evidence(**fields: Any) -> Evidence:
@@ -72,13 +79,32 @@ def test_the_audit_log_tells_the_workloads_and_the_writers_apart() -> None:
             line("deployments", "autozero/0.1 (operator)", 1),
             line("statefulsets", "autozero/0.1 (operator)", 2),
             line("deployments", "chaos-campaign", 3),
+            line("deployments", "kube-controller-manager/v1.31.0 (linux/amd64)", 2),
         ]
     )
     assert [(r.group, r.actor, r.size) for r in found] == [
         ("dep", "autozero", 1),
         ("sts", "autozero", 2),
         ("dep", "hand", 3),
+        ("dep", "controller", 2),
     ]
+
+
+@pytest.mark.parametrize(
+    ("sizes", "ok"),
+    [
+        pytest.param({"hpa": 1, "dep": 1}, True, id="awake-with-its-hpa"),
+        pytest.param({"hpa": 0, "dep": 0}, True, id="asleep-without"),
+        pytest.param({"hpa": 0, "dep": 1}, False, id="awake-hpa-missing"),
+        pytest.param({"hpa": 1, "dep": 0}, False, id="asleep-hpa-left"),
+        pytest.param({"autoscaler": 1, "mig": 0}, False, id="asleep-gce-autoscaler-left"),
+    ],
+)
+def test_convergence_wants_each_handoff_exactly_while_its_group_is_awake(
+    sizes: dict[str, int], ok: bool
+) -> None:
+    groups = {"mig": 0, "dep": 0, "sts": 0, "mig-run": 0}
+    assert converged(groups | sizes, dict.fromkeys(groups, 0)) is ok
 
 
 def test_a_duplicated_resize_is_one_migs_two_resizes_to_one_size() -> None:
@@ -149,3 +175,69 @@ def test_a_late_evaluation_is_starvation_unless_the_policy_was_writing(
     ]
     found = evidence(evaluations=scrapes, resizes=resizes, calls=calls)
     assert invariants(found) == violated
+
+
+def job_run(job: str, start: float, end: float | None) -> list[dict[str, Any]]:
+    found = [{"job": job, "worker": "w-1", "event": "start", "at": start}]
+    if end is not None:
+        found.append({"job": job, "worker": "w-1", "event": "end", "at": end})
+    return found
+
+
+@pytest.mark.parametrize(
+    ("group", "shown_at", "end", "violated"),
+    [
+        pytest.param("sts", None, 12.0, False, id="sts-job-its-source-never-showed"),
+        pytest.param("sts", 9.6, 12.0, False, id="sts-job-shown-within-one-read-of-the-write"),
+        pytest.param("sts", 8.5, 12.0, True, id="sts-job-shown-in-time"),
+        pytest.param("sts", None, None, True, id="sts-job-cut-short"),
+        pytest.param("dep", None, 12.0, True, id="dep-source-without-lag"),
+    ],
+)
+def test_a_scale_to_0_under_a_job_is_excused_only_if_its_lagging_source_could_not_show_it(
+    group: str, shown_at: float | None, end: float | None, violated: bool
+) -> None:
+    """The management API shows a job taken from RabbitMQ late: a scale to 0 at 10.0 under a
+    job begun at 8.0 breaks invariant 1 only if the API showed work in time for the policy's
+    next read (before 10.0 - 1.5), or if the job never finished."""
+    seen = [(at, 0) for at in (8.0, 8.5, 9.0, 9.6)]
+    if shown_at is not None:
+        seen = [(at, 1 if at == shown_at else n) for at, n in seen]
+    resizes = [Resize(1.0, group, 1, "autozero", "up"), Resize(10.0, group, 0, "autozero", "0")]
+    report = Report(seed=0)
+    judge(
+        evidence(events=job_run(f"{group}/a", 8.0, end), resizes=resizes, seen={"sts": seen}),
+        report,
+    )
+    found = [v.invariant for v in report.violations]
+    assert ("never 0 while a job runs" in found) is violated
+    counted = report.evidence["scaled to 0 under a job begun within its source's lag (it finished)"]
+    assert counted == (0 if violated or group != "sts" else 1)
+
+
+@pytest.mark.parametrize(
+    ("converged_at", "violated"),
+    [
+        pytest.param(22.5, False, id="within-3-intervals-of-the-later-serving-again"),
+        pytest.param(23.5, True, id="after-them"),
+    ],
+)
+def test_a_fault_judged_with_the_next_keeps_its_own_end(
+    converged_at: float, violated: bool
+) -> None:
+    """A sharded replica killed at 5 has its policies served again at 20 (its Lease); a second
+    fault from 10 to 12 does not make the first one's groups due at 15."""
+    groups = dict.fromkeys(("mig", "dep", "sts", "mig-run"), 1)
+    samples = [
+        (at, groups | {"dep": int(at >= converged_at)}, dict.fromkeys(groups, 1))
+        for at in [x / 2 for x in range(10, 60)]
+    ]
+    report = Report(seed=0)
+    report.faults = [
+        Fault("operator-sigkill", 5.0, ended=6.0, serving_again=20.0),
+        Fault("policy-edit", 10.0, ended=12.0, serving_again=12.0),
+    ]
+    judge(evidence(samples=samples), report)
+    found = [v.invariant for v in report.violations]
+    assert ("converged within 3 intervals" in found) is violated
+    assert report.faults[0].judged_with_next
