@@ -45,7 +45,14 @@ from autozero.runtime.shell import AccessUnknown, ReportFailed, Shell
 from autozero.runtime.timers import TimerKind, Timers
 from autozero.sources.base import PushSource, SourceError, Watch
 from autozero.sources.registry import read_many
-from autozero.targets.base import Applied, Observed, Recheck, TargetConfigError, TargetError
+from autozero.targets.base import (
+    Applied,
+    Observed,
+    Recheck,
+    SleepWithdrawn,
+    TargetConfigError,
+    TargetError,
+)
 from autozero.targets.kind import Refusal
 from autozero.tenancy import refusals
 
@@ -79,6 +86,10 @@ class _Slot:
     want: bool = False
     want_read: bool = False
     fresh: dict[str, Observation] | None = None
+    fresh_began: float = 0.0  # when the newest of `fresh`'s reads began (time.monotonic)
+    # Reads begun before this are older than one the policy has acted on (a sleep's recheck):
+    # a poll made before the recheck and handed over after it would undo what it saw.
+    read_floor: float = 0.0
     force: set[str] = field(default_factory=set)
     retry_after: float = 30.0
     unreported: list[CycleReport] = field(default_factory=list)  # passes the shell did not take
@@ -95,6 +106,26 @@ class _Slot:
         changed = (packed, meta.get("annotations")) != (self.packed, self.meta.get("annotations"))
         self.meta, self.packed = meta, packed
         return changed
+
+    def offer(self, read: dict[str, Observation], began: float) -> bool:
+        """Keep a read for the next pass (per metric, the later-begun read wins); False, and
+        nothing kept, when it began before `read_floor`."""
+        if began < self.read_floor:
+            return False
+        if self.fresh is None or began >= self.fresh_began:
+            self.fresh, self.fresh_began = {**(self.fresh or {}), **read}, began
+        else:
+            self.fresh = {**read, **self.fresh}
+        return True
+
+    def acted_on(self, read: dict[str, Observation], began: float) -> None:
+        """A read the policy acted on outside a pass (a sleep's recheck): older ones are
+        dropped, and the next pass decides on it."""
+        self.read_floor = max(self.read_floor, began)
+        if self.fresh is not None and self.fresh_began < began:
+            self.fresh = None
+        self.offer(read, began)
+        self.want = True
 
     @property
     def body(self) -> dict[str, Any]:
@@ -373,15 +404,18 @@ class Runtime:
         *,
         read: bool = False,
         fresh: dict[str, Observation] | None = None,
+        began: float = 0.0,
         force: Collection[str] = (),
     ) -> None:
+        """Ask for a pass: with `read`, one that reads the sources; with `fresh`, one on these
+        reads (begun at `began`), unless the policy has acted on a later one."""
         slot = self.slots.get(key)
         if slot is None or slot.life is None or not self.active or self._stopping:
             return
+        if fresh is not None and not slot.offer(fresh, began):
+            return
         slot.want = True
         slot.want_read = slot.want_read or read
-        if fresh is not None:
-            slot.fresh = {**(slot.fresh or {}), **fresh}
         slot.force.update(force)
         if slot.task is None:
             slot.task = self._spawn(self._drain(key, slot))
@@ -444,6 +478,7 @@ class Runtime:
             for key, life in lives
             for metric in sorted(life.metrics())
         ]
+        began = time.monotonic()
         try:
             results = await asyncio.to_thread(read_many, [source for _, _, source in wanted])
         except Exception:
@@ -454,10 +489,10 @@ class Runtime:
             by_policy[key][metric] = result
         for n, (key, read) in enumerate(by_policy.items()):
             slot = self.slots.get(key)
-            if slot is None or not self.active:
-                continue
+            if slot is None or not self.active or began < slot.read_floor:
+                continue  # (older than a read the policy acted on meanwhile: dropped)
             if not self._quietly(key, slot, read):
-                self._request(key, fresh=read)
+                self._request(key, fresh=read, began=began)
             if n % POLL_SLICE == POLL_SLICE - 1:
                 await asyncio.sleep(0)  # a push or a watch event need not wait for the rest
 
@@ -542,13 +577,21 @@ class Runtime:
                 # done (as before `begin` existed); waiting on the status would delay a wake.
                 log.warning("%s/%s: %s", *key, exc)
         if done.writes:
+            rechecked: list[tuple[float, dict[str, Observation]]] = []
             outcomes = await asyncio.gather(
                 *(
-                    asyncio.to_thread(self._write, key, write, self._idle_again(life, write))
+                    asyncio.to_thread(
+                        self._write, key, write, self._idle_again(life, write, rechecked)
+                    )
                     for write in done.writes
                 )
             )
             results = dict(outcomes)
+            if rechecked and any(isinstance(r, SleepWithdrawn) for r in results.values()):
+                # Work came during the sleep: the next pass decides on what the recheck read,
+                # not on a poll made before it (which would put the group to sleep again).
+                began, read = max(rechecked, key=lambda made: made[0])
+                slot.acted_on(read, began)
         report = self._finish(key, life, done, results, started)
         if report.evaluated:
             await self._report(key, slot, report)
@@ -600,13 +643,19 @@ class Runtime:
             self._at(key, TimerKind.DEADLINE, deadline)
         return report
 
-    def _idle_again(self, life: PolicyLife, write: Write) -> Recheck:
+    def _idle_again(
+        self, life: PolicyLife, write: Write, made: list[tuple[float, dict[str, Observation]]]
+    ) -> Recheck:
         """For a sleep of several steps: the group's sources read again (in the write's thread)
-        before the step that takes its machines down."""
+        before the step that takes its machines down; each read kept in `made`, with when it
+        began."""
         spec = write.cell.group.engine
 
         def recheck() -> str | None:
-            return why_not_idle(spec.activation, spec.metrics, self._read_policy(life))
+            began = time.monotonic()
+            read = self._read_policy(life)
+            made.append((began, read))
+            return why_not_idle(spec.activation, spec.metrics, read)
 
         return recheck
 
