@@ -62,7 +62,7 @@ from autozero.targets.base import (
     converge,
     plan,
 )
-from autozero.targets.compute import Compute, GCEError, Where
+from autozero.targets.compute import Compute, GCEError, Retry, Where
 from autozero.targets.kind import (
     Assembled,
     Environment,
@@ -670,7 +670,11 @@ def _assemble(policy: Policy, groups: Mapping[str, GCETarget], env: Environment)
         if ref not in computes:
             key = _service_account_key(policy, name, ref, env.resolve_secret)
             try:
-                compute = Compute.build(endpoint=config.gce_endpoint, service_account_info=key)
+                compute = Compute.build(
+                    endpoint=config.gce_endpoint,
+                    service_account_info=key,
+                    retry=Retry.within(policy.polling_interval.total_seconds()),
+                )
             except DefaultCredentialsError as exc:  # no key Secret, no endpoint, no ADC
                 raise TargetConfigError(
                     name,
