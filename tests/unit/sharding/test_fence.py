@@ -144,12 +144,13 @@ def test_a_peer_counts_as_renewed_when_we_see_its_lease_change_not_by_its_clock(
 @pytest.mark.parametrize(
     ("peer", "now", "removed"),
     [
-        pytest.param(Peer("b", S(), 100.0), 115.0, False, id="expired-once"),
-        pytest.param(Peer("b", S(), 100.0), 130.0, True, id="silent-two-lease-times"),
+        pytest.param(Peer("b", S(), 100.0), 114.9, False, id="live"),
+        pytest.param(Peer("b", S(), 100.0), 115.0, True, id="silent-a-lease-time"),
         pytest.param(Peer("b", S(), 100.0, released=True), 100.0, True, id="released"),
     ],
 )
-def test_silent_leases_are_removed_after_two_lease_times(
+def test_silent_leases_are_removed_once_they_stop_counting(
     peer: Peer, now: float, removed: bool
 ) -> None:
     assert (stale({"b": peer}, now, T) == [peer]) is removed
+    assert removed is not peer.live(now, T)  # removed exactly when its claims stop counting
