@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from autozero.targets.base import Change, TargetConflict, TargetNotFound
+from autozero.targets.base import Change, SleepWithdrawn, TargetConflict, TargetNotFound
 from autozero.targets.compute import Compute, Retry
 from autozero.targets.gce import (
     GCEAutoscalerHandoff,
@@ -269,3 +269,49 @@ def test_anonymous_against_an_endpoint_sends_no_credentials(
     log = gce_emulator.control("requests", method="GET")["requests"]
     assert {r["auth"] for r in log} == {"none"}
     assert {r["principal"] for r in log} == {"anonymous"}
+
+
+@pytest.mark.parametrize(
+    ("work", "withdrawn"),
+    [
+        pytest.param("work came: jobs pending=1", True, id="work-came-during-the-backoff"),
+        pytest.param(None, False, id="still-idle"),
+    ],
+)
+def test_a_sleeps_resize_refused_asks_the_sources_again_before_it_is_sent_again(
+    gce_emulator: EmulatorServer, compute: Compute, work: str | None, withdrawn: bool
+) -> None:
+    """Chaos campaign, seed 23 --handoff: a sleep's resize to 0, refused twice (503, 429), was
+    sent a third time 1.3 s after the reads it was decided on, and landed 0.17 s after a job had
+    started on the group's machine. Between tries the sources are read again: work came, the
+    sleep is withdrawn; still idle, the same request (its requestId) is sent again."""
+    target = GCETarget(P, "bids", zone="europe-west1-c")
+    create_migs(compute, {"zone": "europe-west1-c"}, ["bids"], size=1)
+    group = GCEGroup("bids", target, compute)
+    seen = group.observe()
+    asked: list[float] = []
+
+    def recheck() -> str | None:
+        asked.append(time.monotonic())
+        gce_emulator.control("faults", {})  # the burst is over by the next try
+        return work
+
+    gce_emulator.control("faults", {"rate": 1.0, "codes": [503]})
+    try:
+        if withdrawn:
+            with pytest.raises(SleepWithdrawn) as raised:
+                group.apply(Change(0), seen, recheck)
+            assert "the sleep's resize to 0 failed (HTTP 503" in str(raised.value)
+            assert "work came: jobs pending=1; left at 1" in str(raised.value)
+        else:
+            assert group.apply(Change(0), seen, recheck).steps == ("resize 1 -> 0",)
+    finally:
+        gce_emulator.control("faults", {})
+    assert len(asked) == 1  # once, after the refusal: not before the first try
+    resizes = [
+        r for r in gce_emulator.control("requests", method="GET")["requests"]
+        if r["api"] == "instanceGroupManagers.resize"
+    ]  # fmt: skip
+    assert len(resizes) == (1 if withdrawn else 2)
+    assert len({r["query"] for r in resizes}) == 1  # one requestId: one decision
+    assert group.observe().replicas == (1 if withdrawn else 0)

@@ -123,7 +123,8 @@ class ScaleTarget(Protocol):
 
     def apply(self, change: Change, observed: Observed, recheck: Recheck | None = None) -> Applied:
         """Carry out `change` given what was just observed; write nothing if nothing differs.
-        A sleep of several steps asks `recheck` before the one that takes machines down."""
+        A sleep of several steps asks `recheck` before the one that takes machines down; a
+        kind whose calls are retried may also ask it before a sleep's write is sent again."""
         ...
 
 

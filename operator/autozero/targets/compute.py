@@ -140,8 +140,18 @@ class Compute:
         )
         return cls(service, retry or Retry())
 
-    def call(self, request: Any, group: str, where: Where) -> dict[str, Any]:
-        """Execute `request`, retrying only what is retryable; typed errors otherwise."""
+    def call(
+        self,
+        request: Any,
+        group: str,
+        where: Where,
+        *,
+        before_retry: Callable[[TargetError], None] | None = None,
+    ) -> dict[str, Any]:
+        """Execute `request`, retrying only what is retryable; typed errors otherwise.
+        `before_retry` is asked after each backoff delay, before the request is sent again, and
+        may raise to stop there: a write decided on reads made before the first try may no
+        longer be wanted once the delays have passed."""
         from googleapiclient.errors import HttpError
 
         attempt = 0
@@ -158,6 +168,8 @@ class Compute:
             if not error.retryable or attempt >= self.retry.attempts:
                 raise error
             self.retry.sleep(self.retry.delay(attempt))
+            if before_retry is not None:
+                before_retry(error)
 
     def operations(self, where: Where) -> Any:
         return (

@@ -29,7 +29,7 @@ import json
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -54,6 +54,7 @@ from autozero.targets.base import (
     PoolWrites,
     Recheck,
     ScaleTarget,
+    SleepWithdrawn,
     Standby,
     Step,
     TargetConfigError,
@@ -257,8 +258,10 @@ class GCEGroup:
             service.autoscalers() if self.where.kind == "zones" else (service.regionAutoscalers())
         )
 
-    def _run(self, request: Any) -> dict[str, Any]:
-        operation = self.compute.call(request, self.name, self.where)
+    def _run(
+        self, request: Any, before_retry: Callable[[TargetError], None] | None = None
+    ) -> dict[str, Any]:
+        operation = self.compute.call(request, self.name, self.where, before_retry=before_retry)
         return self.compute.wait(operation, self.name, self.where)
 
     def observe(self) -> Observed:
@@ -267,7 +270,7 @@ class GCEGroup:
             raise result
         return result
 
-    def resize(self, size: int) -> None:
+    def resize(self, size: int, before_retry: Callable[[TargetError], None] | None = None) -> None:
         self._run(
             self._managers().resize(
                 project=self.target.project,
@@ -275,7 +278,8 @@ class GCEGroup:
                 size=size,
                 requestId=str(uuid.uuid4()),
                 **self._scope(),
-            )
+            ),
+            before_retry,
         )
 
     def _policy(self, handoff: GCEAutoscalerHandoff) -> dict[str, Any]:
@@ -456,11 +460,33 @@ class GCEGroup:
             standby=self.target.standby,
         )
 
+    def _still_idle(self, recheck: Recheck, was: int) -> Callable[[TargetError], None]:
+        """Before a sleep's resize is sent again after a refusal: its sources read again, and
+        the sleep withdrawn if work came or a read fails. The backoff delays (up to an
+        interval each) are time for jobs to start on the machines the resize takes down."""
+
+        def ask(error: TargetError) -> None:
+            reason = recheck()
+            if reason is not None:
+                refused = (
+                    (f"HTTP {error.status} {error.reason}" if error.status else error.reason)
+                    if isinstance(error, GCEError)
+                    else error.detail
+                )
+                raise SleepWithdrawn(
+                    self.name,
+                    f"the sleep's resize to 0 failed ({refused}) and was not sent again: "
+                    f"{reason}; left at {was}, decided again at the next pass",
+                )
+
+        return ask
+
     def apply(self, change: Change, observed: Observed, recheck: Recheck | None = None) -> Applied:
         handoff = change.handoff if isinstance(change.handoff, GCEAutoscalerHandoff) else None
 
         def resize(was: int, to: int) -> str:
-            self.resize(to)
+            sleep = recheck is not None and change.replicas == 0 and to < was
+            self.resize(to, self._still_idle(recheck, was) if recheck and sleep else None)
             return f"resize {was} -> {to}"
 
         def delete(name: str) -> str:
