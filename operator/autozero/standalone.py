@@ -165,15 +165,23 @@ def report_lines(report: CycleReport, output: str) -> list[str]:
             payload = decision_json(decision) | {"steps": steps, "acted": group.acted}
             if pool:
                 payload["pool"] = pool
-            if group.error is not None:
-                payload["error"] = str(group.error)
+            error = group.error
+            if error is not None:  # a sleep withdrawn is a note, not an error
+                payload["error" if error.failure else "note"] = str(error)
             lines.append(json.dumps(payload))
             continue
         extra = (f": {pool}" if pool else "") + (f" [{'; '.join(steps)}]" if steps else "")
-        failed = f" ERROR {group.error}" if group.error else ""
+        error = group.error
+        said = (
+            ""
+            if error is None
+            else f" ERROR {error}"
+            if error.failure
+            else f" {error.event_reason}: {error.detail}"
+        )
         lines.append(
             f"{timestamp(decision.at)} {group.group} {decision.action.value} "
-            f"{decision.current}->{decision.target}: {decision.message}{extra}{failed}"
+            f"{decision.current}->{decision.target}: {decision.message}{extra}{said}"
         )
     return lines
 
@@ -181,7 +189,11 @@ def report_lines(report: CycleReport, output: str) -> list[str]:
 def failed(report: CycleReport) -> list[str]:
     """The groups of a pass that failed: their target could not be read or changed, or a
     metric they use could not be read (the engine then held them where they were)."""
-    return [g.group for g in report.groups if g.error or (g.decision and g.decision.failing)]
+    return [
+        g.group
+        for g in report.groups
+        if (g.error and g.error.failure) or (g.decision and g.decision.failing)
+    ]
 
 
 @dataclass

@@ -208,10 +208,11 @@ class OperatorShell:
         deduper.forget("policy")
         for group in report.fresh():
             label = f"group:{group.group}"
-            if group.error is not None:
-                if deduper.should_post(label, "TargetError", str(group.error)):
+            error = group.error
+            if error is not None:
+                if deduper.should_post(label, error.event_reason, str(error)):
                     self.cluster.event(
-                        ref, reason="TargetError", message=str(group.error), warning=True
+                        ref, reason=error.event_reason, message=str(error), warning=error.failure
                     )
                 continue
             decision = group.decision

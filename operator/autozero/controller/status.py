@@ -51,8 +51,8 @@ def _group(
     report: GroupReport, state: GroupState | None, previous: Mapping[str, Any]
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"name": report.group}
-    if report.error is not None:
-        out["error"] = str(report.error)
+    if report.error is not None:  # a sleep withdrawn is a note, not an error
+        out["error" if report.error.failure else "note"] = str(report.error)
     if state is not None and state.finishing is not None:
         # Also written before a scale-out's first write (`Shell.begin`): a restart finishes it.
         out["finishing"] = state.finishing
@@ -132,7 +132,7 @@ def build_status(
     before_groups = {g.get("name"): g for g in previous.get("groups") or []}
     groups = [_group(g, states.get(g.group), before_groups.get(g.group, {})) for g in report.groups]
     failing = sorted(m for m, r in report.readings.items() if isinstance(r, Failure))
-    target_errors = [g for g in report.groups if g.error is not None]
+    target_errors = [g for g in report.groups if g.error is not None and g.error.failure]
     awake = sum(1 for g in report.groups if g.decision and g.decision.target > 0)
     conditions = previous.get("conditions") or []
     moves = [

@@ -53,7 +53,7 @@ def evidence_of_life(
         groups[name] = GroupEvidence(
             name=name,
             decision=decision_json(decision) if decision is not None else None,
-            error=None if error is None else str(error),
+            error=None if error is None or not error.failure else str(error),
             idle_since=_moment(state.idle_since),
             last_scale=_moment(state.last_scale_at),
             scale_events=state.scale_events,

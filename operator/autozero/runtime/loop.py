@@ -665,8 +665,8 @@ class Runtime:
     ) -> tuple[str, Applied | TargetError]:
         try:
             return write.cell.name, write.cell.target.apply(write.change, write.observed, recheck)
-        except TargetError as error:
-            log.warning("%s/%s: %s", *key, error)
+        except TargetError as error:  # a sleep withdrawn because work came is no failure
+            log.log(logging.WARNING if error.failure else logging.INFO, "%s/%s: %s", *key, error)
             return write.cell.name, error
 
     # Building a policy's life.

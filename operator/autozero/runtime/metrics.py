@@ -167,5 +167,6 @@ class Metrics:
                 self.replicas.labels(*labels, group.group, "stopped").set(seen.stopped)
             self.decisions.labels(*labels, group.group, decision.action.value).inc()
             if group.acted and decision.target != decision.current:
-                result = "error" if group.error else "ok"
+                error = group.error
+                result = "ok" if error is None else "error" if error.failure else "withdrawn"
                 self.scale_actions.labels(*labels, group.group, result).inc()

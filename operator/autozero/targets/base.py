@@ -17,13 +17,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 
 class TargetError(Exception):
     """A scale target could not be read or changed. Carries which group, and why."""
 
     retryable = False
+    #: The Event's reason, and whether it is a failure (a Warning, Ready=False, an alert's
+    #: `result="error"`) or a write autozero stopped itself, on purpose.
+    event_reason: ClassVar[str] = "TargetError"
+    failure: ClassVar[bool] = True
 
     def __init__(self, group: str, message: str) -> None:
         self.group, self.detail = group, message
@@ -49,7 +53,10 @@ class TargetConfigError(TargetError):
 class SleepWithdrawn(TargetError):
     """A sleep stopped before its last step: asked again on fresh reads after its first steps
     (an autoscaler deleted), the group was no longer idle. It stays as those steps left it, and
-    the next pass decides again."""
+    the next pass decides again. Not a failure: work came, and the group keeps its machines."""
+
+    event_reason = "SleepWithdrawn"
+    failure = False
 
 
 #: Asked before a sleep's step that takes the group's machines down, when earlier steps of the
