@@ -98,8 +98,9 @@ def observe(before: Mapping[str, Peer], listed: Iterable[Listed], now: float) ->
 def stale(peers: Mapping[str, Peer], now: float, timings: Timings) -> list[Peer]:
     """Leases silent for a lease time (a replica killed, or gone with its Pod): removed as soon
     as their claims stop counting, since a replica that starts later cannot tell how old a lease
-    it first sees is and waits a lease time on it (chaos campaign: 17 s for the policies of a
-    replica killed 19 s before, with two lease times). Removing them changes nobody's rights:
+    it first sees is and counts it live a lease time more, while the others share its slots out:
+    such slots are nobody's meanwhile (chaos campaign, with two lease times: a policy unserved for
+    29 s after a kill and two restarts). Removing them changes nobody's rights:
     their holder stopped writing at its renew deadline, and the delete is refused if it renewed
     meanwhile (it carries the version seen)."""
     return [
