@@ -1,7 +1,7 @@
 """A chaos campaign: real jobs, random faults at seeded times, invariants from independent evidence.
 
 Run: .venv/bin/python benchmarks/chaos.py --seed 22 --faults 100 [--gap 4] [--out DIR] [--json]
-     [--handoff] [--replicas N] [--kinds K,K]
+     [--handoff] [--replicas N] [--pods] [--kinds K,K]
 
 With `--replicas N` the operator runs as N sharded replicas (`--sharding`, each its own Lease,
 SHARD_LEASE's timings); an operator fault stops the replica serving a policy drawn at random
@@ -13,10 +13,10 @@ Four groups, each woken by its own queue:
 - `mig`, a GCE managed instance group in the emulator driven by the operator, whose instances each
   run a real `rq worker` (autozero's `rq` source, through a TCP relay the campaign can cut);
 - `dep`, a Deployment driven by the operator, whose replicas the campaign follows with `rq worker`
-  processes (there is no kubelet);
+  processes, or, with `--pods`, runs as Pods of `rq worker` on a real node (containerd, a kubelet);
 - `sts`, a StatefulSet driven by the operator and fed by a RabbitMQ queue (autozero's `rabbitmq`
   source over the management API), followed by RabbitMQ consumers (chaos_workers.py: prefetch 1,
-  ack after the job, reconnecting after a broker restart);
+  ack after the job, reconnecting after a broker restart; with `--pods`, Pods of them);
 - `mig-run`, a second MIG driven by `autozero run` (a child process with a --state file and its
   own /metrics) and fed by an MRQ raw queue (the `mrq` source: the Redis list through the same
   relay, FerretDB's `mrq_jobs` for in flight), whose instances run MRQ workers (chaos_workers.py).
@@ -268,6 +268,7 @@ class Campaign:
         handoff: bool = False,
         kinds: tuple[str, ...] = FAULT_KINDS,
         replicas: int = 1,
+        pods: bool = False,
     ) -> None:
         self.seed, self.fault_count, self.gap, self.out = seed, faults, gap, out
         self.kinds = kinds  # the kinds drawn from (all of them but to chase one)
@@ -287,6 +288,10 @@ class Campaign:
         self.report = Report(seed, options=[f"--gap {gap:g}"])
         self.report.options += ["--handoff"] if handoff else []
         self.report.options += [f"--replicas {replicas}"] if replicas > 1 else []
+        # The Deployment's and StatefulSet's workers as Pods on a real node (containerd and a
+        # kubelet), rather than processes the campaign starts for each replica.
+        self.pods = pods
+        self.report.options += ["--pods"] if pods else []
         self.report.options += [f"--kinds {','.join(kinds)}"] if kinds != FAULT_KINDS else []
         self.reads_failed: list[tuple[float, float, frozenset[str]]] = []
         self.samples: list[tuple[float, dict[str, int], dict[str, int]]] = []  # t, size, work
@@ -309,8 +314,15 @@ class Campaign:
         self.worker_log = self.out / "jobs.jsonl"
         self.worker_log.write_text("")
         self.cluster: KubeCluster = start_cluster(
-            Path(tempfile.mkdtemp(prefix="autozero-chaos-")), audit_policy=AUDIT_POLICY
+            Path(tempfile.mkdtemp(prefix="autozero-chaos-")),
+            audit_policy=AUDIT_POLICY,
+            with_nodes=self.pods,
         )
+        if self.pods:
+            from testground.images import build_all
+            from testground.node import start_node
+
+            self.node = start_node(self.cluster, build_all())
         self.redis = RedisServer()
         self.redis.start()
         self.relay = TcpRelay(self.redis.port)
@@ -358,20 +370,28 @@ class Campaign:
         )
         relayed = f"redis://127.0.0.1:{self.relay.port}/0"
         create_secret(self.api, NAMESPACE, "rq", {"url": relayed})
-        create_worker_deployment(self.api, NAMESPACE, "dep")
-        create_worker_statefulset(self.api, NAMESPACE, "sts")
+        if self.pods:
+            self.apply(self.worker_pods("dep"))
+            self.apply(self.worker_pods("sts"))
+        else:
+            create_worker_deployment(self.api, NAMESPACE, "dep")
+            create_worker_statefulset(self.api, NAMESPACE, "sts")
         self.apply(self.gce_policy(3))
         self.apply(self.dep_policy())
         self.apply(self.sts_policy())
-        self.followers = [
-            Followers("dep", [*worker, "dep"], env, lambda: self.size("dep")),
-            Followers(
-                "sts",
-                [sys.executable, str(WORKERS), "rabbitmq"],
-                {**env, "CHAOS_AMQP_URL": self.rabbitmq.amqp_url, "CHAOS_QUEUE": "sts"},
-                lambda: self.size("sts"),
-            ),
-        ]
+        self.followers = (
+            []
+            if self.pods
+            else [
+                Followers("dep", [*worker, "dep"], env, lambda: self.size("dep")),
+                Followers(
+                    "sts",
+                    [sys.executable, str(WORKERS), "rabbitmq"],
+                    {**env, "CHAOS_AMQP_URL": self.rabbitmq.amqp_url, "CHAOS_QUEUE": "sts"},
+                    lambda: self.size("sts"),
+                ),
+            ]
+        )
         for followers in self.followers:
             followers.thread.start()
         secrets = self.out / "secrets" / "mrq"
@@ -402,6 +422,7 @@ class Campaign:
         closes = [f.close for f in getattr(self, "followers", [])]
         for close in (
             *closes,
+            getattr(self, "node", None) and self.node.stop,  # its Pods first: needs the apiserver
             getattr(self, "emulator", None) and self.emulator.stop,
             getattr(self, "relay", None) and self.relay.close,
             getattr(self, "redis", None) and self.redis.stop,
@@ -411,6 +432,69 @@ class Campaign:
         ):
             if close:
                 close()
+
+    def worker_pods(self, group: str) -> dict[str, Any]:
+        """`dep` (a Deployment of `rq worker`s) or `sts` (a StatefulSet of RabbitMQ consumers) at
+        0 replicas, as Pods on the node: the worker image, on the host's network (the servers
+        listen on loopback), this checkout's benchmarks/ mounted for the jobs and the consumer,
+        the output directory for the job log; SIGTERM finishes the job in hand within the grace
+        period, as the processes the campaign starts without a node do."""
+        labels = {"app": group}
+        env = [
+            {"name": "CHAOS_WORKER_LOG", "value": "/out/jobs.jsonl"},
+            {"name": "GCE_INSTANCE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "PYTHONPATH", "value": "/chaos:/opt/worker/lib/jobs"},
+        ]
+        if group == "dep":
+            command: dict[str, Any] = {
+                "args": ["--url", self.redis.url, "--path", "/chaos", "--logging_level", "WARNING",
+                         "dep"],
+            }  # fmt: skip
+        else:
+            command = {"command": ["python", "/chaos/chaos_workers.py", "rabbitmq"]}
+            env += [
+                {"name": "CHAOS_AMQP_URL", "value": self.rabbitmq.amqp_url},
+                {"name": "CHAOS_QUEUE", "value": "sts"},
+            ]
+        mounts = {"chaos": (ROOT / "benchmarks", "/chaos"), "out": (self.out.resolve(), "/out")}
+        spec: dict[str, Any] = {
+            "replicas": 0,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "hostNetwork": True,
+                    "terminationGracePeriodSeconds": 30,
+                    "securityContext": {"runAsUser": 0},  # writes the job log the host reads
+                    "volumes": [
+                        {"name": name, "hostPath": {"path": str(host), "type": "Directory"}}
+                        for name, (host, _) in mounts.items()
+                    ],
+                    "containers": [
+                        {
+                            "name": "worker",
+                            "image": self.node.images.worker.ref,
+                            "imagePullPolicy": "Never",
+                            **command,
+                            "env": env,
+                            "volumeMounts": [
+                                {"name": name, "mountPath": path}
+                                for name, (_, path) in mounts.items()
+                            ],
+                        }
+                    ],
+                },
+            },
+        }
+        if group == "sts":
+            spec["serviceName"] = "sts"
+        kind = "Deployment" if group == "dep" else "StatefulSet"
+        return {
+            "apiVersion": "apps/v1",
+            "kind": kind,
+            "metadata": {"name": group, "namespace": NAMESPACE},
+            "spec": spec,
+        }
 
     def apply(self, manifest: dict[str, Any]) -> None:
         self.cluster.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump(manifest))
@@ -866,6 +950,11 @@ def main() -> int:
         help="awake, the MIG is handed to the GCE autoscaler and the Deployment to an HPA",
     )
     parser.add_argument(
+        "--pods",
+        action="store_true",
+        help="run the Deployment's and StatefulSet's workers as Pods on a real node",
+    )
+    parser.add_argument(
         "--replicas",
         type=int,
         default=1,
@@ -884,7 +973,15 @@ def main() -> int:
         parser.error(f"unknown kinds of fault: {', '.join(sorted(unknown))}")
     out = args.out or Path.home() / ".cache" / "autozero" / "chaos" / f"seed-{args.seed}"
     campaign = Campaign(
-        args.seed, args.faults, args.gap, out, args.tree, args.handoff, kinds, args.replicas
+        args.seed,
+        args.faults,
+        args.gap,
+        out,
+        args.tree,
+        args.handoff,
+        kinds,
+        args.replicas,
+        pods=args.pods,
     )
     try:
         campaign.start()

@@ -412,7 +412,7 @@ def build_operator(base: Image) -> Image:
 
 
 #: The worker image's packages: RQ and what it needs, at the lock file's pins and hashes.
-WORKER_REQUIREMENTS = ("rq", "pymongo")
+WORKER_REQUIREMENTS = ("rq", "pymongo", "pika")  # pika: the chaos campaign's RabbitMQ consumers
 #: The demo's MRQ worker (`make demo DEMO_ARGS=--node`) runs from the same image.
 DEMO_WORKER = SCRIPTS / "testground" / "demo_worker.py"
 

@@ -19,6 +19,7 @@ project's notes on a real node):
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import yaml
 
@@ -42,6 +44,10 @@ from testground.process import ManagedProcess, ServerStartError, free_port, wait
 from testground.tools import go_tools
 
 NODE_NAME = "autozero-node"
+#: Held (flock) by the process that runs a node, for the node's life: a second test process that
+#: wants one (`make test` runs two) waits its turn instead of failing.
+NODE_LOCK = Path("/run/autozero-node.lock")
+NODE_WAIT = 1800.0  # seconds a node start waits for another's to stop
 CNI_BIN = Path("/usr/lib/cni")
 
 
@@ -156,6 +162,7 @@ class Node:
     pod_logs: Path
     start_seconds: dict[str, float] = field(default_factory=dict)
     stopped: bool = False
+    lock: IO[bytes] | None = None  # NODE_LOCK, held: closed (released) once the node stopped
 
     def ctr(self, *args: str, timeout: float = 300) -> str:
         proc = subprocess.run(
@@ -212,6 +219,8 @@ class Node:
             shutil.rmtree(self.run_dir, ignore_errors=True)
         except Exception as exc:
             errors.append(f"removing what the node left: {exc}")
+        if self.lock is not None:
+            self.lock.close()
         if errors:
             raise NodeError("; ".join(errors))
 
@@ -236,9 +245,19 @@ class Node:
 def start_node(cluster: KubeCluster, images: NodeImages, workdir: Path | None = None) -> Node:
     """Start containerd, import the images, start the kubelet and kube-scheduler; return once
     the node is Ready. The cluster's apiserver must authorize with Node,RBAC."""
+    lock = _one_node_at_a_time()
+    try:
+        return _start_node(cluster, images, lock, workdir)
+    except BaseException:
+        lock.close()  # a file closes once: a second close (the node's stop) does nothing
+        raise
+
+
+def _start_node(
+    cluster: KubeCluster, images: NodeImages, lock: IO[bytes], workdir: Path | None
+) -> Node:
     tools = go_tools()
     kube_dir = tools.kubectl.parent
-    _one_node_at_a_time()
     workdir = workdir or Path(tempfile.mkdtemp(prefix="autozero-node-"))
     # A unix socket path has at most 107 bytes: pytest's temporary paths can be longer.
     run_dir = Path(tempfile.mkdtemp(prefix="az-node-", dir="/run"))
@@ -323,6 +342,7 @@ def start_node(cluster: KubeCluster, images: NodeImages, workdir: Path | None = 
         scheduler=scheduler,
         pod_logs=pod_logs,
         start_seconds=timings,
+        lock=lock,
     )
     try:
         containerd.start()
@@ -378,22 +398,42 @@ def loopback_chart_values(node: Node, *, metrics_port: int, health_port: int) ->
     ]
 
 
-def _one_node_at_a_time() -> None:
+def _one_node_at_a_time() -> IO[bytes]:
     """Two kubelets on one machine share the kubepods cgroups, and each removes the Pods' cgroups
-    it does not know: the other's Pods die. Refuse, naming the running one; a crashed node's
-    empty cgroups are removed."""
-    kubelets = processes_named("kubelet")
-    if kubelets:
-        pid, cmdline = next(iter(kubelets.items()))
-        raise ServerStartError(
-            "node",
-            f"a kubelet already runs on this machine (pid {pid}: {cmdline[:200]}); two kubelets "
-            "kill each other's Pods: stop it first",
-        )
+    it does not know: the other's Pods die. Wait for a node another test process runs (the lock
+    it holds), then refuse a kubelet still running (not ours: name it); a crashed node's empty
+    cgroups are removed. Returns the lock, held until the node stops."""
+    lock = NODE_LOCK.open("ab")
     try:
-        remove_stale_node_cgroups()
-    except OSError as exc:
-        raise ServerStartError("node", f"cannot remove an earlier node's cgroups: {exc}") from exc
+        deadline = time.monotonic() + NODE_WAIT
+        while True:
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ServerStartError(
+                        "node", f"another node held {NODE_LOCK} for {NODE_WAIT:.0f} s"
+                    ) from None
+                time.sleep(0.5)
+        kubelets = processes_named("kubelet")
+        if kubelets:
+            pid, cmdline = next(iter(kubelets.items()))
+            raise ServerStartError(
+                "node",
+                f"a kubelet already runs on this machine (pid {pid}: {cmdline[:200]}); two "
+                "kubelets kill each other's Pods: stop it first",
+            )
+        try:
+            remove_stale_node_cgroups()
+        except OSError as exc:
+            raise ServerStartError(
+                "node", f"cannot remove an earlier node's cgroups: {exc}"
+            ) from exc
+    except BaseException:
+        lock.close()
+        raise
+    return lock
 
 
 def _healthz_ok(port: int) -> bool:

@@ -2,8 +2,9 @@
 (two sharded replicas: one of them killed or stopped), `autozero run`, the apiserver, Redis,
 RabbitMQ and the Compute API while real jobs run on two GCE groups (one the operator's, fed by RQ
 and handed to the GCE autoscaler while awake; one `autozero run`'s, fed by MRQ), a Deployment (RQ,
-handed to an HPA while awake) and a StatefulSet (RabbitMQ); every invariant holds, judged from the
-emulator's request log, the apiserver's audit log and the workers' own job log. `make chaos` runs
+handed to an HPA while awake) and a StatefulSet (RabbitMQ), whose workers run as Pods on a real
+node (containerd, a kubelet); every invariant holds, judged from the emulator's request log, the
+apiserver's audit log and the workers' own job log. `make chaos` runs
 the long campaign; the one operator without handoff is its default."""
 
 from __future__ import annotations
@@ -15,18 +16,24 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from chaos import Campaign  # noqa: E402
-from chaos_invariants import GROUPS, job_group  # noqa: E402
+from chaos_invariants import GROUPS, NAMESPACE, job_group  # noqa: E402
 
 SEED = 22
+PODS = ("dep", "sts")  # the groups whose workers are Pods
 
 
 def test_a_short_seeded_campaign_breaks_no_invariant(tmp_path: Path) -> None:
-    campaign = Campaign(SEED, faults=12, gap=3.0, out=tmp_path, handoff=True, replicas=2)
+    campaign = Campaign(SEED, faults=12, gap=3.0, out=tmp_path, handoff=True, replicas=2, pods=True)
     try:
         campaign.start()
         report = campaign.run()
+        # The Deployment's and StatefulSet's jobs ran in Pods the kubelet started.
+        workers = {e["worker"] for e in campaign.job_events() if job_group(e["job"]) in PODS}
+        ran_in = {w: list(campaign.node.pod_logs.glob(f"{NAMESPACE}_{w}_*")) for w in workers}
     finally:
         campaign.close()
+    assert {w.split("-", 1)[0] for w in workers} == set(PODS), workers
+    assert all(ran_in.values()), ran_in
     assert len(report.faults) >= 10
     assert {"operator-sigkill", "operator-sigterm"} <= set(report.by_kind()), report.text()
     # The checks had evidence to judge: every group scaled by its driver, and ran jobs, each
