@@ -10,32 +10,11 @@ from autozero.runtime.assemble import RuntimeConfig, assemble
 from autozero.targets.base import TargetError
 from autozero.targets.gce import GCEGroup
 from gce_emulator import EmulatorServer
+from support.manifests import GCE_BIDS, one_group
 
 
 def policy(interval: str) -> object:
-    return parse_policy(
-        {
-            "apiVersion": "autozero.dev/v1alpha1",
-            "kind": "ScalingPolicy",
-            "metadata": {"name": "nightly", "namespace": "team-a"},
-            "spec": {
-                "pollingInterval": interval,
-                "groups": [
-                    {
-                        "name": "bids",
-                        "target": {
-                            "gce": {
-                                "project": "acme",
-                                "zone": "europe-west1-c",
-                                "instanceGroupManager": "bids",
-                            }
-                        },
-                        "capacity": {"minimum": 1, "maximum": 3},
-                    }
-                ],
-            },
-        }
-    )
+    return parse_policy(one_group(GCE_BIDS, pollingInterval=interval))
 
 
 @pytest.mark.parametrize(

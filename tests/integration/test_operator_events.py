@@ -15,32 +15,11 @@ from autozero.runtime.report import CycleReport, GroupReport
 from autozero.targets.base import SleepWithdrawn, TargetError
 from kubernetes import client as k8s
 from support.engine import T0
+from support.manifests import one_group
 from testground.kube import KubeCluster
 
+DEPLOYMENT = {"kubernetes": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "workers"}}
 CRD = Path(__file__).resolve().parents[2] / "crds" / "scalingpolicies.autozero.dev.yaml"
-
-
-def policy(name: str, namespace: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "autozero.dev/v1alpha1",
-        "kind": "ScalingPolicy",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "groups": [
-                {
-                    "name": "workers",
-                    "target": {
-                        "kubernetes": {
-                            "apiVersion": "apps/v1",
-                            "kind": "Deployment",
-                            "name": "workers",
-                        }
-                    },
-                    "capacity": {"minimum": 1, "maximum": 3},
-                }
-            ]
-        },
-    }
 
 
 @pytest.mark.parametrize(
@@ -66,8 +45,9 @@ def test_a_withdrawn_sleep_is_a_normal_event_and_a_failure_a_warning(
     k8s.CoreV1Api(kube_api).create_namespace(
         k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace))
     )
+    manifest = one_group(DEPLOYMENT, namespace=namespace, group="workers")
     body = k8s.CustomObjectsApi(kube_api).create_namespaced_custom_object(
-        "autozero.dev", "v1alpha1", namespace, "scalingpolicies", policy("nightly", namespace)
+        "autozero.dev", "v1alpha1", namespace, "scalingpolicies", manifest
     )
     sleep = Decision("workers", T0, "default", 1, 0, Action.SLEEP, Reason.IDLE, "idle 3s")
     report = CycleReport(

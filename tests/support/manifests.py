@@ -78,3 +78,30 @@ def with_(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     manifest = copy.deepcopy(BASE)
     change(manifest)
     return manifest
+
+
+def one_group(
+    target: dict[str, Any],
+    *,
+    name: str = "nightly",
+    namespace: str = "team-a",
+    group: str = "bids",
+    **spec: Any,
+) -> dict[str, Any]:
+    """A ScalingPolicy of one group driving `target` (`{"gce": {...}}`, `{"kubernetes": {...}}`),
+    capacity 1-3, and any other `spec` fields given."""
+    return {
+        "apiVersion": "autozero.dev/v1alpha1",
+        "kind": "ScalingPolicy",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            **spec,
+            "groups": [{"name": group, "target": target, "capacity": {"minimum": 1, "maximum": 3}}],
+        },
+    }
+
+
+#: A zonal GCE target in project `acme`, as a policy's group names it.
+GCE_BIDS: dict[str, Any] = {
+    "gce": {"project": "acme", "zone": "europe-west1-c", "instanceGroupManager": "bids"}
+}

@@ -9,6 +9,7 @@ import pytest
 from autozero.policy.parse import parse_policy
 from autozero.runtime.assemble import RuntimeConfig, assemble
 from autozero.targets.base import TargetConfigError
+from support.manifests import GCE_BIDS, one_group
 
 SECRET_TEXT = (
     "-----BEGIN PRIVATE KEY-----\nnot-a-key-but-secret-anyway\n-----END PRIVATE KEY-----\n"
@@ -16,31 +17,8 @@ SECRET_TEXT = (
 
 
 def policy() -> object:
-    return parse_policy(
-        {
-            "apiVersion": "autozero.dev/v1alpha1",
-            "kind": "ScalingPolicy",
-            "metadata": {"name": "nightly", "namespace": "team-a"},
-            "spec": {
-                "groups": [
-                    {
-                        "name": "bids",
-                        "target": {
-                            "gce": {
-                                "project": "acme",
-                                "zone": "europe-west1-c",
-                                "instanceGroupManager": "bids",
-                                "credentials": {
-                                    "secretKeyRef": {"name": "gce-key", "key": "key.json"}
-                                },
-                            }
-                        },
-                        "capacity": {"minimum": 1, "maximum": 3},
-                    }
-                ]
-            },
-        }
-    )
+    key = {"secretKeyRef": {"name": "gce-key", "key": "key.json"}}
+    return parse_policy(one_group({"gce": {**GCE_BIDS["gce"], "credentials": key}}))
 
 
 def secrets(value: str | None) -> object:
