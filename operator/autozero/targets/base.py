@@ -53,7 +53,8 @@ class TargetConfigError(TargetError):
 class SleepWithdrawn(TargetError):
     """A sleep stopped before its last step: asked again on fresh reads after its first steps
     (an autoscaler deleted), the group was no longer idle. It stays as those steps left it, and
-    the next pass decides again. Not a failure: work came, and the group keeps its machines."""
+    the next pass decides again. Not a failure: work came (or a read failed, which the source's
+    own condition reports), and the group keeps its machines."""
 
     event_reason = "SleepWithdrawn"
     failure = False

@@ -485,8 +485,10 @@ class GCEGroup:
         handoff = change.handoff if isinstance(change.handoff, GCEAutoscalerHandoff) else None
 
         def resize(was: int, to: int) -> str:
-            sleep = recheck is not None and change.replicas == 0 and to < was
-            self.resize(to, self._still_idle(recheck, was) if recheck and sleep else None)
+            again = None  # a sleep's resize is sent again only if the group is still idle
+            if recheck is not None and change.replicas == 0 and to < was:
+                again = self._still_idle(recheck, was)
+            self.resize(to, again)
             return f"resize {was} -> {to}"
 
         def delete(name: str) -> str:
