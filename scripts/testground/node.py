@@ -202,6 +202,13 @@ class Node:
         if self.stopped:
             return
         self.stopped = True
+        try:
+            self._stop()
+        finally:  # another node may start now (a kubelet left running is refused by name)
+            if self.lock is not None:
+                self.lock.close()
+
+    def _stop(self) -> None:
         errors: list[str] = []
         if self.kubelet.running() and self.cluster.apiserver.running():
             try:
@@ -219,8 +226,6 @@ class Node:
             shutil.rmtree(self.run_dir, ignore_errors=True)
         except Exception as exc:
             errors.append(f"removing what the node left: {exc}")
-        if self.lock is not None:
-            self.lock.close()
         if errors:
             raise NodeError("; ".join(errors))
 
