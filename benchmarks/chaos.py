@@ -420,6 +420,7 @@ class Campaign:
                     child.kill()
                     child.wait(timeout=10)
         closes = [f.close for f in getattr(self, "followers", [])]
+        failed: list[Exception] = []  # each stops, whatever another's stop raised
         for close in (
             *closes,
             getattr(self, "node", None) and self.node.stop,  # its Pods first: needs the apiserver
@@ -431,7 +432,12 @@ class Campaign:
             getattr(self, "cluster", None) and self.cluster.stop,
         ):
             if close:
-                close()
+                try:
+                    close()
+                except Exception as exc:
+                    failed.append(exc)
+        if failed:
+            raise failed[0]
 
     def worker_pods(self, group: str) -> dict[str, Any]:
         """`dep` (a Deployment of `rq worker`s) or `sts` (a StatefulSet of RabbitMQ consumers) at
