@@ -245,7 +245,12 @@ def test_a_service_account_without_scale_rights_is_refused_until_granted_and_onc
     }
     kube.kubectl_run("apply", "-f", "-", input_text=yaml.safe_dump_all([role, binding]))
     wait_for(lambda: worker_object_replicas(kube_api, namespace) == 2, timeout=40)
-    assert condition(status_of(kube_api, namespace), "Ready")["status"] == "True"
+    # The pass reports after its writes: the status says Ready once the scale has landed.
+    wait_for(
+        lambda: condition(status_of(kube_api, namespace), "Ready")["status"] == "True",
+        timeout=10,
+        interval=0.2,
+    )
 
     # Revoked while awake: within a recheck (2 s here, 5 min by default) the policy stops acting.
     kube.kubectl_run("delete", "rolebinding", "scale-workers", "-n", namespace)
