@@ -68,7 +68,6 @@ import random
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -313,11 +312,7 @@ class Campaign:
             old.unlink()
         self.worker_log = self.out / "jobs.jsonl"
         self.worker_log.write_text("")
-        self.cluster: KubeCluster = start_cluster(
-            Path(tempfile.mkdtemp(prefix="autozero-chaos-")),
-            audit_policy=AUDIT_POLICY,
-            with_nodes=self.pods,
-        )
+        self.cluster: KubeCluster = start_cluster(audit_policy=AUDIT_POLICY, with_nodes=self.pods)
         if self.pods:
             from testground.images import build_all
             from testground.node import start_node

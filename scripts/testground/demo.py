@@ -35,6 +35,7 @@ import yaml
 from autozero.policy.parse import parse_policy
 from autozero.standalone import StandaloneOptions, run
 from gce_emulator import EmulatorServer, Settings
+from pymongo.errors import PyMongoError
 
 from testground.gce import compute_client, create_mig
 from testground.mongo import FerretDBServer
@@ -283,7 +284,25 @@ class Summary:
         return self.peak_instances > 1 and self.processed == self.enqueued and self.final_size == 0
 
 
+#: The test ground's errors (a server that did not start, kubectl, helm, an image build: all
+#: RuntimeErrors that carry what the user needs), a process or file that failed, a queue's server.
+FAILURES = (RuntimeError, OSError, subprocess.SubprocessError, redis.RedisError, PyMongoError)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """`make demo`: a failure is one line saying what failed (a server's log tail, the Pods' state
+    after a Helm timeout), never a traceback; the servers stop either way."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("[demo] interrupted: every server stopped", file=sys.stderr)
+        return 130
+    except FAILURES as exc:
+        print(f"[demo] FAILED: {exc}", file=sys.stderr)
+        return 1
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--job-seconds", type=float, default=0.15)

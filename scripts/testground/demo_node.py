@@ -110,7 +110,9 @@ class NodeDemo:
             check=False, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         if installed.returncode != 0:
-            raise RuntimeError(f"helm install failed: {installed.stderr.strip()}")
+            raise RuntimeError(
+                f"helm install failed: {installed.stderr.strip()}\n{self._why_not_running()}"
+            )
         manifests = [
             _workers(self.node, self.redis_url, self.mongo_url, self.job_seconds),
             _policy(self.redis_url, self.mongo_url),
@@ -121,6 +123,18 @@ class NodeDemo:
             f"[demo] the operator and the workers run as Pods; kubectl --kubeconfig "
             f"{kube.kubeconfig} get pods -A",
             flush=True,
+        )
+
+    def _why_not_running(self) -> str:
+        """What a Helm timeout does not say: the node's conditions (DiskPressure evicts every
+        Pod), each Pod's state, and the latest Events."""
+        kubectl = self.kube.kubectl_run
+        conditions = "{range .items[*].status.conditions[*]}{.type}={.status} {end}"
+        node = kubectl("get", "nodes", "-o", f"jsonpath={conditions}", check=False).stdout
+        pods = kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout
+        events = kubectl("get", "events", "-A", "--sort-by=.lastTimestamp", check=False).stdout
+        return "\n".join(
+            [f"the node: {node.strip()}", pods.strip(), *events.strip().splitlines()[-15:]]
         )
 
     def observe(self) -> tuple[int, int]:

@@ -23,6 +23,7 @@ import yaml
 
 from testground.pki import CertificateAuthority, CertPair, service_account_keys
 from testground.process import ManagedProcess, ServerStartError, free_port, wait_for
+from testground.scratch import remove_with
 from testground.tools import go_tools
 
 
@@ -376,6 +377,7 @@ def start_cluster(
     if not with_nodes:
         controllers += ",-nodelifecycle"
     tools = go_tools()
+    made = workdir is None
     workdir = workdir or Path(tempfile.mkdtemp(prefix="autozero-kube-"))
     pki_dir = workdir / "pki"
     ca = CertificateAuthority(pki_dir)
@@ -398,6 +400,8 @@ def start_cluster(
         ]
 
     etcd = Etcd(workdir / "etcd")
+    if made:  # with the etcd, hence the cluster, that keeps its data there
+        remove_with(etcd, workdir)
     timings: dict[str, float] = {}
     timings["etcd"] = etcd.start()
 

@@ -6,16 +6,16 @@ so pymongo talks to it as it would to MongoDB.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from testground.process import ManagedProcess, free_port, port_open
+from testground.scratch import scratch_dir
 from testground.tools import VERSIONS, go_tools
 
 
 class FerretDBServer:
     def __init__(self, workdir: Path | None = None) -> None:
-        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="autozero-ferretdb-"))
+        self.workdir = workdir or scratch_dir(self, "autozero-ferretdb-")
         self.port = free_port()
         data = self.workdir / "data"
         data.mkdir(parents=True, exist_ok=True)

@@ -48,6 +48,9 @@ NODE_NAME = "autozero-node"
 #: wants one (`make test` runs two) waits its turn instead of failing.
 NODE_LOCK = Path("/run/autozero-node.lock")
 NODE_WAIT = 1800.0  # seconds a node start waits for another's to stop
+#: The kubelet's `evictionHard` for nodefs and imagefs (below), and what a node writes there.
+EVICTION_FREE = 0.01
+NODE_DISK = 2 * 1024**3
 CNI_BIN = Path("/usr/lib/cni")
 
 
@@ -131,9 +134,9 @@ def _kubelet_config(
         "imageGCLowThresholdPercent": 99,
         "evictionHard": {
             "memory.available": "1Mi",
-            "nodefs.available": "1%",
+            "nodefs.available": f"{EVICTION_FREE:.0%}",
             "nodefs.inodesFree": "1%",
-            "imagefs.available": "1%",
+            "imagefs.available": f"{EVICTION_FREE:.0%}",
         },
         "podLogsDir": str(logs),
         "syncFrequency": "5s",
@@ -163,6 +166,7 @@ class Node:
     start_seconds: dict[str, float] = field(default_factory=dict)
     stopped: bool = False
     lock: IO[bytes] | None = None  # NODE_LOCK, held: closed (released) once the node stopped
+    owns_workdir: bool = False  # made by start_node: removed once the node stopped
 
     def ctr(self, *args: str, timeout: float = 300) -> str:
         proc = subprocess.run(
@@ -224,6 +228,8 @@ class Node:
         try:
             Leftovers(self.before, self.needles, [self.workdir, self.run_dir]).remove()
             shutil.rmtree(self.run_dir, ignore_errors=True)
+            if self.owns_workdir:  # nothing is mounted there any more (or remove() raised)
+                shutil.rmtree(self.workdir, ignore_errors=True)
         except Exception as exc:
             errors.append(f"removing what the node left: {exc}")
         if errors:
@@ -263,6 +269,8 @@ def _start_node(
 ) -> Node:
     tools = go_tools()
     kube_dir = tools.kubectl.parent
+    _enough_disk(workdir or Path(tempfile.gettempdir()))
+    owns_workdir = workdir is None
     workdir = workdir or Path(tempfile.mkdtemp(prefix="autozero-node-"))
     # A unix socket path has at most 107 bytes: pytest's temporary paths can be longer.
     run_dir = Path(tempfile.mkdtemp(prefix="az-node-", dir="/run"))
@@ -348,6 +356,7 @@ def _start_node(
         pod_logs=pod_logs,
         start_seconds=timings,
         lock=lock,
+        owns_workdir=owns_workdir,
     )
     try:
         containerd.start()
@@ -439,6 +448,24 @@ def _one_node_at_a_time() -> IO[bytes]:
         lock.close()
         raise
     return lock
+
+
+def _enough_disk(directory: Path) -> None:
+    """Refuse a start the kubelet would undo: below `EVICTION_FREE` of its disk free it reports
+    DiskPressure and evicts every Pod, and Pods then never start (a Helm install times out, a
+    Deployment stays at 0 ready) with no word of why. The node needs `NODE_DISK` for its images."""
+    while not directory.exists():
+        directory = directory.parent
+    usage = shutil.disk_usage(directory)
+    needed = usage.total * EVICTION_FREE + NODE_DISK
+    if usage.free < needed:
+        gib = 1024**3
+        raise ServerStartError(
+            "node",
+            f"{usage.free / gib:.1f} GiB free on the disk of {directory}: a node needs "
+            f"{needed / gib:.1f} GiB ({NODE_DISK / gib:.0f} GiB for its images, and the kubelet "
+            f"evicts every Pod below {EVICTION_FREE:.0%} free); free some space first",
+        )
 
 
 def _healthz_ok(port: int) -> bool:

@@ -6,7 +6,6 @@ Targets come from a file_sd file that Prometheus watches, so a test adds a targe
 from __future__ import annotations
 
 import json
-import tempfile
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import yaml
 
 from testground.process import ManagedProcess, free_port, port_open
+from testground.scratch import scratch_dir
 from testground.tools import debian_binary
 
 
@@ -26,7 +26,7 @@ class PrometheusServer:
         scrape_interval: str = "1s",
         web_config: dict[str, Any] | None = None,
     ) -> None:
-        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="autozero-prometheus-"))
+        self.workdir = workdir or scratch_dir(self, "autozero-prometheus-")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.targets_file = self.workdir / "targets.json"

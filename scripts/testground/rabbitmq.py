@@ -9,12 +9,12 @@ from __future__ import annotations
 import base64
 import json
 import os
-import tempfile
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from testground.process import ManagedProcess, ServerStartError, free_port, port_open
+from testground.scratch import scratch_dir
 from testground.tools import debian_binary
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
@@ -25,7 +25,7 @@ class RabbitMQServer:
     password = "guest"  # RabbitMQ lets guest in from loopback only, which is all we serve
 
     def __init__(self, workdir: Path | None = None) -> None:
-        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="autozero-rabbitmq-"))
+        self.workdir = workdir or scratch_dir(self, "autozero-rabbitmq-")
         self.amqp_port = free_port()
         self.management_port = free_port()
         self.dist_port = free_port()

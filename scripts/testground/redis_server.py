@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import socket
-import tempfile
 from pathlib import Path
 
 from testground.process import ManagedProcess, free_port
+from testground.scratch import scratch_dir
 from testground.tools import debian_binary
 
 
@@ -22,7 +22,7 @@ class RedisServer:
     ) -> None:
         """`persist`: an append-only file in `workdir`, so that the data outlives a stop and a
         start (an outage measured as an outage, not as a queue that came back empty)."""
-        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="autozero-redis-"))
+        self.workdir = workdir or scratch_dir(self, "autozero-redis-")
         self.port = free_port()
         self.password = password
         argv = [

@@ -32,7 +32,7 @@ def test_a_short_seeded_campaign_breaks_no_invariant(tmp_path: Path) -> None:
         ran_in = {w: list(campaign.node.pod_logs.glob(f"{NAMESPACE}_{w}_*")) for w in workers}
     finally:
         campaign.close()
-    assert {w.split("-", 1)[0] for w in workers} == set(PODS), workers
+    assert {w.split("-", 1)[0] for w in workers} == set(PODS), (workers, report.text())
     assert all(ran_in.values()), ran_in
     assert len(report.faults) >= 10
     assert {"operator-sigkill", "operator-sigterm"} <= set(report.by_kind()), report.text()
@@ -45,3 +45,5 @@ def test_a_short_seeded_campaign_breaks_no_invariant(tmp_path: Path) -> None:
     assert report.evidence["job log lines"] >= 2 * report.jobs > 0, report.text()
     assert report.processed == report.jobs, report.text()
     assert not report.violations, report.text()
+    # The node's directory (containerd's unpacked images, 0.7 GiB) went with it.
+    assert not campaign.node.workdir.exists()

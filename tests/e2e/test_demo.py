@@ -66,3 +66,22 @@ def test_the_warm_demo_wakes_the_second_time_from_suspended_workers(mode: list[s
     assert calls["warm"]["instanceGroupManagers.resumeInstances"] >= 1
     assert calls["cold"]["instanceGroupManagers.suspendInstances"] == 1  # the Sleep
     assert set(warm["wakeToFirstJobSeconds"]) == {"cold", "warm"}
+
+
+def test_a_demo_that_cannot_start_says_why_in_one_line_without_a_traceback(tmp_path: Path) -> None:
+    """No traceback reaches a user: here the tools' cache is a file, so nothing can be built."""
+    cache = tmp_path / "cache"
+    cache.write_text("not a directory")
+    result = subprocess.run(
+        [sys.executable, "-m", "testground.demo", "--json"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "scripts"), "AUTOZERO_CACHE": str(cache)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("[demo] FAILED: "), result.stderr
+    assert "build-go-tools.sh failed" in result.stderr, result.stderr
