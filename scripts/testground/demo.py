@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -302,11 +303,30 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _positive(kind: type[float]) -> Callable[[str], float]:
+    """An argparse type: a number above 0, or argparse's own usage error naming the flag."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text} is not above 0")
+        return value
+
+    return parse
+
+
 def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
-    parser.add_argument("--jobs", type=int, default=200)
-    parser.add_argument("--job-seconds", type=float, default=0.15)
-    parser.add_argument("--timeout", type=float, default=180)
+    parser.add_argument("--jobs", type=_positive(int), default=200, help="jobs to enqueue")
+    parser.add_argument(
+        "--job-seconds", type=_positive(float), default=0.15, help="how long a job takes"
+    )
+    parser.add_argument(
+        "--timeout", type=_positive(float), default=180, help="seconds to wait for the drain"
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument(
         "--warm",

@@ -85,3 +85,29 @@ def test_a_demo_that_cannot_start_says_why_in_one_line_without_a_traceback(tmp_p
     assert "Traceback" not in result.stderr, result.stderr
     assert result.stderr.startswith("[demo] FAILED: "), result.stderr
     assert "build-go-tools.sh failed" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--jobs", "-1"], "argument --jobs: -1 is not above 0"),
+        (["--jobs", "0"], "argument --jobs: 0 is not above 0"),
+        (["--job-seconds", "x"], "argument --job-seconds: 'x' is not a number"),
+        (["--timeout", "0"], "argument --timeout: 0 is not above 0"),
+    ],
+)
+def test_bad_demo_arguments_get_a_usage_error_before_anything_starts(
+    args: list[str], error: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "testground.demo", *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "scripts")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == ""  # nothing started
+    assert f"make demo: error: {error}" in result.stderr, result.stderr
