@@ -8,7 +8,7 @@ import dataclasses
 from datetime import timedelta
 
 import pytest
-from autozero.targets.base import Change, Observed, Standby
+from autozero.targets.base import Change, Observed, SleepWithdrawn, Standby
 from autozero.targets.compute import Compute, Retry
 from autozero.targets.gce import GCEAutoscalerHandoff, GCEGroup, GCETarget, autoscaler_name
 from gce_emulator import EmulatorServer
@@ -187,6 +187,53 @@ def test_a_wake_from_the_pool_through_thirty_percent_429_and_503(
     assert resumes[-1] == 200
     assert resumes.count(200) == 1  # retried with the same requestId, applied once
     assert {r["status"] for r in log} & {429, 503}
+
+
+@pytest.mark.parametrize("stopped", [False, True], ids=["suspend", "stop"])
+@pytest.mark.parametrize(
+    "work", ["work came: jobs pending=1", None], ids=["work-came-during-the-backoff", "still-idle"]
+)
+def test_a_sleeps_suspend_refused_asks_the_sources_again_before_it_is_sent_again(
+    gce_emulator: EmulatorServer, stopped: bool, work: str | None
+) -> None:
+    """As a sleep's resize: a suspended VM's job would resume on wake, a stopped one's would not,
+    so neither is sent again after a refusal unless the sources, read again, still say idle."""
+    group = make(gce_emulator, GCETarget(P, "warm", zone=ZONE, standby=Standby(2, stopped)))
+    group.apply(Change(3), group.observe())
+    awake = settled(group, 3, 0)
+    verb = "stop" if stopped else "suspend"
+    asked: list[str] = []
+
+    def recheck() -> str | None:
+        asked.append(verb)
+        gce_emulator.control("faults", {})  # the burst is over by the next try
+        return work
+
+    gce_emulator.control("requests", method="DELETE")
+    api = f"instanceGroupManagers.{verb}Instances"
+    gce_emulator.control("faults", {"rate": 1.0, "codes": [503], "apis": [api]})
+    try:
+        if work:
+            with pytest.raises(SleepWithdrawn) as raised:
+                group.apply(Change(0), awake, recheck)
+            assert f"the sleep's {verb} of 2 VMs failed (HTTP 503" in str(raised.value)
+            assert f"{work}; left at 3" in str(raised.value)
+        else:
+            slept = group.apply(Change(0), awake, recheck)
+            assert slept.steps == (f"{verb} 2 of 2 VMs (running 3 -> 1)", "resize 1 -> 0")
+    finally:
+        gce_emulator.control("faults", {})
+    # Once after the refusal (not before the first try); still idle, once more before the resize.
+    assert len(asked) == (1 if work else 2)
+    sent = [
+        r for r in gce_emulator.control("requests", method="GET")["requests"] if r["api"] == api
+    ]
+    assert [r["status"] for r in sent] == ([503] if work else [503, 200])
+    assert len({r["query"] for r in sent}) == 1  # one requestId: one decision
+    if work:
+        assert sorted(vms(group).values()) == ["RUNNING"] * 3
+    else:
+        settled(group, 0, 2, "TERMINATED" if stopped else "SUSPENDED")
 
 
 def test_a_crash_between_suspend_and_resize_is_finished_by_the_next_cycle(

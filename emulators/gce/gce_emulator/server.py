@@ -70,17 +70,24 @@ class Request:
 
 
 class Faults:
+    """POST /_emulator/faults: `rate` (the share of requests refused), `codes` (drawn from),
+    `latencyMs` (before each request), `seed`, and `apis` (only these methods, e.g.
+    `instanceGroupManagers.suspendInstances`, are refused; all when absent)."""
+
     def __init__(self) -> None:
         self.rate = 0.0
         self.codes: list[int] = [503]
         self.latency_seconds = 0.0
         self.random = random.Random(0)
+        self.apis: frozenset[str] | None = None  # only these methods fail (None: every one)
 
     def configure(self, body: dict[str, Any]) -> None:
         self.rate = float(body.get("rate", 0.0))
         self.codes = [int(c) for c in body.get("codes", [503])]
         self.latency_seconds = float(body.get("latencyMs", 0)) / 1000
         self.random = random.Random(body.get("seed", 0))
+        apis = body.get("apis")
+        self.apis = frozenset(apis) if apis is not None else None
 
 
 class Emulator:
@@ -195,7 +202,7 @@ class Emulator:
             )
             entry["project"] = params.get("project")
             try:
-                self._admit(params.get("project", ""))
+                self._admit(params.get("project", ""), entry["api"])
                 self.world.advance()
                 with self.world.lock:
                     return handler(Request(method, path, query, body, params))
@@ -204,7 +211,7 @@ class Emulator:
         missing = ApiError(404, "notFound", f"No such method: {method} {path}")
         return missing.code, missing.body()
 
-    def _admit(self, project: str) -> None:
+    def _admit(self, project: str, api: str) -> None:
         """Rate quota and injected faults, before the request does anything."""
         if self.faults.latency_seconds:
             time.sleep(self.faults.latency_seconds)
@@ -218,7 +225,8 @@ class Emulator:
                     raise rate_limited(project)
                 self.quota_window.append(now)
         with self.world.lock:
-            if self.faults.rate and self.faults.random.random() < self.faults.rate:
+            chosen = self.faults.apis is None or api in self.faults.apis
+            if chosen and self.faults.rate and self.faults.random.random() < self.faults.rate:
                 raise FAULTS[self.faults.random.choice(self.faults.codes)](project)
 
     # -- rendering ----------------------------------------------------------------------------

@@ -310,6 +310,17 @@ def test_injected_faults_and_the_request_log(compute: Any, emulator: EmulatorSer
     ]
 
 
+def test_faults_can_be_limited_to_some_methods(compute: Any, emulator: EmulatorServer) -> None:
+    """`apis`: only those methods fail (a write refused while the reads around it answer)."""
+    emulator.control("faults", {"rate": 1.0, "codes": [429], "apis": ["instanceGroupManagers.get"]})
+    compute.instanceGroupManagers().list(project=P, zone=Z).execute()
+    status, _ = error_of(
+        compute.instanceGroupManagers().get(project=P, zone=Z, instanceGroupManager="x")
+    )
+    emulator.control("faults", {"rate": 0.0})
+    assert status == 429
+
+
 def test_wait_returns_undone_after_its_bound(compute: Any, emulator: EmulatorServer) -> None:
     emulator.control("settings", {"operationSeconds": 3.0, "waitTimeoutSeconds": 0.3})
     make = (

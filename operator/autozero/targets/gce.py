@@ -391,7 +391,12 @@ class GCEGroup:
         return rows
 
     def _move(
-        self, verb: str, status: str, count: int, rows: list[dict[str, Any]] | None = None
+        self,
+        verb: str,
+        status: str,
+        count: int,
+        rows: list[dict[str, Any]] | None = None,
+        before_retry: Callable[[TargetError], None] | None = None,
     ) -> int:
         """`verb`Instances on up to `count` VMs in `status` with nothing under way; how many."""
         chosen = [
@@ -407,20 +412,23 @@ class GCEGroup:
                     body={"instances": chosen},
                     requestId=str(uuid.uuid4()),
                     **self._scope(),
-                )
+                ),
+                before_retry,
             )
         return len(chosen)
 
-    def to_pool(self, was: int, to: int) -> tuple[str, int, int]:
+    def to_pool(
+        self, was: int, to: int, before_retry: Callable[[TargetError], None] | None = None
+    ) -> tuple[str, int, int]:
         """Suspend (stop) up to `was - to` running VMs. VMs still booting cannot be (the API
         takes running ones only): the pool's target is raised by as many of them as the pool has
         room for, so the group makes new VMs for the pool while the resize after deletes them.
-        Returns what was done, how many were suspended, and how many the pool was raised by."""
-        standby = self.target.standby
-        stopped = standby is not None and standby.stopped
+        Returns what was done, how many were suspended, and how many the pool was raised by.
+        `before_retry`: asked before the suspend (stop) is sent again after a refusal."""
+        stopped = self._pool_stops
         verb = "stop" if stopped else "suspend"
         rows = self.managed_instances()
-        moved = self._move(verb, "RUNNING", was - to, rows)
+        moved = self._move(verb, "RUNNING", was - to, rows, before_retry)
         said = f"{verb} {moved} of {was - to} VMs (running {was} -> {was - moved})"
         booting = sum(
             1
@@ -446,9 +454,7 @@ class GCEGroup:
         return f"pool {held} -> {held + count}"
 
     def from_pool(self, was: int, to: int) -> tuple[str, int]:
-        standby = self.target.standby
-        stopped = standby is not None and standby.stopped
-        verb, status = ("start", "TERMINATED") if stopped else ("resume", "SUSPENDED")
+        verb, status = ("start", "TERMINATED") if self._pool_stops else ("resume", "SUSPENDED")
         moved = self._move(verb, status, to - was)
         return f"{verb} {moved} of {to - was} VMs (running {was} -> {was + moved})", moved
 
@@ -460,10 +466,18 @@ class GCEGroup:
             standby=self.target.standby,
         )
 
-    def _still_idle(self, recheck: Recheck, was: int) -> Callable[[TargetError], None]:
-        """Before a sleep's resize is sent again after a refusal: its sources read again, and
+    @property
+    def _pool_stops(self) -> bool:
+        """The pool keeps stopped VMs (else suspended ones)."""
+        return self.target.standby is not None and self.target.standby.stopped
+
+    def _still_idle(
+        self, recheck: Recheck, was: int, write: str = "resize to 0"
+    ) -> Callable[[TargetError], None]:
+        """Before a sleep's `write` that takes machines down (its resize, or suspending or
+        stopping VMs into the pool) is sent again after a refusal: its sources read again, and
         the sleep withdrawn if work came or a read fails. The backoff delays (up to an
-        interval each) are time for jobs to start on the machines the resize takes down."""
+        interval each) are time for jobs to start on the machines the write takes down."""
 
         def ask(error: TargetError) -> None:
             reason = recheck()
@@ -475,7 +489,7 @@ class GCEGroup:
                 )
                 raise SleepWithdrawn(
                     self.name,
-                    f"the sleep's resize to 0 failed ({refused}) and was not sent again: "
+                    f"the sleep's {write} failed ({refused}) and was not sent again: "
                     f"{reason}; left at {was}, decided again at the next pass",
                 )
 
@@ -490,6 +504,13 @@ class GCEGroup:
                 again = self._still_idle(recheck, was)
             self.resize(to, again)
             return f"resize {was} -> {to}"
+
+        def to_pool(was: int, to: int) -> tuple[str, int, int]:
+            again = None  # so is a sleep's suspend (stop): the VMs' jobs would stop with them
+            if recheck is not None and change.replicas == 0:
+                verb = "stop" if self._pool_stops else "suspend"
+                again = self._still_idle(recheck, was, f"{verb} of {was - to} VMs")
+            return self.to_pool(was, to, again)
 
         def delete(name: str) -> str:
             self.delete_autoscaler(name)
@@ -511,7 +532,7 @@ class GCEGroup:
             delete_autoscaler=delete,
             foreign=foreign,
             standby=self.target.standby,
-            pool=PoolWrites(self.configure_pool, self.to_pool, self.from_pool),
+            pool=PoolWrites(self.configure_pool, to_pool, self.from_pool),
             recheck=recheck,
         )
 
