@@ -102,6 +102,8 @@ from chaos_invariants import (  # noqa: E402
 from chaos_report import Fault, Report, Violation  # noqa: E402
 from chaos_workers import Followers  # noqa: E402
 from gce_emulator import EmulatorServer, Settings  # noqa: E402
+from testground.cli import positive  # noqa: E402
+from testground.cli import run as run_command  # noqa: E402
 from testground.gce import compute_client, create_mig  # noqa: E402
 from testground.kube import (  # noqa: E402
     KubeCluster,
@@ -938,10 +940,17 @@ class Campaign:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
+    """`make chaos`: a failure to set the campaign up is one line, never a traceback."""
+    return run_command(_main, "chaos")
+
+
+def _main() -> int:
+    parser = argparse.ArgumentParser(prog="make chaos")
     parser.add_argument("--seed", type=int, default=22)
-    parser.add_argument("--faults", type=int, default=100)
-    parser.add_argument("--gap", type=float, default=4.0, help="mean seconds between faults")
+    parser.add_argument("--faults", type=positive(int), default=100)
+    parser.add_argument(
+        "--gap", type=positive(float), default=4.0, help="mean seconds between faults"
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--tree", type=Path, default=ROOT, help="run this checkout's operator")
@@ -957,7 +966,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--replicas",
-        type=int,
+        type=positive(int),
         default=1,
         help="run the operator as this many sharded replicas (--sharding); an operator fault "
         "stops the one serving a policy drawn at random",

@@ -69,6 +69,8 @@ from keda_measure import (  # noqa: E402
 from procstats import cpu_seconds, load_average, rss_mib  # noqa: E402
 from replica_watch import ReplicaWatcher  # noqa: E402
 from testground.audit import AuditLog, count_by  # noqa: E402
+from testground.cli import positive  # noqa: E402
+from testground.cli import run as run_command  # noqa: E402
 from testground.keda import KedaOperator, install_keda_crds  # noqa: E402
 from testground.kube import KubeCluster, create_worker_deployments, start_cluster  # noqa: E402
 from testground.process import ManagedProcess, free_port, wait_for  # noqa: E402
@@ -779,12 +781,21 @@ def machine() -> str:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--size", type=int, nargs="+", default=[1, 100])
-    parser.add_argument("--trials", type=int, default=20, help="wake trials per mode")
-    parser.add_argument("--idle", type=float, default=60.0, help="seconds of each idle window")
-    parser.add_argument("--outage", type=float, default=120.0, help="seconds Redis is down")
+def main() -> int:
+    """`make bench-keda`: a failure to set the ground up is one line, never a traceback."""
+    return run_command(_main, "bench-keda")
+
+
+def _main() -> int:
+    parser = argparse.ArgumentParser(prog="make bench-keda")
+    parser.add_argument("--size", type=positive(int), nargs="+", default=[1, 100])
+    parser.add_argument("--trials", type=positive(int), default=20, help="wake trials per mode")
+    parser.add_argument(
+        "--idle", type=positive(float), default=60.0, help="seconds of each idle window"
+    )
+    parser.add_argument(
+        "--outage", type=positive(float), default=120.0, help="seconds Redis is down"
+    )
     parser.add_argument("--seed", type=int, default=21)
     parser.add_argument("--out", type=Path, default=Path("keda-compare.json"))
     parser.add_argument(
@@ -800,7 +811,7 @@ def main() -> None:
         print("| N | measure | KEDA | autozero |\n| --- | --- | --- | --- |")
         for result in saved["results"]:
             print("\n".join(rows(result)))
-        return
+        return 0
 
     # A SIGTERM (or SIGINT, ignored by a shell's background jobs) stops the servers on the way out.
     def stop(*_: object) -> None:
@@ -819,7 +830,8 @@ def main() -> None:
         print("| N | measure | KEDA | autozero |\n| --- | --- | --- | --- |", flush=True)
         for result in results:
             print("\n".join(rows(result)), flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -24,7 +24,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,8 +35,9 @@ import yaml
 from autozero.policy.parse import parse_policy
 from autozero.standalone import StandaloneOptions, run
 from gce_emulator import EmulatorServer, Settings
-from pymongo.errors import PyMongoError
 
+from testground.cli import positive
+from testground.cli import run as run_command
 from testground.gce import compute_client, create_mig
 from testground.mongo import FerretDBServer
 from testground.process import free_port, stop_child
@@ -285,47 +285,20 @@ class Summary:
         return self.peak_instances > 1 and self.processed == self.enqueued and self.final_size == 0
 
 
-#: The test ground's errors (a server that did not start, kubectl, helm, an image build: all
-#: RuntimeErrors that carry what the user needs), a process or file that failed, a queue's server.
-FAILURES = (RuntimeError, OSError, subprocess.SubprocessError, redis.RedisError, PyMongoError)
-
-
 def main(argv: list[str] | None = None) -> int:
     """`make demo`: a failure is one line saying what failed (a server's log tail, the Pods' state
     after a Helm timeout), never a traceback; the servers stop either way."""
-    try:
-        return _main(argv)
-    except KeyboardInterrupt:
-        print("[demo] interrupted: every server stopped", file=sys.stderr)
-        return 130
-    except FAILURES as exc:
-        print(f"[demo] FAILED: {exc}", file=sys.stderr)
-        return 1
-
-
-def _positive(kind: type[float]) -> Callable[[str], float]:
-    """An argparse type: a number above 0, or argparse's own usage error naming the flag."""
-
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text} is not above 0")
-        return value
-
-    return parse
+    return run_command(lambda: _main(argv), "demo")
 
 
 def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
-    parser.add_argument("--jobs", type=_positive(int), default=200, help="jobs to enqueue")
+    parser.add_argument("--jobs", type=positive(int), default=200, help="jobs to enqueue")
     parser.add_argument(
-        "--job-seconds", type=_positive(float), default=0.15, help="how long a job takes"
+        "--job-seconds", type=positive(float), default=0.15, help="how long a job takes"
     )
     parser.add_argument(
-        "--timeout", type=_positive(float), default=180, help="seconds to wait for the drain"
+        "--timeout", type=positive(float), default=180, help="seconds to wait for the drain"
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument(
