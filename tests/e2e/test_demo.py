@@ -7,10 +7,24 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def demo(*args: str, timeout: float, env: dict[str, str] | None = None) -> CompletedProcess[str]:
+    """`make demo` with these arguments (its output captured), as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "testground.demo", *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "scripts"), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize(
@@ -20,15 +34,7 @@ def test_the_demo_wakes_scales_out_drains_and_sleeps(mode: list[str]) -> None:
     """Standalone (the default), as the operator on a real kube-apiserver (`--cluster`), and as
     Pods on a real node, the operator installed with its chart and the workers a Deployment
     (`--node`)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "testground.demo", "--json", "--jobs", "150", *mode],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "scripts")},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = demo("--json", "--jobs", "150", *mode, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["ok"] is True
@@ -45,15 +51,7 @@ def test_the_warm_demo_wakes_the_second_time_from_suspended_workers(mode: list[s
     """`make demo DEMO_ARGS=--warm` (and `--warm --cluster`, the operator): a cold wake, a Sleep
     into the standby pool, a wake that resumes the same worker processes (not new ones), both
     rounds drained."""
-    result = subprocess.run(
-        [sys.executable, "-m", "testground.demo", "--json", "--jobs", "100", "--warm", *mode],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "scripts")},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = demo("--json", "--jobs", "100", "--warm", *mode, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["processed"] == summary["enqueued"] == 200  # no job lost
@@ -72,15 +70,7 @@ def test_a_demo_that_cannot_start_says_why_in_one_line_without_a_traceback(tmp_p
     """No traceback reaches a user: here the tools' cache is a file, so nothing can be built."""
     cache = tmp_path / "cache"
     cache.write_text("not a directory")
-    result = subprocess.run(
-        [sys.executable, "-m", "testground.demo", "--json"],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "scripts"), "AUTOZERO_CACHE": str(cache)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = demo("--json", timeout=120, env={"AUTOZERO_CACHE": str(cache)})
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     assert result.stderr.startswith("[demo] FAILED: "), result.stderr
@@ -99,15 +89,7 @@ def test_a_demo_that_cannot_start_says_why_in_one_line_without_a_traceback(tmp_p
 def test_bad_demo_arguments_get_a_usage_error_before_anything_starts(
     args: list[str], error: str
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "testground.demo", *args],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "scripts")},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = demo(*args, timeout=60)
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stdout == ""  # nothing started
     assert f"make demo: error: {error}" in result.stderr, result.stderr
