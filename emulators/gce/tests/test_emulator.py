@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import struct
 import sys
 import time
 from typing import Any
@@ -428,3 +430,22 @@ def test_a_failed_insert_frees_its_name(compute: Any, emulator: EmulatorServer) 
     assert "error" not in done
     assert compute.autoscalers().get(project=P, zone=Z, autoscaler="bids").execute()["name"]
     assert "error" not in wait(compute, groups.insert(project=P, zone=Z, body=spare).execute())
+
+
+def test_a_client_that_gives_up_is_no_traceback(
+    emulator: EmulatorServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A client gone before a slow answer (its timeout) is what a real API sees daily: the
+    emulator keeps it in its request log, and prints nothing."""
+    emulator.control("faults", {"latencyMs": 300})
+    for _ in range(3):
+        with socket.create_connection((emulator.host, emulator.port), timeout=5) as sock:
+            path = f"/compute/v1/projects/{P}/zones/{Z}/instanceGroupManagers"
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    time.sleep(1.0)
+    emulator.control("faults", {})
+    log = emulator.control("requests", method="GET")["requests"]
+    assert [r["api"] for r in log] == ["instanceGroupManagers.list"] * 3
+    err = capfd.readouterr().err
+    assert "Traceback" not in err, err
