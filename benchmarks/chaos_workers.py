@@ -121,7 +121,14 @@ def mrq() -> None:
 
     stopping = _on_sigterm()
     queue = os.environ["CHAOS_QUEUE"]
-    store = redis.Redis.from_url(os.environ["CHAOS_REDIS_URL"], socket_timeout=5)
+    # No read timeout: on a VM suspended (`--standby`) while its BLPOP waits, the process is
+    # frozen; a signal after the resume (SIGTERM when the VM stops) interrupts the read, and Python
+    # retries it against a deadline that passed while frozen: TimeoutError, the reply dropped
+    # with the connection. Blocking, the read goes on and gets it; BLPOP's own timeout (1 s)
+    # bounds each wait.
+    store = redis.Redis.from_url(
+        os.environ["CHAOS_REDIS_URL"], socket_timeout=None, socket_connect_timeout=5
+    )
     jobs: Any = pymongo.MongoClient(
         os.environ["CHAOS_MONGO_URL"], serverSelectionTimeoutMS=5000
     ).get_default_database()["mrq_jobs"]

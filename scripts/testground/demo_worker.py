@@ -29,7 +29,12 @@ def main() -> None:
     signal.signal(signal.SIGTERM, stop)
     queue = os.environ["DEMO_QUEUE"]
     seconds = float(os.environ.get("DEMO_JOB_SECONDS", "0.2"))
-    store = redis.Redis.from_url(os.environ["DEMO_REDIS_URL"], socket_timeout=5)
+    # No read timeout: a VM suspended into the pool (--warm) freezes this process in its BLPOP,
+    # and a signal after the resume would end a timed read in TimeoutError (Python's deadline
+    # passed while frozen), the reply dropped; BLPOP's own timeout bounds each wait.
+    store = redis.Redis.from_url(
+        os.environ["DEMO_REDIS_URL"], socket_timeout=None, socket_connect_timeout=5
+    )
     jobs: Any = pymongo.MongoClient(
         os.environ["DEMO_MONGO_URL"], serverSelectionTimeoutMS=5000
     ).get_default_database()["mrq_jobs"]
