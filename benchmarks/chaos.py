@@ -244,18 +244,27 @@ DEP_POLICY = ("dep", rq_source("dep"), workload("Deployment", "dep"))
 # metrics server runs here, so the HPA controller reads no CPU and never scales: it holds the
 # group at what autozero woke it to, and the campaign judges the handoff itself.
 DEP_HPA = {"hpa": {"minReplicas": 1, "maxReplicas": 3}}
-# `autozero run`'s policy: its Secrets from --secrets-dir (DIR/mrq/redis, DIR/mrq/mongodb).
-RUN_POLICY = policy(
-    "run",
-    {
-        "mrq": {
-            "queue": MRQ_QUEUE,
-            "redis": {"urlFrom": {"secretKeyRef": {"name": "mrq", "key": "redis"}}},
-            "mongodb": {"urlFrom": {"secretKeyRef": {"name": "mrq", "key": "mongodb"}}},
-        }
-    },
-    gce(RUN_MIG),
-)
+# `--standby`: `mig-run` sleeps into a pool of suspended VMs (their MRQ workers' processes
+# frozen, resumed as they were on wake) instead of deleting them.
+STANDBY = {"mode": "Suspend", "size": 2}
+
+
+def run_policy(standby: bool) -> dict[str, Any]:
+    """`autozero run`'s policy: its Secrets from --secrets-dir (DIR/mrq/redis, DIR/mrq/mongodb)."""
+    target = gce(RUN_MIG)
+    if standby:
+        target["gce"]["standby"] = STANDBY
+    return policy(
+        "run",
+        {
+            "mrq": {
+                "queue": MRQ_QUEUE,
+                "redis": {"urlFrom": {"secretKeyRef": {"name": "mrq", "key": "redis"}}},
+                "mongodb": {"urlFrom": {"secretKeyRef": {"name": "mrq", "key": "mongodb"}}},
+            }
+        },
+        target,
+    )
 
 
 class Campaign:
@@ -270,6 +279,7 @@ class Campaign:
         kinds: tuple[str, ...] = FAULT_KINDS,
         replicas: int = 1,
         pods: bool = False,
+        standby: bool = False,
     ) -> None:
         self.seed, self.fault_count, self.gap, self.out = seed, faults, gap, out
         self.kinds = kinds  # the kinds drawn from (all of them but to chase one)
@@ -293,6 +303,8 @@ class Campaign:
         # kubelet), rather than processes the campaign starts for each replica.
         self.pods = pods
         self.report.options += ["--pods"] if pods else []
+        self.standby = standby  # `mig-run` sleeps into a pool of suspended VMs
+        self.report.options += ["--standby"] if standby else []
         self.report.options += [f"--kinds {','.join(kinds)}"] if kinds != FAULT_KINDS else []
         self.reads_failed: list[tuple[float, float, frozenset[str]]] = []
         self.samples: list[tuple[float, dict[str, int], dict[str, int]]] = []  # t, size, work
@@ -395,7 +407,7 @@ class Campaign:
         secrets.mkdir(parents=True, exist_ok=True)
         (secrets / "redis").write_text(relayed)
         (secrets / "mongodb").write_text(self.mongo.url)
-        (self.out / "run-policy.yaml").write_text(yaml.safe_dump(RUN_POLICY))
+        (self.out / "run-policy.yaml").write_text(yaml.safe_dump(run_policy(self.standby)))
         self.state_file = self.out / "run-state.json"
         self.state_file.unlink(missing_ok=True)
         # The first starts are not judged.
@@ -972,6 +984,11 @@ def _main() -> int:
         "stops the one serving a policy drawn at random",
     )
     parser.add_argument(
+        "--standby",
+        action="store_true",
+        help="autozero run's MIG sleeps into a standby pool of suspended VMs (resumed on wake)",
+    )
+    parser.add_argument(
         "--kinds",
         default=",".join(FAULT_KINDS),
         help="the kinds of fault to draw from, comma-separated (default: all; another set draws "
@@ -992,6 +1009,7 @@ def _main() -> int:
         kinds,
         args.replicas,
         pods=args.pods,
+        standby=args.standby,
     )
     try:
         campaign.start()

@@ -35,7 +35,9 @@ ACT_WITHIN = INTERVAL + 0.5
 
 @dataclass(frozen=True)
 class Resize:
-    """An accepted write of a group's size: a MIG resize or a workload's /scale."""
+    """An accepted write of a group's size: a MIG resize or a workload's /scale, or (`pool`,
+    with `--standby`) VMs suspended or stopped into a MIG's standby pool, which autozero does only
+    as a sleep's first step: the group going to 0, its machines taken down."""
 
     at: float
     group: str
@@ -44,6 +46,7 @@ class Resize:
     # "failed" (an accepted resize whose operation failed)
     actor: str
     line: str  # the evidence, as read
+    pool: bool = False
 
 
 @dataclass
@@ -66,21 +69,28 @@ def job_group(job: str) -> str:
     return job.rsplit("/", 1)[0]
 
 
+# The methods that move VMs into a standby pool: each is a sleep's first step (a Resize to 0).
+INTO_POOL = ("instanceGroupManagers.suspendInstances", "instanceGroupManagers.stopInstances")
+
+
 def emulator_resizes(
     calls: Iterable[dict[str, Any]], failed: Callable[[str | None], bool]
 ) -> list[Resize]:
-    """Accepted resizes from the emulator's log; the request path names the group."""
+    """Accepted resizes, and moves into a standby pool, from the emulator's log; the request
+    path names the group."""
     found: list[Resize] = []
     for entry in calls:
-        if entry.get("api") != "instanceGroupManagers.resize" or entry["status"] != 200:
+        api = entry.get("api")
+        if api not in ("instanceGroupManagers.resize", *INTO_POOL) or entry["status"] != 200:
             continue
         group = entry["path"].split("/instanceGroupManagers/", 1)[1].split("/", 1)[0]
         query = dict(p.split("=", 1) for p in entry["query"].split("&") if "=" in p)
-        # An accepted resize whose operation then failed changed nothing.
+        # An accepted write whose operation then failed changed nothing.
         actor = "failed" if failed(entry.get("operation")) else "autozero"
-        found.append(
-            Resize(entry["at"], group, int(query["size"]), actor, f"emulator: {json.dumps(entry)}")
-        )
+        pool = api in INTO_POOL
+        size = 0 if pool else int(query["size"])
+        line = f"emulator: {json.dumps(entry)}"
+        found.append(Resize(entry["at"], group, size, actor, line, pool=pool))
     return found
 
 
@@ -154,7 +164,7 @@ def judge(evidence: Evidence, report: Report) -> None:
             how = f"started on {started[job]['worker']}" if job in started else "never started"
             report.violations.append(Violation("every job processed", f"job {job}: {how}"))
     resizes = sorted(evidence.resizes, key=lambda r: r.at)
-    writes = Counter(f"{r.group} {r.actor} writes" for r in resizes)
+    writes = Counter(f"{r.group} {r.actor} {'pool moves' if r.pool else 'writes'}" for r in resizes)
     report.evidence = {
         "job log lines": len(evidence.events),
         **{f"{group} autozero writes": 0 for group in GROUPS},  # a group with none shows 0
@@ -210,11 +220,12 @@ def judge(evidence: Evidence, report: Report) -> None:
                             f"reads failed {start:.1f}-{end:.1f})",
                         )
                     )
-        last[resize.group] = resize.size
+        if not resize.pool:  # the resize to 0 after it is judged against the size before
+            last[resize.group] = resize.size
     # 4. no duplicated resize: two accepted resizes of one MIG to one size in a row
     previous: dict[str, Resize] = {}
     for resize in resizes:
-        if resize.group not in MIGS or resize.actor != "autozero":
+        if resize.group not in MIGS or resize.actor != "autozero" or resize.pool:
             continue
         before = previous.get(resize.group)
         if before is not None and before.size == resize.size:
@@ -339,8 +350,13 @@ def writes_between(evidence: Evidence, policy: str, since: float, until: float) 
     group = POLICY_GROUP[policy]
     if any(r.group == group and since < r.at <= until for r in evidence.resizes):
         return True
-    return group == "mig" and any(
-        str(c.get("api") or "").startswith("autoscalers.") and since < c["at"] <= until
+    return any(
+        since < c["at"] <= until
+        and (
+            (group == "mig" and str(c.get("api") or "").startswith("autoscalers."))
+            # a write of the group's: a pool's suspend or resume
+            or (c["method"] != "GET" and f"/instanceGroupManagers/{group}/" in c["path"])
+        )
         for c in evidence.calls
     )
 

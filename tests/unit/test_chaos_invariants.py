@@ -241,3 +241,66 @@ def test_a_fault_judged_with_the_next_keeps_its_own_end(
     found = [v.invariant for v in report.violations]
     assert ("converged within 3 intervals" in found) is violated
     assert report.faults[0].judged_with_next
+
+
+def pool_call(verb: str, at: float, group: str = "mig-run") -> dict[str, Any]:
+    return {
+        "api": f"instanceGroupManagers.{verb}Instances",
+        "method": "POST",
+        "status": 200,
+        "path": f"/compute/v1/projects/p/zones/z/instanceGroupManagers/{group}/{verb}Instances",
+        "query": f"requestId=r{at}",
+        "at": at,
+    }
+
+
+def resize_call(size: int, at: float, group: str = "mig-run") -> dict[str, Any]:
+    return {
+        "api": "instanceGroupManagers.resize",
+        "method": "POST",
+        "status": 200,
+        "path": f"/compute/v1/projects/p/zones/z/instanceGroupManagers/{group}/resize",
+        "query": f"size={size}&requestId=r{at}",
+        "at": at,
+    }
+
+
+@pytest.mark.parametrize("verb", ["suspend", "stop"])
+def test_a_move_into_the_pool_is_the_group_going_to_0_under_a_job(verb: str) -> None:
+    """`--standby`: a sleep whose pool takes every VM sends no resize at all; suspending or
+    stopping VMs under a running job breaks invariant 1 as a resize to 0 would."""
+    calls = [resize_call(2, 1.0), pool_call(verb, 10.0)]
+    moves = emulator_resizes(calls, lambda _: False)
+    assert [(r.size, r.pool) for r in moves] == [(2, False), (0, True)]
+    under_a_job = evidence(resizes=moves, events=job_run("mig-run/a", 9.0, 12.0))
+    assert invariants(under_a_job) == ["never 0 while a job runs"]
+    assert invariants(evidence(resizes=moves, events=job_run("mig-run/a", 7.0, 9.5))) == []
+
+
+def test_a_pool_move_then_the_resize_to_0_is_no_duplicate_and_is_judged_against_failing_reads() -> (
+    None
+):
+    """Suspend 2 of 3, then resize 1 -> 0: one sleep, not two resizes to one size; during a
+    failing read both are scale-downs from 3."""
+    moves = emulator_resizes(
+        [resize_call(3, 1.0), pool_call("suspend", 10.0), resize_call(0, 10.5)], lambda _: False
+    )
+    assert invariants(evidence(resizes=moves)) == []
+    failing = [(9.0, 10.2, frozenset({"mig-run"}))]
+    assert (
+        invariants(evidence(resizes=moves, reads_failed=failing))
+        == ["no scale-down during a failing read"] * 2
+    )
+
+
+def test_a_pools_writes_are_the_policy_served_not_starved() -> None:
+    """A pass waiting for its resume operations is busy, not starved (the runner's `run`)."""
+    scrapes = [(at, "runner", {"chaos/run": last}) for at, last in [(9.0, 9.0), (12.5, 10.0)]]
+    found = evidence(evaluations=scrapes, serving={"operator": 0.0, "runner": 0.0})
+    assert invariants(found) == ["no policy starved"]
+    busy = evidence(
+        evaluations=scrapes,
+        serving={"operator": 0.0, "runner": 0.0},
+        calls=[pool_call("resume", 11.0)],
+    )
+    assert invariants(busy) == []
