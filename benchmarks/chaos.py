@@ -1,13 +1,15 @@
 """A chaos campaign: real jobs, random faults at seeded times, invariants from independent evidence.
 
 Run: .venv/bin/python benchmarks/chaos.py --seed 22 --faults 100 [--gap 4] [--out DIR] [--json]
-     [--handoff] [--replicas N] [--pods] [--kinds K,K]
+     [--handoff] [--replicas N] [--pods] [--standby] [--kinds K,K]
 
 With `--replicas N` the operator runs as N sharded replicas (`--sharding`, each its own Lease,
 SHARD_LEASE's timings); an operator fault stops the replica serving a policy drawn at random
 (as its status.servedBy names it) and starts a new one under a new identity, as a Deployment
 would. The fault lasts until its policies may move: the killed replica's Lease run out, or the
 stopped one's deleted, and a round of the others.
+With `--standby` `mig-run` sleeps into a standby pool of suspended VMs and wakes from it; a
+move into the pool is judged as the group going to 0.
 
 Four groups, each woken by its own queue:
 - `mig`, a GCE managed instance group in the emulator driven by the operator, whose instances each

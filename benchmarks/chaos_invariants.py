@@ -225,6 +225,8 @@ def judge(evidence: Evidence, report: Report) -> None:
     # 4. no duplicated resize: two accepted resizes of one MIG to one size in a row
     previous: dict[str, Resize] = {}
     for resize in resizes:
+        if resize.pool:  # the group went to 0 (a wake from the pool resumes: no resize)
+            previous.pop(resize.group, None)
         if resize.group not in MIGS or resize.actor != "autozero" or resize.pool:
             continue
         before = previous.get(resize.group)

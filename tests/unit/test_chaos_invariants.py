@@ -304,3 +304,14 @@ def test_a_pools_writes_are_the_policy_served_not_starved() -> None:
         calls=[pool_call("resume", 11.0)],
     )
     assert invariants(busy) == []
+
+
+def test_a_wake_by_resize_after_sleeps_through_the_pool_is_no_duplicate() -> None:
+    """Chaos, seed 24 --standby: woken to 1 by a resize, then asleep into the pool and woken
+    from it (resumes, no resize) until the pool was empty: the next resize to 1 is a new wake."""
+    calls = [resize_call(1, 1.0), pool_call("suspend", 5.0), resize_call(1, 9.0)]
+    assert invariants(evidence(resizes=emulator_resizes(calls, lambda _: False))) == []
+    twice = [resize_call(1, 1.0), resize_call(1, 9.0)]
+    assert invariants(evidence(resizes=emulator_resizes(twice, lambda _: False))) == [
+        "no duplicated resize"
+    ]
