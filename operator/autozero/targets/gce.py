@@ -426,7 +426,7 @@ class GCEGroup:
         Returns what was done, how many were suspended, and how many the pool was raised by.
         `before_retry`: asked before the suspend (stop) is sent again after a refusal."""
         stopped = self._pool_stops
-        verb = "stop" if stopped else "suspend"
+        verb = self._into_pool
         rows = self.managed_instances()
         moved = self._move(verb, "RUNNING", was - to, rows, before_retry)
         said = f"{verb} {moved} of {was - to} VMs (running {was} -> {was - moved})"
@@ -471,6 +471,11 @@ class GCEGroup:
         """The pool keeps stopped VMs (else suspended ones)."""
         return self.target.standby is not None and self.target.standby.stopped
 
+    @property
+    def _into_pool(self) -> str:
+        """The verb that moves VMs into the pool."""
+        return "stop" if self._pool_stops else "suspend"
+
     def _still_idle(
         self, recheck: Recheck, was: int, write: str = "resize to 0"
     ) -> Callable[[TargetError], None]:
@@ -508,8 +513,7 @@ class GCEGroup:
         def to_pool(was: int, to: int) -> tuple[str, int, int]:
             again = None  # so is a sleep's suspend (stop): the VMs' jobs would stop with them
             if recheck is not None and change.replicas == 0:
-                verb = "stop" if self._pool_stops else "suspend"
-                again = self._still_idle(recheck, was, f"{verb} of {was - to} VMs")
+                again = self._still_idle(recheck, was, f"{self._into_pool} of {was - to} VMs")
             return self.to_pool(was, to, again)
 
         def delete(name: str) -> str:
